@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("pipeconnect: no subcommands yet");
+    std::process::exit(2);
+}
