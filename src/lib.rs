@@ -17,7 +17,9 @@ pub mod clock;
 pub mod error;
 pub mod ffi;
 pub mod key;
+pub mod policy;
 pub mod reply;
+pub mod session;
 pub mod version;
 
 pub use cache::{Cache, CacheConfig, CacheStats, Entry};

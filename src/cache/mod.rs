@@ -6,6 +6,7 @@
 //! the one clock.
 
 pub mod backend;
+pub mod file;
 pub mod memory;
 
 use crate::caps::Capabilities;

@@ -14,7 +14,10 @@
 pub mod cache;
 pub mod caps;
 pub mod key;
+pub mod policy;
 pub mod result;
+pub mod session;
+pub mod store;
 pub mod version;
 
 use result::pipeconnect_result;

@@ -1,0 +1,1 @@
+//! The shared file store (see docs/FILE_STORE.md).

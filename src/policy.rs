@@ -1,0 +1,1 @@
+//! The rules of PIPE_CONNECT as pure functions.

@@ -1,0 +1,91 @@
+//! Helpers shared by the integration tests that compile and run C programs against the
+//! built `libpipeconnect.so`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// The crate's root folder.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The folder holding the `libpipeconnect.so` built for this test run (the profile folder
+/// above the test binary's `deps/`).
+pub fn lib_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("profile folder")
+        .to_path_buf();
+    assert!(
+        dir.join("libpipeconnect.so").exists(),
+        "libpipeconnect.so not found in {}",
+        dir.display()
+    );
+    dir
+}
+
+/// A fresh scratch folder for one test, removed first if it exists.
+pub fn scratch(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("pipeconnect-test-{}-{}", name, std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("scratch dir");
+    d
+}
+
+/// The C compiler: `$CC` or `cc`.
+pub fn cc() -> String {
+    std::env::var("CC").unwrap_or_else(|_| "cc".to_string())
+}
+
+/// Compile `sources` (paths relative to the crate root) into `out`, as C99 with
+/// `-Wall -Wextra -Werror -pedantic`, against the committed header and the built library.
+/// Panics with the compiler's output on failure.
+pub fn compile_c(sources: &[&str], out: &Path, extra: &[&str]) {
+    let root = root();
+    let lib = lib_dir();
+    let mut cmd = Command::new(cc());
+    cmd.args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
+        .arg(format!("-I{}", root.join("include").display()))
+        .arg(format!("-I{}", root.join("tests/c").display()));
+    for s in sources {
+        cmd.arg(root.join(s));
+    }
+    cmd.arg("-o")
+        .arg(out)
+        .arg(format!("-L{}", lib.display()))
+        .arg(format!("-Wl,-rpath,{}", lib.display()))
+        .arg("-lpipeconnect")
+        .args(extra);
+    let o = cmd.output().expect("run the C compiler");
+    assert!(
+        o.status.success(),
+        "C compile failed:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// Run a program, returning its output; panics with the output if it failed.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let o = cmd.output().expect("run the program");
+    assert!(
+        o.status.success(),
+        "{:?} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        cmd,
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    o
+}
+
+/// Compile `tests/c/<name>.c` (plus `tests/c/check.h`) and run it; it must exit 0.
+pub fn run_c_test(name: &str) -> Output {
+    let dir = scratch(name);
+    let exe = dir.join(name);
+    compile_c(&[&format!("tests/c/{name}.c")], &exe, &[]);
+    run_ok(&mut Command::new(&exe))
+}
