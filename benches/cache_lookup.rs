@@ -1,1 +1,139 @@
-fn main() {}
+//! Lookup cost of the in-process cache with 1 and 2 threads, next to a plain
+//! `lru::LruCache` behind one `std::sync::Mutex`, measured in the same run.
+//!
+//! Run: `cargo bench --bench cache_lookup`. The last lines print the ratios.
+
+use criterion::{black_box, Criterion};
+use pipeconnect::cache::{Cache, CacheConfig};
+use pipeconnect::caps::{Capabilities, ParseOptions};
+use pipeconnect::key::{PeerKey, TlsState};
+use std::num::NonZeroUsize;
+use std::sync::{Arc, Barrier, Mutex};
+use std::time::{Duration, Instant};
+
+const KEYS: u32 = 4096;
+const EXIM: &[u8] = b"250-mx.test.example Hello\r\n250-SIZE 52428800\r\n250-PIPELINING\r\n\
+250-PIPECONNECT\r\n250-AUTH PLAIN\r\n250-CHUNKING\r\n250 STARTTLS\r\n";
+
+fn keys() -> Vec<PeerKey> {
+    (0..KEYS)
+        .map(|i| {
+            let a = std::net::Ipv4Addr::from(0x0a00_0000 + i);
+            PeerKey::new(a.into(), 25, TlsState::Cleartext).unwrap()
+        })
+        .collect()
+}
+
+trait Lookup: Send + Sync + 'static {
+    fn get(&self, k: &PeerKey) -> bool;
+}
+
+impl Lookup for Cache {
+    fn get(&self, k: &PeerKey) -> bool {
+        self.lookup(k).is_some()
+    }
+}
+
+struct Baseline(Mutex<lru::LruCache<PeerKey, (Capabilities, u64)>>);
+
+impl Lookup for Baseline {
+    fn get(&self, k: &PeerKey) -> bool {
+        self.0.lock().unwrap().get(k).map(|e| e.clone()).is_some()
+    }
+}
+
+fn ours(keys: &[PeerKey], caps: &Capabilities) -> Arc<Cache> {
+    let c = Cache::in_memory(CacheConfig {
+        capacity: KEYS as usize * 2,
+        ..CacheConfig::default()
+    });
+    for k in keys {
+        c.learn(k, caps.clone());
+    }
+    Arc::new(c)
+}
+
+fn baseline(keys: &[PeerKey], caps: &Capabilities) -> Arc<Baseline> {
+    let mut m = lru::LruCache::new(NonZeroUsize::new(KEYS as usize * 2).unwrap());
+    for k in keys {
+        m.put(k.clone(), (caps.clone(), 0));
+    }
+    Arc::new(Baseline(Mutex::new(m)))
+}
+
+/// Time `iters` lookups on each of `threads` threads at once; the per-lookup wall time.
+fn run<L: Lookup>(
+    cache: &Arc<L>,
+    keys: &Arc<Vec<PeerKey>>,
+    threads: usize,
+    iters: u64,
+) -> Duration {
+    let barrier = Arc::new(Barrier::new(threads + 1));
+    let handles: Vec<_> = (0..threads)
+        .map(|t| {
+            let (cache, keys, barrier) =
+                (Arc::clone(cache), Arc::clone(keys), Arc::clone(&barrier));
+            std::thread::spawn(move || {
+                barrier.wait();
+                let mut i = t * 977;
+                for _ in 0..iters {
+                    black_box(cache.get(&keys[i % keys.len()]));
+                    i += 7;
+                }
+            })
+        })
+        .collect();
+    barrier.wait();
+    let start = Instant::now();
+    for h in handles {
+        h.join().unwrap();
+    }
+    start.elapsed() / iters as u32
+}
+
+fn main() {
+    let caps = Capabilities::parse_ehlo(EXIM, ParseOptions::default()).unwrap();
+    let keys = Arc::new(keys());
+    let ours = ours(&keys, &caps);
+    let base = baseline(&keys, &caps);
+    let mut c = Criterion::default()
+        .configure_from_args()
+        .measurement_time(Duration::from_secs(3));
+    let mut results = Vec::new();
+    for threads in [1usize, 2] {
+        let mut g = c.benchmark_group(format!("lookup_{threads}_thread"));
+        let mut t_ours = Duration::ZERO;
+        let mut t_base = Duration::ZERO;
+        g.bench_function("pipeconnect_sharded", |b| {
+            b.iter_custom(|iters| {
+                let d = run(&ours, &keys, threads, iters);
+                t_ours = d;
+                d * iters as u32
+            })
+        });
+        g.bench_function("lru_behind_one_mutex", |b| {
+            b.iter_custom(|iters| {
+                let d = run(&base, &keys, threads, iters);
+                t_base = d;
+                d * iters as u32
+            })
+        });
+        g.finish();
+        // A final side-by-side pass with equal work, alternating, for the ratio.
+        let (mut a, mut bsum) = (Duration::ZERO, Duration::ZERO);
+        for _ in 0..5 {
+            a += run(&ours, &keys, threads, 200_000);
+            bsum += run(&base, &keys, threads, 200_000);
+        }
+        results.push((threads, a / 5, bsum / 5));
+    }
+    c.final_summary();
+    for (threads, a, b) in results {
+        println!(
+            "summary: threads={threads} pipeconnect_ns={:.1} lru_mutex_ns={:.1} ratio_mutex_over_ours={:.2}",
+            a.as_nanos() as f64,
+            b.as_nanos() as f64,
+            b.as_secs_f64() / a.as_secs_f64()
+        );
+    }
+}

@@ -22,6 +22,11 @@ pub mod reply;
 pub mod session;
 pub mod version;
 
+/// The C header as cbindgen generated it from this build's sources. The committed copy in
+/// `include/pipeconnect.h` must equal it (a test checks; `make header` refreshes it).
+#[doc(hidden)]
+pub const GENERATED_HEADER: &str = include_str!(concat!(env!("OUT_DIR"), "/pipeconnect.h"));
+
 pub use cache::{Cache, CacheConfig, CacheStats, Entry};
 pub use caps::{Capabilities, Extension, ParseOptions};
 pub use clock::Clock;

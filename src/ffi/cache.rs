@@ -21,7 +21,7 @@ pub struct pipeconnect_cache {
     pub(crate) cache: Arc<Cache>,
 }
 
-/// The cache's counters, filled by `pipeconnect_cache_stats()`.
+/// The cache's counters, filled by `pipeconnect_cache_get_stats()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_cache_stats {
@@ -216,7 +216,7 @@ pub unsafe extern "C" fn pipeconnect_cache_clear(
 /// # Safety
 /// `cache` is a live handle; `stats_out` is writable.
 #[no_mangle]
-pub unsafe extern "C" fn pipeconnect_cache_stats(
+pub unsafe extern "C" fn pipeconnect_cache_get_stats(
     cache: *const pipeconnect_cache,
     stats_out: *mut pipeconnect_cache_stats,
 ) -> pipeconnect_result {

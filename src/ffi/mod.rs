@@ -143,3 +143,36 @@ pub(crate) unsafe fn copy_out_text(
     *written = s.len();
     Ok(pipeconnect_result::PIPECONNECT_OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_becomes_an_error_result_and_does_not_unwind() {
+        let prev = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        let r = guard(|| panic!("inside the library"));
+        let mut freed = false;
+        guard_void(|| {
+            freed = true;
+            panic!("inside a free function")
+        });
+        std::panic::set_hook(prev);
+        assert_eq!(r, pipeconnect_result::PIPECONNECT_ERR_PANIC);
+        assert!(freed);
+    }
+
+    #[test]
+    fn copy_out_text_never_overruns() {
+        let mut buf = [0x55 as c_char; 8];
+        let mut n = 0usize;
+        let r = unsafe { copy_out_text("12345678", buf.as_mut_ptr(), buf.len(), &mut n) };
+        assert_eq!(r, Err(pipeconnect_result::PIPECONNECT_ERR_BUFFER_TOO_SMALL));
+        assert_eq!(n, 8);
+        assert!(buf.iter().all(|&b| b == 0x55));
+        let r = unsafe { copy_out_text("1234567", buf.as_mut_ptr(), buf.len(), &mut n) };
+        assert_eq!(r, Ok(pipeconnect_result::PIPECONNECT_OK));
+        assert_eq!(buf[7], 0);
+    }
+}

@@ -24,7 +24,34 @@ pub fn lib_dir() -> PathBuf {
         "libpipeconnect.so not found in {}",
         dir.display()
     );
+    // `cargo test` builds the rlib the tests link, but not the shared library: a stale
+    // .so would test old code, so insist on `cargo build` (the Makefile does it) first.
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    if let (Some(so), Some(rlib)) = (
+        modified(dir.join("libpipeconnect.so")),
+        modified(dir.join("libpipeconnect.rlib")),
+    ) {
+        assert!(
+            so + std::time::Duration::from_secs(30) >= rlib,
+            "libpipeconnect.so is older than the crate: run `cargo build` before the tests \
+             (make test does)"
+        );
+    }
     dir
+}
+
+/// A folder beside `dir` where the built library is reachable as an installed one:
+/// `libpipeconnect.so` and its soname `libpipeconnect.so.0`, both links to the build.
+pub fn link_dir(dir: &Path) -> PathBuf {
+    let built = lib_dir().join("libpipeconnect.so");
+    let d = dir.join("lib");
+    std::fs::create_dir_all(&d).expect("lib folder");
+    for name in ["libpipeconnect.so", "libpipeconnect.so.0"] {
+        let link = d.join(name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&built, &link).expect("link the library");
+    }
+    d
 }
 
 /// A fresh scratch folder for one test, removed first if it exists.
@@ -45,11 +72,19 @@ pub fn cc() -> String {
 /// Panics with the compiler's output on failure.
 pub fn compile_c(sources: &[&str], out: &Path, extra: &[&str]) {
     let root = root();
-    let lib = lib_dir();
+    let lib = link_dir(out.parent().expect("output folder"));
     let mut cmd = Command::new(cc());
-    cmd.args(["-std=c99", "-D_POSIX_C_SOURCE=200809L", "-Wall", "-Wextra", "-Werror", "-pedantic", "-g"])
-        .arg(format!("-I{}", root.join("include").display()))
-        .arg(format!("-I{}", root.join("tests/c").display()));
+    cmd.args([
+        "-std=c99",
+        "-D_POSIX_C_SOURCE=200809L",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+        "-g",
+    ])
+    .arg(format!("-I{}", root.join("include").display()))
+    .arg(format!("-I{}", root.join("tests/c").display()));
     for s in sources {
         cmd.arg(root.join(s));
     }

@@ -1,0 +1,78 @@
+#!/bin/sh
+# Install into a temporary DESTDIR, then build and run a C program with nothing but
+# `pkg-config --cflags --libs pipeconnect`, against the shared and the static library.
+set -eu
+top=$(cd "$(dirname "$0")/../.." && pwd)
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+prefix=/opt/pipeconnect-test
+passed=0
+failed=0
+ok() { passed=$((passed + 1)); echo "ok: $*"; }
+bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
+
+make -s -C "$top" install DESTDIR="$stage" PREFIX="$prefix" >/dev/null
+root="$stage$prefix"
+for f in lib/libpipeconnect.so lib/libpipeconnect.so.0 lib/libpipeconnect.a \
+         include/pipeconnect.h lib/pkgconfig/pipeconnect.pc; do
+    if [ -e "$root/$f" ]; then ok "installed $f"; else bad "missing $f"; fi
+done
+real=$(readlink "$root/lib/libpipeconnect.so.0")
+case "$real" in libpipeconnect.so.0.*.*) ok "soname link -> $real" ;; *) bad "soname link -> $real" ;; esac
+if readelf -d "$root/lib/libpipeconnect.so.0" | grep -q 'SONAME.*\[libpipeconnect.so.0\]'; then
+    ok "SONAME is libpipeconnect.so.0"
+else
+    bad "SONAME"
+fi
+
+# pkg-config reads the .pc from the staged tree; its prefix points at $prefix, so
+# redirect it into the stage with --define-prefix-less sysroot handling.
+export PKG_CONFIG_PATH="$root/lib/pkgconfig"
+export PKG_CONFIG_SYSROOT_DIR="$stage"
+cflags=$(pkg-config --cflags pipeconnect)
+libs=$(pkg-config --libs pipeconnect)
+cat > "$stage/quickstart.c" <<'C'
+#include <pipeconnect.h>
+#include <stdio.h>
+#include <string.h>
+int main(void) {
+    static const char ehlo[] = "250-mx.example\r\n250-PIPELINING\r\n250 PIPECONNECT\r\n";
+    pipeconnect_cache *cache = NULL;
+    pipeconnect_key *key = NULL;
+    pipeconnect_caps *caps = NULL;
+    bool early = false;
+    if (strcmp(pipeconnect_version(), PIPECONNECT_VERSION_STRING) != 0) return 10;
+    if (pipeconnect_cache_new(0, 0, &cache) != PIPECONNECT_OK) return 11;
+    if (pipeconnect_key_new("2001:db8::25", 25, PIPECONNECT_TLS_CLEARTEXT, &key)) return 12;
+    if (pipeconnect_cache_learn(cache, key, (const uint8_t *)ehlo, strlen(ehlo), 0)) return 13;
+    if (pipeconnect_cache_lookup(cache, key, &caps) != PIPECONNECT_OK) return 14;
+    if (pipeconnect_caps_has(caps, PIPECONNECT_EXT_PIPECONNECT, &early) || !early) return 15;
+    printf("early pipelining cached for [2001:db8::25]:25\n");
+    pipeconnect_caps_free(caps);
+    pipeconnect_key_free(key);
+    pipeconnect_cache_free(cache);
+    return 0;
+}
+C
+# shellcheck disable=SC2086
+if ${CC:-cc} -std=c99 -Wall -Wextra -Werror -pedantic $cflags "$stage/quickstart.c" -o "$stage/qs" $libs \
+    && LD_LIBRARY_PATH="$root/lib" "$stage/qs"; then
+    ok "shared: compiled with pkg-config and ran"
+else
+    bad "shared: compile or run with pkg-config"
+fi
+if ldd "$stage/qs" 2>/dev/null | grep -q 'libpipeconnect.so.0'; then
+    ok "the program records the soname libpipeconnect.so.0"
+else
+    bad "the program does not depend on libpipeconnect.so.0"
+fi
+slibs=$(pkg-config --static --libs pipeconnect | sed 's/-lpipeconnect/-l:libpipeconnect.a/')
+# shellcheck disable=SC2086
+if ${CC:-cc} -std=c99 -Wall -Wextra -Werror $cflags "$stage/quickstart.c" -o "$stage/qs-static" $slibs \
+    && "$stage/qs-static" && ! ldd "$stage/qs-static" | grep -q libpipeconnect; then
+    ok "static: linked libpipeconnect.a with pkg-config --static and ran"
+else
+    bad "static link with pkg-config --static"
+fi
+echo "install: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
