@@ -6,7 +6,7 @@ use super::{CacheStats, Entry};
 use crate::key::PeerKey;
 use lru::LruCache;
 use parking_lot::Mutex;
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
 
 #[derive(Debug)]
@@ -48,9 +48,7 @@ impl MemoryBackend {
     }
 
     fn shard(&self, key: &PeerKey) -> &Mutex<Shard> {
-        let mut h = self.hasher.build_hasher();
-        key.hash(&mut h);
-        let i = (h.finish() as usize) & (self.shards.len() - 1);
+        let i = (self.hasher.hash_one(key) as usize) & (self.shards.len() - 1);
         &self.shards[i]
     }
 }

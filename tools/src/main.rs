@@ -1,4 +1,34 @@
+//! The `pipeconnect` command. Each subcommand lives in its own module and gets the arguments
+//! that follow its name; it returns the process exit code.
+
+mod cli;
+mod delay;
+mod limit;
+mod listen;
+mod serve;
+
+const USAGE: &str = "usage: pipeconnect <serve|delay> [options]  \
+(serve: SMTP test sink; delay: slow-link TCP proxy; pipeconnect <command> --help for options)";
+
 fn main() {
-    eprintln!("pipeconnect: no subcommands yet");
-    std::process::exit(2);
+    let mut args = std::env::args().skip(1);
+    let command = args.next();
+    let rest: Vec<String> = args.collect();
+    let code = match command.as_deref() {
+        Some("serve") => serve::main(rest),
+        Some("delay") => delay::main(rest),
+        Some("--help" | "-h" | "help") => {
+            println!("{USAGE}");
+            0
+        }
+        Some(other) => {
+            eprintln!("pipeconnect: unknown command '{other}'\n{USAGE}");
+            cli::EXIT_USAGE
+        }
+        None => {
+            eprintln!("{USAGE}");
+            cli::EXIT_USAGE
+        }
+    };
+    std::process::exit(code);
 }

@@ -1,0 +1,406 @@
+//! One SMTP connection of the sink, from the banner to the close, after Exim 4.96's smtp_in.
+
+use std::io::{self, ErrorKind};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use super::auth;
+use super::channel::{Channel, Line};
+use super::command::{self, Command};
+use super::data;
+use super::ehlo;
+use super::reply::{multiline, single};
+use super::transport::Transport;
+use super::Shared;
+
+/// The longest line accepted, line ending included.
+const MAX_LINE: usize = 1000;
+/// How long the sink waits for the client to say something.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Unknown commands, bad syntax or bad sequence tolerated before the connection is dropped.
+const MAX_ERRORS: u32 = 20;
+/// Input read before the banner is kept up to this size (the rest is read later as usual).
+const EARLY_INPUT_CAP: usize = 64 * 1024;
+
+/// Serves one accepted connection; logs `closed` when it is over, however it ended.
+pub fn run(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) {
+    let _ = serve(tcp, conn, accepted_at, shared);
+    shared.log.closed(conn);
+}
+
+fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io::Result<()> {
+    tcp.set_nodelay(true)?;
+    tcp.set_read_timeout(Some(IDLE_TIMEOUT))?;
+    tcp.set_write_timeout(Some(IDLE_TIMEOUT))?;
+    let mut channel = Channel::new(Transport::Plain(tcp));
+    let mut session = Session {
+        shared,
+        conn,
+        accepted_at,
+        mode: Mode::Serving,
+        greeting: Greeting::None,
+        authenticated: false,
+        transaction: None,
+        errors: 0,
+    };
+    if session.greet(&mut channel)? {
+        loop {
+            match session.next_command(&mut channel) {
+                Ok(Next::Continue) => {}
+                Ok(Next::StartTls) => {
+                    let Some(config) = shared.tls.clone() else {
+                        break;
+                    };
+                    channel = channel.start_tls(config)?;
+                    session.restart_after_tls();
+                }
+                Ok(Next::Close) => break,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    let text = format!("{} idle timeout, closing connection", host(shared));
+                    channel.queue(&single(421, &text));
+                    break;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    channel.close();
+    Ok(())
+}
+
+fn host(shared: &Shared) -> &str {
+    &shared.options.hostname
+}
+
+/// What the connection does after a command.
+enum Next {
+    Continue,
+    StartTls,
+    Close,
+}
+
+/// Whether the banner offered service.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Serving,
+    /// A 5xx banner: only QUIT is answered positively (RFC 5321 §3.1).
+    Refusing,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Greeting {
+    None,
+    Helo,
+    Ehlo,
+}
+
+/// A mail transaction in progress (after MAIL).
+#[derive(Default)]
+struct Transaction {
+    /// Accepted recipients.
+    rcpts: u32,
+    /// BDAT bytes received so far.
+    bytes: u64,
+    /// BDAT was used: DATA is no longer allowed.
+    chunking: bool,
+}
+
+struct Session<'a> {
+    shared: &'a Shared,
+    conn: u64,
+    accepted_at: Instant,
+    mode: Mode,
+    greeting: Greeting,
+    authenticated: bool,
+    transaction: Option<Transaction>,
+    errors: u32,
+}
+
+impl Session<'_> {
+    fn t_ms(&self) -> u128 {
+        self.accepted_at.elapsed().as_millis()
+    }
+
+    /// Waits the banner delay, then queues the banner (sent with the first flush). Returns false
+    /// when the connection is to be closed at once.
+    ///
+    /// With PIPECONNECT on, input that is already there is read first, so that its lines are
+    /// known to be early. With it off, such input is a synchronization error (Exim's check for
+    /// early talkers): 554 and close.
+    fn greet(&mut self, channel: &mut Channel) -> io::Result<bool> {
+        let options = &self.shared.options;
+        std::thread::sleep(options.banner_delay);
+        if options.early_input_allowed() {
+            channel.read_available(EARLY_INPUT_CAP)?;
+        } else if channel.input_pending()? {
+            channel.queue(&single(554, "SMTP synchronization error"));
+            self.shared.log.syncerror(self.conn, self.t_ms());
+            return Ok(false);
+        }
+        channel.mark_banner();
+        let code = options.banner_code;
+        let text = match code / 100 {
+            2 => format!("{} ESMTP pipeconnect test sink", host(self.shared)),
+            4 => format!(
+                "{} service not available, closing channel",
+                host(self.shared)
+            ),
+            _ => format!("{} no SMTP service here", host(self.shared)),
+        };
+        channel.queue(&single(code, &text));
+        self.shared.log.banner(self.conn, self.t_ms());
+        match code / 100 {
+            2 => Ok(true),
+            4 => Ok(false),
+            _ => {
+                self.mode = Mode::Refusing;
+                Ok(true)
+            }
+        }
+    }
+
+    fn restart_after_tls(&mut self) {
+        self.greeting = Greeting::None;
+        self.authenticated = false;
+        self.transaction = None;
+    }
+
+    fn next_command(&mut self, channel: &mut Channel) -> io::Result<Next> {
+        let Some(line) = channel.read_line(MAX_LINE)? else {
+            return Ok(Next::Close);
+        };
+        self.log_command(channel, &line);
+        if line.too_long {
+            return Ok(self.error(channel, 500, "Line too long"));
+        }
+        let command = command::parse(&String::from_utf8_lossy(&line.bytes));
+        if self.mode == Mode::Refusing {
+            return Ok(match command {
+                Command::Quit => self.quit(channel),
+                _ => self.error(channel, 503, "No SMTP service here"),
+            });
+        }
+        match command {
+            Command::Helo(name) => Ok(self.helo(channel, &name)),
+            Command::Ehlo(name) => Ok(self.ehlo(channel, &name)),
+            Command::StartTls => self.starttls(channel),
+            Command::Auth { mechanism, initial } => self.auth(channel, &mechanism, initial),
+            Command::Mail { size, .. } => Ok(self.mail(channel, size)),
+            Command::Rcpt { path } => Ok(self.rcpt(channel, &path)),
+            Command::Data => self.data(channel),
+            Command::Bdat { size, last } => self.bdat(channel, size, last),
+            Command::Rset => {
+                self.transaction = None;
+                Ok(reply(channel, 250, "Reset OK"))
+            }
+            Command::Noop => Ok(reply(channel, 250, "OK")),
+            Command::Help => Ok(self.help(channel)),
+            Command::Quit => Ok(self.quit(channel)),
+            Command::Syntax(why) => Ok(self.error(channel, 501, why)),
+            Command::Unknown => Ok(self.error(channel, 500, "Unrecognized command")),
+        }
+    }
+
+    fn log_command(&self, channel: &Channel, line: &Line) {
+        let mut bytes = line.bytes.clone();
+        if line.too_long {
+            bytes.extend_from_slice(b"...");
+        }
+        let t_ms = self.t_ms();
+        let log = &self.shared.log;
+        log.command(self.conn, t_ms, channel.is_tls(), line.early, &bytes);
+    }
+
+    /// Replies with an error that counts towards the limit of errors per connection.
+    fn error(&mut self, channel: &mut Channel, code: u16, text: &str) -> Next {
+        self.errors += 1;
+        if self.errors > MAX_ERRORS {
+            let text = format!("{} too many errors, closing connection", host(self.shared));
+            channel.queue(&single(421, &text));
+            return Next::Close;
+        }
+        reply(channel, code, text)
+    }
+
+    fn helo(&mut self, channel: &mut Channel, name: &str) -> Next {
+        self.transaction = None;
+        self.greeting = Greeting::Helo;
+        let text = format!("{} Hello {name}", host(self.shared));
+        reply(channel, 250, &text)
+    }
+
+    fn ehlo(&mut self, channel: &mut Channel, name: &str) -> Next {
+        self.transaction = None;
+        self.greeting = Greeting::Ehlo;
+        let lines = ehlo::reply_lines(&self.shared.options, channel.is_tls(), name);
+        channel.queue(&multiline(250, &lines));
+        Next::Continue
+    }
+
+    /// 220, then the handshake (done by the caller). Cleartext input already received after the
+    /// STARTTLS line is thrown away, as RFC 3207 requires.
+    fn starttls(&mut self, channel: &mut Channel) -> io::Result<Next> {
+        if !self.shared.options.starttls || self.shared.tls.is_none() || channel.is_tls() {
+            return Ok(self.error(channel, 503, "STARTTLS not advertised"));
+        }
+        channel.queue(&single(220, "Ready to start TLS"));
+        channel.flush()?;
+        channel.discard_buffered();
+        Ok(Next::StartTls)
+    }
+
+    fn auth(
+        &mut self,
+        channel: &mut Channel,
+        mechanism: &str,
+        initial: Option<String>,
+    ) -> io::Result<Next> {
+        if !self.shared.options.auth_plain || self.greeting != Greeting::Ehlo {
+            return Ok(self.error(channel, 503, "AUTH command used when not advertised"));
+        }
+        if self.authenticated {
+            return Ok(self.error(channel, 503, "Already authenticated"));
+        }
+        if self.transaction.is_some() {
+            return Ok(self.error(channel, 503, "AUTH not permitted during a transaction"));
+        }
+        if mechanism != "PLAIN" {
+            return Ok(self.error(channel, 504, "Unrecognized authentication type"));
+        }
+        let response = match initial {
+            Some(response) => response,
+            None => {
+                channel.queue("334 \r\n");
+                // The client's answer holds the credentials: it is not logged.
+                let Some(line) = channel.read_line(MAX_LINE)? else {
+                    return Ok(Next::Close);
+                };
+                String::from_utf8_lossy(&line.bytes).trim().to_string()
+            }
+        };
+        match auth::check_plain(&response) {
+            Ok(()) => {
+                self.authenticated = true;
+                Ok(reply(channel, 235, "Authentication succeeded"))
+            }
+            Err(text) => Ok(self.error(channel, 501, text)),
+        }
+    }
+
+    fn mail(&mut self, channel: &mut Channel, size: Option<u64>) -> Next {
+        if self.greeting == Greeting::None {
+            return self.error(channel, 503, "EHLO or HELO first");
+        }
+        if self.transaction.is_some() {
+            return self.error(channel, 503, "Sender already given");
+        }
+        if size.is_some_and(|size| size > self.shared.options.message_limit()) {
+            return reply(channel, 552, "Message size exceeds the limit");
+        }
+        self.transaction = Some(Transaction::default());
+        reply(channel, 250, "OK")
+    }
+
+    fn rcpt(&mut self, channel: &mut Channel, path: &str) -> Next {
+        let options = &self.shared.options;
+        let Some(transaction) = self.transaction.as_mut() else {
+            return self.error(channel, 503, "MAIL first");
+        };
+        let listed = |list: &[String]| list.iter().any(|a| a.eq_ignore_ascii_case(path));
+        if transaction.rcpts >= options.rcpt_limit() {
+            reply(channel, 452, "Too many recipients")
+        } else if listed(&options.reject_rcpt) {
+            reply(channel, 550, &format!("<{path}>: recipient rejected"))
+        } else if listed(&options.tempfail_rcpt) {
+            reply(channel, 451, &format!("<{path}>: temporarily rejected"))
+        } else {
+            transaction.rcpts += 1;
+            reply(channel, 250, "Accepted")
+        }
+    }
+
+    fn data(&mut self, channel: &mut Channel) -> io::Result<Next> {
+        let Some(transaction) = &self.transaction else {
+            return Ok(self.error(channel, 503, "MAIL first"));
+        };
+        if transaction.chunking {
+            return Ok(self.error(channel, 503, "DATA after BDAT"));
+        }
+        if transaction.rcpts == 0 {
+            return Ok(reply(channel, 554, "No valid recipients"));
+        }
+        channel.queue(&single(
+            354,
+            "Enter message, ending with \".\" on a line by itself",
+        ));
+        match data::read_message(channel)? {
+            Some(bytes) => Ok(self.finish_message(channel, bytes)),
+            None => Ok(Next::Close),
+        }
+    }
+
+    /// Takes the chunk's bytes off the input first, whatever the verdict, so the next command
+    /// is found where it starts.
+    fn bdat(&mut self, channel: &mut Channel, size: u64, last: bool) -> io::Result<Next> {
+        if !self.shared.options.chunking {
+            return Ok(self.error(channel, 500, "Unrecognized command"));
+        }
+        if !channel.skip_exact(size)? {
+            return Ok(Next::Close);
+        }
+        if self.greeting != Greeting::Ehlo {
+            return Ok(self.error(channel, 503, "EHLO first"));
+        }
+        let Some(transaction) = self.transaction.as_mut() else {
+            return Ok(self.error(channel, 503, "MAIL first"));
+        };
+        if transaction.rcpts == 0 {
+            if last {
+                self.transaction = None;
+            }
+            return Ok(reply(channel, 554, "No valid recipients"));
+        }
+        transaction.chunking = true;
+        transaction.bytes = transaction.bytes.saturating_add(size);
+        if last {
+            let bytes = transaction.bytes;
+            return Ok(self.finish_message(channel, bytes));
+        }
+        Ok(reply(channel, 250, &format!("{size} bytes received")))
+    }
+
+    /// The end of a message: accepted (and logged) unless over the size limit.
+    fn finish_message(&mut self, channel: &mut Channel, bytes: u64) -> Next {
+        let Some(transaction) = self.transaction.take() else {
+            return reply(channel, 503, "MAIL first");
+        };
+        if bytes > self.shared.options.message_limit() {
+            return reply(channel, 552, "Message size exceeds the limit");
+        }
+        let id = self.shared.next_message_id();
+        let log = &self.shared.log;
+        log.message(self.conn, id, bytes, transaction.rcpts);
+        reply(channel, 250, &format!("OK id={id}"))
+    }
+
+    fn help(&mut self, channel: &mut Channel) -> Next {
+        let lines = [
+            "Commands supported:",
+            "HELO EHLO STARTTLS AUTH MAIL RCPT DATA BDAT RSET NOOP QUIT HELP",
+        ];
+        channel.queue(&multiline(214, &lines));
+        Next::Continue
+    }
+
+    fn quit(&mut self, channel: &mut Channel) -> Next {
+        let text = format!("{} closing connection", host(self.shared));
+        channel.queue(&single(221, &text));
+        Next::Close
+    }
+}
+
+/// Queues a one-line reply and carries on.
+fn reply(channel: &mut Channel, code: u16, text: &str) -> Next {
+    channel.queue(&single(code, text));
+    Next::Continue
+}
