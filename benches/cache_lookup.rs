@@ -38,7 +38,7 @@ struct Baseline(Mutex<lru::LruCache<PeerKey, (Capabilities, u64)>>);
 
 impl Lookup for Baseline {
     fn get(&self, k: &PeerKey) -> bool {
-        self.0.lock().unwrap().get(k).map(|e| e.clone()).is_some()
+        self.0.lock().unwrap().get(k).cloned().is_some()
     }
 }
 

@@ -84,6 +84,13 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(c, NULL));
     NULL_ROW(pipeconnect_cache_set_time, pipeconnect_cache_set_time(NULL, 1));
 
+    /* The file store. NULL options means the defaults, so only path and out are rows. */
+    pipeconnect_cache *sc = NULL;
+    NULL_ROW(pipeconnect_store_options_default, pipeconnect_store_options_default(NULL));
+    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open(NULL, NULL, &sc));
+    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open("/tmp/pc-null-store-never-made", NULL, NULL));
+    CHECK(sc == NULL);
+
     /* The functions without a result take NULL quietly. */
     pipeconnect_key_free(NULL);
     pipeconnect_caps_free(NULL);

@@ -1,1 +1,683 @@
-//! The shared file store (see docs/FILE_STORE.md).
+//! The shared file store (see docs/FILE_STORE.md): the capability cache in a fixed-size,
+//! memory-mapped file that every process of an MTA opens by path, so what one delivery
+//! process learned serves the next one.
+//!
+//! [`Cache::open_file`] returns the same [`Cache`] as the in-process one, over a
+//! [`FileBackend`]: lookups, learning, forgetting, the TTL, eviction and the counters mean
+//! the same. The file is set-associative (a key's digest picks a set; a set has a fixed
+//! number of slots, evicted in approximate least-recently-used order); readers take no
+//! lock, writers lock one set with a lock that a killed process cannot keep; nothing
+//! read from the file is trusted before it is checked.
+
+mod layout;
+mod lock;
+mod map;
+mod slot;
+
+pub use layout::{DEFAULT_SETS, DEFAULT_WAYS, FORMAT_VERSION, MAX_FILE_SIZE, MAX_SETS, MAX_WAYS};
+
+use super::backend::Backend;
+use super::{Cache, CacheStats, Entry, DEFAULT_TTL_SECS};
+use crate::caps::Capabilities;
+use crate::key::{Fnv64, PeerKey};
+use layout::{
+    Geometry, C_EVICTIONS, C_EXPIRATIONS, C_HITS, C_INSERTS, C_INVALIDATIONS, C_MISSES, SET_W_LOCK,
+    SET_W_TICK, SET_W_USED, STATS_OFFSET, STATS_STRIPES, STATS_STRIPE_SIZE,
+};
+use map::Mapping;
+use slot::{Read, Slot};
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+/// The default file mode of a new store: read and write for its owner only.
+pub const DEFAULT_MODE: u32 = 0o600;
+
+/// How to open a store file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Sets in the store. 0: the existing file's, or [`DEFAULT_SETS`] for a new file.
+    /// Otherwise an existing file must have exactly this many (or be rebuilt).
+    pub sets: u32,
+    /// Slots per set. 0: the existing file's, or [`DEFAULT_WAYS`] for a new file.
+    pub ways: u32,
+    /// Seconds an entry lives after it was learned; 0 means [`DEFAULT_TTL_SECS`].
+    pub ttl_secs: u64,
+    /// Permission bits of a new file (default 0o600). Must include owner read and
+    /// write; may add group and other read (0o640, 0o644); nothing else.
+    pub mode: u32,
+    /// Replace a file of ours that is truncated, corrupt, of another format version or
+    /// of another geometry than asked for, instead of refusing it. A symbolic link, a
+    /// file that is not a regular file, owned by another user or writable by others is
+    /// always refused.
+    pub rebuild_if_invalid: bool,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            sets: 0,
+            ways: 0,
+            ttl_secs: 0,
+            mode: DEFAULT_MODE,
+            rebuild_if_invalid: false,
+        }
+    }
+}
+
+impl StoreOptions {
+    fn check(&self) -> Result<(), StoreError> {
+        if (self.sets != 0 && self.sets > MAX_SETS) || (self.ways != 0 && self.ways > MAX_WAYS) {
+            return Err(StoreError::InvalidOptions);
+        }
+        if self.mode & 0o600 != 0o600 || self.mode & !0o644 != 0 {
+            return Err(StoreError::InvalidOptions);
+        }
+        let g = Geometry {
+            sets: if self.sets == 0 {
+                DEFAULT_SETS
+            } else {
+                self.sets
+            },
+            ways: if self.ways == 0 {
+                DEFAULT_WAYS
+            } else {
+                self.ways
+            },
+        };
+        g.check().map_err(|_| StoreError::InvalidOptions)?;
+        Ok(())
+    }
+}
+
+/// Why a store file could not be opened. Each has its own C result code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum StoreError {
+    /// The file could not be opened, created, sized or mapped; the `errno` value.
+    Io(i32),
+    /// Options out of range (a mode that lets others write, a geometry too large, an
+    /// empty path or one with a NUL byte).
+    InvalidOptions,
+    /// The path is a symbolic link.
+    Symlink,
+    /// The path is not a regular file (a directory, a FIFO, a device, a socket).
+    NotRegular,
+    /// The file is owned by another user than the process's effective user.
+    WrongOwner,
+    /// The file is writable by its group or by others.
+    Permissions,
+    /// The file is shorter than its header, or than its geometry needs.
+    Truncated,
+    /// The file does not start with the store's magic.
+    BadMagic,
+    /// The file has another format version.
+    Version,
+    /// The file's geometry is out of range, or not the one asked for.
+    Geometry,
+    /// The header's checksum does not match.
+    Checksum,
+}
+
+impl StoreError {
+    /// A sentence saying what went wrong.
+    pub fn message(self) -> &'static str {
+        match self {
+            StoreError::Io(_) => "the store file could not be opened, created, sized or mapped",
+            StoreError::InvalidOptions => "the store options are out of range",
+            StoreError::Symlink => "the store path is a symbolic link; refused",
+            StoreError::NotRegular => "the store path is not a regular file; refused",
+            StoreError::WrongOwner => "the store file is owned by another user; refused",
+            StoreError::Permissions => "the store file is writable by group or others; refused",
+            StoreError::Truncated => "the store file is shorter than its header says",
+            StoreError::BadMagic => "the file is not a pipeconnect store (bad magic)",
+            StoreError::Version => "the store file has another format version",
+            StoreError::Geometry => {
+                "the store file's geometry differs from the one asked for or is out of range"
+            }
+            StoreError::Checksum => "the store file's header checksum does not match",
+        }
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Io(e) => write!(
+                f,
+                "{}: {}",
+                self.message(),
+                std::io::Error::from_raw_os_error(*e)
+            ),
+            _ => f.write_str(self.message()),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a store file's header says (see [`inspect`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoreInfo {
+    /// Number of sets.
+    pub sets: u32,
+    /// Slots per set.
+    pub ways: u32,
+    /// The most entries the store holds (sets × ways).
+    pub capacity: u64,
+    /// Bytes per slot.
+    pub slot_size: u32,
+    /// The file's size in bytes.
+    pub file_size: u64,
+    /// The format version.
+    pub version: u32,
+    /// When the file was made, in Unix seconds (as its maker wrote it).
+    pub created_at: u64,
+}
+
+/// Read the header of the store file at `path` and say what it is, without mapping or
+/// changing it. The same file checks as [`Cache::open_file`] apply (symbolic link,
+/// owner, permissions, magic, version, checksum, geometry, size).
+pub fn inspect(path: &Path) -> Result<StoreInfo, StoreError> {
+    let (h, file_size) = map::inspect(path)?;
+    Ok(info_of(h, file_size))
+}
+
+fn info_of(h: layout::Header, file_size: u64) -> StoreInfo {
+    StoreInfo {
+        sets: h.geometry.sets,
+        ways: h.geometry.ways,
+        capacity: h.geometry.sets as u64 * h.geometry.ways as u64,
+        slot_size: layout::SLOT_SIZE as u32,
+        file_size,
+        version: FORMAT_VERSION,
+        created_at: h.created_at,
+    }
+}
+
+/// The cache's backing in a shared, memory-mapped store file. Any threads of any
+/// processes may use one file at once; a handle stays valid in both processes across
+/// `fork()`.
+pub struct FileBackend {
+    map: Mapping,
+    geometry: Geometry,
+    path: PathBuf,
+    info: StoreInfo,
+}
+
+impl fmt::Debug for FileBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FileBackend")
+            .field("path", &self.path)
+            .field("sets", &self.geometry.sets)
+            .field("ways", &self.geometry.ways)
+            .finish()
+    }
+}
+
+/// A key's placement: its canonical bytes, digest, and set.
+struct Placed {
+    bytes: Vec<u8>,
+    digest: u64,
+    set: usize,
+}
+
+/// What one scan of a set (under its lock) found.
+struct SetScan {
+    /// Ways holding the key looked for.
+    matches: Vec<usize>,
+    /// First way holding no valid record.
+    free: Option<usize>,
+    /// The valid record of another key used longest ago: (way, stamp).
+    oldest: Option<(usize, u64)>,
+    /// Valid records in the set.
+    used: u64,
+}
+
+impl FileBackend {
+    /// Open (or create) the store file at `path`; see [`Cache::open_file`], which most
+    /// callers use instead.
+    pub fn open(path: &Path, options: &StoreOptions) -> Result<FileBackend, StoreError> {
+        let opened = map::open(path, options)?;
+        let info = info_of(opened.header, opened.mapping.len() as u64);
+        Ok(FileBackend {
+            geometry: opened.header.geometry,
+            map: opened.mapping,
+            path: path.to_path_buf(),
+            info,
+        })
+    }
+
+    /// What the store's header says.
+    pub fn info(&self) -> StoreInfo {
+        self.info
+    }
+
+    /// The path the store was opened by.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn place(&self, key: &PeerKey) -> Placed {
+        let bytes = key.canonical_bytes();
+        let mut h = Fnv64::new();
+        h.write(&bytes);
+        let digest = h.finish();
+        Placed {
+            set: self.set_of(digest),
+            bytes,
+            digest,
+        }
+    }
+
+    fn set_of(&self, digest: u64) -> usize {
+        // Mix the digest (FNV's low bits are weak), then map it onto 0..sets with a
+        // multiply, which is uniform for any number of sets.
+        let mut x = digest;
+        x ^= x >> 30;
+        x = x.wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x ^= x >> 27;
+        x = x.wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^= x >> 31;
+        ((x as u128 * self.geometry.sets as u128) >> 64) as usize
+    }
+
+    fn slot(&self, set: usize, way: usize) -> Slot<'_> {
+        Slot::at(&self.map, self.geometry, set, way)
+    }
+
+    fn ways(&self) -> usize {
+        self.geometry.ways as usize
+    }
+
+    fn set_word(&self, set: usize, w: usize) -> &std::sync::atomic::AtomicU64 {
+        self.map.word(self.geometry.set_offset(set) + w * 8)
+    }
+
+    fn count(&self, set: usize, c: usize) {
+        let stripe = set % STATS_STRIPES;
+        self.map
+            .word(STATS_OFFSET + stripe * STATS_STRIPE_SIZE + c * 8)
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn tick(&self, set: usize) -> u64 {
+        self.set_word(set, SET_W_TICK)
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_add(1)
+    }
+
+    fn lock(&self, set: usize) -> lock::SetLock<'_> {
+        lock::lock(&self.map, self.geometry.set_offset(set) + SET_W_LOCK * 8)
+    }
+
+    /// Look at every slot of a set; the caller holds the set's lock.
+    fn scan(&self, p: &Placed) -> SetScan {
+        let mut s = SetScan {
+            matches: Vec::new(),
+            free: None,
+            oldest: None,
+            used: 0,
+        };
+        for way in 0..self.ways() {
+            let slot = self.slot(p.set, way);
+            match slot.read(None) {
+                Read::Record(r) => {
+                    s.used += 1;
+                    if r.digest == p.digest && r.key() == p.bytes {
+                        s.matches.push(way);
+                    } else {
+                        let stamp = slot.last_used();
+                        if s.oldest.is_none_or(|(_, o)| stamp < o) {
+                            s.oldest = Some((way, stamp));
+                        }
+                    }
+                }
+                // Under the lock a slot is busy only if its writer died or the lock was
+                // taken over from a stalled writer: either way it is reclaimable.
+                Read::Empty | Read::Busy | Read::Other => {
+                    if s.free.is_none() {
+                        s.free = Some(way);
+                    }
+                }
+            }
+        }
+        s
+    }
+
+    fn set_used(&self, set: usize, used: u64) {
+        self.set_word(set, SET_W_USED)
+            .store(used, Ordering::Relaxed);
+    }
+}
+
+impl Backend for FileBackend {
+    fn lookup(&self, key: &PeerKey, live: &dyn Fn(&Entry) -> bool) -> Option<Entry> {
+        let p = self.place(key);
+        for way in 0..self.ways() {
+            let slot = self.slot(p.set, way);
+            let Read::Record(r) = slot.read(Some(p.digest)) else {
+                continue;
+            };
+            if r.key() != p.bytes {
+                continue;
+            }
+            let Ok(caps) = Capabilities::decode(r.caps()) else {
+                continue; // checksummed but undecodable: treat as absent
+            };
+            let entry = Entry {
+                caps,
+                learned_at: r.learned_at,
+            };
+            if live(&entry) {
+                // Already the set's most recent use: no need to write (a write to a page
+                // of the shared file costs more than a read, most of all the first one in
+                // a process).
+                if slot.last_used() != self.set_word(p.set, SET_W_TICK).load(Ordering::Relaxed) {
+                    slot.touch(self.tick(p.set));
+                }
+                self.count(p.set, C_HITS);
+                return Some(entry);
+            }
+            // Expired: remove it, unless a writer replaced it meanwhile.
+            let _lock = self.lock(p.set);
+            if slot.version() == r.version {
+                slot.clear();
+                self.count(p.set, C_EXPIRATIONS);
+                let used = self.scan(&p).used;
+                self.set_used(p.set, used);
+            }
+            break;
+        }
+        self.count(p.set, C_MISSES);
+        None
+    }
+
+    fn insert(&self, key: &PeerKey, entry: Entry) {
+        let p = self.place(key);
+        let caps = entry.caps.encode();
+        if p.bytes.len() > layout::KEY_MAX || caps.len() > layout::CAPS_MAX {
+            return; // cannot happen with this library's keys and records
+        }
+        let _lock = self.lock(p.set);
+        let scan = self.scan(&p);
+        let mut used = scan.used;
+        let (way, evicted) = match (scan.matches.first(), scan.free, scan.oldest) {
+            (Some(&w), _, _) => (w, false),
+            (None, Some(w), _) => {
+                used += 1;
+                (w, false)
+            }
+            (None, None, Some((w, _))) => (w, true),
+            (None, None, None) => return, // no ways: excluded by the geometry check
+        };
+        let stamp = self.tick(p.set);
+        self.slot(p.set, way)
+            .write(p.digest, entry.learned_at, &p.bytes, &caps, stamp);
+        for &dup in scan.matches.iter().skip(1) {
+            self.slot(p.set, dup).clear();
+            used -= 1;
+        }
+        self.set_used(p.set, used);
+        self.count(p.set, C_INSERTS);
+        if evicted {
+            self.count(p.set, C_EVICTIONS);
+        }
+    }
+
+    fn remove(&self, key: &PeerKey) -> bool {
+        let p = self.place(key);
+        // Without a slot carrying the key's digest there is nothing to remove, and no
+        // need to lock.
+        if !(0..self.ways()).any(|w| self.slot(p.set, w).digest_is(p.digest)) {
+            return false;
+        }
+        let _lock = self.lock(p.set);
+        let scan = self.scan(&p);
+        for &w in &scan.matches {
+            self.slot(p.set, w).clear();
+        }
+        self.set_used(p.set, scan.used - scan.matches.len() as u64);
+        if scan.matches.is_empty() {
+            return false;
+        }
+        self.count(p.set, C_INVALIDATIONS);
+        true
+    }
+
+    fn clear(&self) {
+        for set in 0..self.geometry.sets as usize {
+            let _lock = self.lock(set);
+            for way in 0..self.ways() {
+                let slot = self.slot(set, way);
+                if !slot.is_clean() {
+                    slot.clear();
+                }
+            }
+            self.set_used(set, 0);
+        }
+    }
+
+    fn stats(&self) -> CacheStats {
+        let mut c = [0u64; 6];
+        for stripe in 0..STATS_STRIPES {
+            for (i, v) in c.iter_mut().enumerate() {
+                *v = v.wrapping_add(
+                    self.map
+                        .word(STATS_OFFSET + stripe * STATS_STRIPE_SIZE + i * 8)
+                        .load(Ordering::Relaxed),
+                );
+            }
+        }
+        let ways = self.geometry.ways as u64;
+        let entries = (0..self.geometry.sets as usize)
+            .map(|s| {
+                self.set_word(s, SET_W_USED)
+                    .load(Ordering::Relaxed)
+                    .min(ways)
+            })
+            .sum();
+        CacheStats {
+            entries,
+            hits: c[C_HITS],
+            misses: c[C_MISSES],
+            inserts: c[C_INSERTS],
+            evictions: c[C_EVICTIONS],
+            expirations: c[C_EXPIRATIONS],
+            invalidations: c[C_INVALIDATIONS],
+        }
+    }
+
+    fn for_each(&self, f: &mut dyn FnMut(&PeerKey, &Entry)) {
+        for set in 0..self.geometry.sets as usize {
+            for way in 0..self.ways() {
+                let Read::Record(r) = self.slot(set, way).read(None) else {
+                    continue;
+                };
+                let (Ok(key), Ok(caps)) =
+                    (PeerKey::from_bytes(r.key()), Capabilities::decode(r.caps()))
+                else {
+                    continue;
+                };
+                f(
+                    &key,
+                    &Entry {
+                        caps,
+                        learned_at: r.learned_at,
+                    },
+                );
+            }
+        }
+    }
+}
+
+impl Cache {
+    /// Open the store file at `path`, creating it if there is none, as a cache shared by
+    /// every process and thread that opens the same path. See [`StoreOptions`] for the
+    /// geometry, the time to live and what is done with an invalid file, and
+    /// docs/FILE_STORE.md for the rules a file must pass.
+    ///
+    /// The handle stays valid across `fork()`: parent and child keep using the same
+    /// shared mapping.
+    pub fn open_file(path: &Path, options: &StoreOptions) -> Result<Cache, StoreError> {
+        let backend = FileBackend::open(path, options)?;
+        let ttl = if options.ttl_secs == 0 {
+            DEFAULT_TTL_SECS
+        } else {
+            options.ttl_secs
+        };
+        Ok(Cache::with_backend(Box::new(backend), ttl))
+    }
+
+    /// Drop every entry about the server `addr` (any spelling; IPv4-mapped IPv6 is the
+    /// IPv4 address), on `port` or on any port, in both TLS states and for any local
+    /// address and EHLO name. Returns how many entries were dropped (each counted as an
+    /// invalidation).
+    pub fn forget_server(&self, addr: IpAddr, port: Option<u16>) -> usize {
+        let addr = match addr {
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map(IpAddr::V4)
+                .unwrap_or(IpAddr::V6(v6)),
+            v4 => v4,
+        };
+        self.entries()
+            .into_iter()
+            .filter(|(k, _, _)| k.server() == addr && port.is_none_or(|p| k.port() == p))
+            .filter(|(k, _, _)| self.forget(k))
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::key::TlsState;
+    use std::time::{Duration, Instant};
+
+    fn backend(name: &str, sets: u32, ways: u32) -> (FileBackend, PathBuf) {
+        let dir =
+            std::env::temp_dir().join(format!("pc-file-unit-{}-{}", name, std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let b = FileBackend::open(
+            &dir.join("s"),
+            &StoreOptions {
+                sets,
+                ways,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        (b, dir)
+    }
+
+    fn key(i: u32) -> PeerKey {
+        PeerKey::new(IpAddr::from(i.to_be_bytes()), 25, TlsState::Cleartext).unwrap()
+    }
+
+    fn entry() -> Entry {
+        Entry {
+            caps: Capabilities::parse_ehlo(
+                b"250-mx\r\n250-PIPELINING\r\n250-AUTH PLAIN\r\n250 PIPECONNECT\r\n",
+                Default::default(),
+            )
+            .unwrap(),
+            learned_at: 1_700_000_000,
+        }
+    }
+
+    fn dead_pid() -> u32 {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        pid
+    }
+
+    #[test]
+    fn set_of_spreads_keys() {
+        let (b, dir) = backend("spread", 7, 1);
+        let mut seen = [0u32; 7];
+        for i in 0..7000u32 {
+            seen[b.place(&key(i)).set] += 1;
+        }
+        assert!(seen.iter().all(|&n| (800..1200).contains(&n)), "{seen:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_left_by_a_dead_process_is_taken_over_at_once() {
+        let (b, dir) = backend("deadlock", 4, 2);
+        let k = key(1);
+        let set = b.place(&k).set;
+        let word = (dead_pid() as u64) << 32 | 7;
+        b.set_word(set, SET_W_LOCK).store(word, Ordering::Relaxed);
+        let start = Instant::now();
+        b.insert(&k, entry());
+        assert!(start.elapsed() < lock::STALE_AFTER, "{:?}", start.elapsed());
+        assert!(b.lookup(&k, &|_| true).is_some());
+        assert_eq!(
+            b.set_word(set, SET_W_LOCK).load(Ordering::Relaxed),
+            0,
+            "released"
+        );
+        // Garbage that names no possible process is taken over at once too.
+        b.set_word(set, SET_W_LOCK)
+            .store(u64::MAX, Ordering::Relaxed);
+        let start = Instant::now();
+        assert!(b.remove(&k));
+        assert!(start.elapsed() < lock::STALE_AFTER);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_lock_held_too_long_by_a_live_process_is_taken_over_after_a_while() {
+        let (b, dir) = backend("stale", 4, 2);
+        let k = key(2);
+        let set = b.place(&k).set;
+        // Process 1 is alive; so is this process.
+        for holder in [1u64, std::process::id() as u64] {
+            b.set_word(set, SET_W_LOCK)
+                .store(holder << 32 | 9, Ordering::Relaxed);
+            let start = Instant::now();
+            b.insert(&k, entry());
+            let waited = start.elapsed();
+            assert!(waited >= lock::STALE_AFTER, "{holder}: {waited:?}");
+            assert!(waited < Duration::from_secs(10), "{holder}: {waited:?}");
+            assert!(b.lookup(&k, &|_| true).is_some());
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_slot_left_mid_write_reads_empty_and_is_reclaimed() {
+        let (b, dir) = backend("midwrite", 1, 1);
+        let k = key(3);
+        b.insert(&k, entry());
+        let slot = b.slot(0, 0);
+        let off = b.geometry.slot_offset(0, 0);
+        let v = b.map.word(off).load(Ordering::Relaxed);
+        b.map.word(off).store(v + 1, Ordering::Relaxed); // a writer died here
+        assert!(matches!(slot.read(None), Read::Busy));
+        assert!(b.lookup(&k, &|_| true).is_none());
+        let mut n = 0;
+        b.for_each(&mut |_, _| n += 1);
+        assert_eq!(n, 0);
+        b.insert(&key(4), entry());
+        assert!(b.lookup(&key(4), &|_| true).is_some());
+        assert_eq!(b.map.word(off).load(Ordering::Relaxed) & 1, 0);
+        assert_eq!(b.stats().evictions, 0, "a dead slot is free, not evicted");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_expired_entry_is_removed_and_counted() {
+        let (b, dir) = backend("expire", 2, 2);
+        b.insert(&key(5), entry());
+        assert!(b.lookup(&key(5), &|_| false).is_none());
+        assert!(b.lookup(&key(5), &|_| true).is_none(), "removed");
+        let s = b.stats();
+        assert_eq!((s.expirations, s.misses, s.entries), (1, 2, 0));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
