@@ -42,6 +42,24 @@ impl Lookup for Baseline {
     }
 }
 
+/// The baseline plus what a real cache must also do on every lookup: read the clock and
+/// check the entry's age. Shows how much of the difference is the TTL itself.
+struct BaselineWithTtl(Baseline, pipeconnect::Clock);
+
+impl Lookup for BaselineWithTtl {
+    fn get(&self, k: &PeerKey) -> bool {
+        let now = self.1.now();
+        let mut m = self.0 .0.lock().unwrap();
+        match m.get(k) {
+            Some(e) if now < e.1 + 7 * 86400 => {
+                black_box(e.clone());
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
 fn ours(keys: &[PeerKey], caps: &Capabilities) -> Arc<Cache> {
     let c = Cache::in_memory(CacheConfig {
         capacity: KEYS as usize * 2,
@@ -56,7 +74,10 @@ fn ours(keys: &[PeerKey], caps: &Capabilities) -> Arc<Cache> {
 fn baseline(keys: &[PeerKey], caps: &Capabilities) -> Arc<Baseline> {
     let mut m = lru::LruCache::new(NonZeroUsize::new(KEYS as usize * 2).unwrap());
     for k in keys {
-        m.put(k.clone(), (caps.clone(), 0));
+        m.put(
+            k.clone(),
+            (caps.clone(), pipeconnect::Clock::system().now()),
+        );
     }
     Arc::new(Baseline(Mutex::new(m)))
 }
@@ -96,44 +117,47 @@ fn main() {
     let keys = Arc::new(keys());
     let ours = ours(&keys, &caps);
     let base = baseline(&keys, &caps);
+    let base_ttl = Arc::new(BaselineWithTtl(
+        Arc::try_unwrap(baseline(&keys, &caps))
+            .ok()
+            .expect("sole owner"),
+        pipeconnect::Clock::system(),
+    ));
     let mut c = Criterion::default()
         .configure_from_args()
         .measurement_time(Duration::from_secs(3));
     let mut results = Vec::new();
     for threads in [1usize, 2] {
         let mut g = c.benchmark_group(format!("lookup_{threads}_thread"));
-        let mut t_ours = Duration::ZERO;
-        let mut t_base = Duration::ZERO;
         g.bench_function("pipeconnect_sharded", |b| {
-            b.iter_custom(|iters| {
-                let d = run(&ours, &keys, threads, iters);
-                t_ours = d;
-                d * iters as u32
-            })
+            b.iter_custom(|iters| run(&ours, &keys, threads, iters) * iters as u32)
         });
         g.bench_function("lru_behind_one_mutex", |b| {
-            b.iter_custom(|iters| {
-                let d = run(&base, &keys, threads, iters);
-                t_base = d;
-                d * iters as u32
-            })
+            b.iter_custom(|iters| run(&base, &keys, threads, iters) * iters as u32)
+        });
+        g.bench_function("lru_behind_one_mutex_with_ttl_check", |b| {
+            b.iter_custom(|iters| run(&base_ttl, &keys, threads, iters) * iters as u32)
         });
         g.finish();
-        // A final side-by-side pass with equal work, alternating, for the ratio.
-        let (mut a, mut bsum) = (Duration::ZERO, Duration::ZERO);
+        // A final side-by-side pass with equal work, interleaved, for the ratios.
+        let (mut a, mut bsum, mut csum) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
         for _ in 0..5 {
             a += run(&ours, &keys, threads, 200_000);
             bsum += run(&base, &keys, threads, 200_000);
+            csum += run(&base_ttl, &keys, threads, 200_000);
         }
-        results.push((threads, a / 5, bsum / 5));
+        results.push((threads, a / 5, bsum / 5, csum / 5));
     }
     c.final_summary();
-    for (threads, a, b) in results {
+    for (threads, a, b, c) in results {
         println!(
-            "summary: threads={threads} pipeconnect_ns={:.1} lru_mutex_ns={:.1} ratio_mutex_over_ours={:.2}",
-            a.as_nanos() as f64,
-            b.as_nanos() as f64,
-            b.as_secs_f64() / a.as_secs_f64()
+            "summary: threads={threads} pipeconnect_ns={} lru_mutex_ns={} lru_mutex_ttl_ns={} \
+             ratio_mutex_over_ours={:.2} ratio_mutex_ttl_over_ours={:.2}",
+            a.as_nanos(),
+            b.as_nanos(),
+            c.as_nanos(),
+            b.as_secs_f64() / a.as_secs_f64(),
+            c.as_secs_f64() / a.as_secs_f64()
         );
     }
 }

@@ -9,6 +9,7 @@
 use crate::error::Error;
 use crate::key::Fnv64;
 use crate::reply::{Reply, ReplyLimits};
+use std::sync::Arc;
 
 /// The most AUTH mechanism names kept; more are dropped and
 /// [`Capabilities::auth_truncated`] says so.
@@ -125,7 +126,8 @@ pub struct Capabilities {
     flags: u32,
     size: Option<u64>,
     limits: Limits,
-    auth: Vec<String>,
+    /// Shared, so that a cache hit copies a pointer instead of allocating the names.
+    auth: Arc<[String]>,
     auth_truncated: bool,
     fingerprint: u64,
 }
@@ -146,11 +148,12 @@ impl Capabilities {
             flags: 0,
             size: None,
             limits: Limits::default(),
-            auth: Vec::new(),
+            auth: Arc::from(Vec::new()),
             auth_truncated: false,
             fingerprint: 0,
         };
         let mut normalised: Vec<String> = Vec::new();
+        let mut auth: Vec<String> = Vec::new();
         // The first line is the server's greeting, not an extension.
         for line in reply.lines().iter().skip(1) {
             let text = String::from_utf8_lossy(line);
@@ -161,7 +164,7 @@ impl Capabilities {
                 None => (first.to_ascii_uppercase(), None),
             };
             let params: Vec<&str> = inline_param.into_iter().chain(words).collect();
-            caps.take_keyword(&keyword, &params, opts);
+            caps.take_keyword(&keyword, &params, opts, &mut auth);
             let mut norm = keyword.clone();
             for p in &params {
                 norm.push(' ');
@@ -177,10 +180,17 @@ impl Capabilities {
             h.write(b"\n");
         }
         caps.fingerprint = h.finish();
+        caps.auth = Arc::from(auth);
         Ok(caps)
     }
 
-    fn take_keyword(&mut self, keyword: &str, params: &[&str], opts: ParseOptions) {
+    fn take_keyword(
+        &mut self,
+        keyword: &str,
+        params: &[&str],
+        opts: ParseOptions,
+        auth: &mut Vec<String>,
+    ) {
         let ext = match keyword {
             "PIPELINING" => Extension::Pipelining,
             "PIPECONNECT" => Extension::PipeConnect,
@@ -217,7 +227,7 @@ impl Capabilities {
             }
             "AUTH" => {
                 for p in params {
-                    self.add_auth(p);
+                    self.add_auth(auth, p);
                 }
                 Extension::Auth
             }
@@ -226,7 +236,7 @@ impl Capabilities {
         self.flags |= ext.bit();
     }
 
-    fn add_auth(&mut self, name: &str) {
+    fn add_auth(&mut self, auth: &mut Vec<String>, name: &str) {
         let valid = !name.is_empty()
             && name.len() <= AUTH_MECH_NAME_MAX
             && name
@@ -236,14 +246,14 @@ impl Capabilities {
             return;
         }
         let upper = name.to_ascii_uppercase();
-        if self.auth.contains(&upper) {
+        if auth.contains(&upper) {
             return;
         }
-        if self.auth.len() >= AUTH_MECHS_MAX {
+        if auth.len() >= AUTH_MECHS_MAX {
             self.auth_truncated = true;
             return;
         }
-        self.auth.push(upper);
+        auth.push(upper);
     }
 
     /// The bits of [`Extension`]s advertised.
@@ -317,7 +327,7 @@ impl Capabilities {
         }
         out.extend_from_slice(&self.fingerprint.to_le_bytes());
         out.push(self.auth.len() as u8 | if self.auth_truncated { 0x80 } else { 0 });
-        for m in &self.auth {
+        for m in self.auth.iter() {
             out.push(m.len() as u8);
             out.extend_from_slice(m.as_bytes());
         }
@@ -374,7 +384,7 @@ impl Capabilities {
             flags,
             size: (size != u64::MAX).then_some(size),
             limits,
-            auth,
+            auth: Arc::from(auth),
             auth_truncated: count_byte & 0x80 != 0,
             fingerprint,
         })

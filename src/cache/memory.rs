@@ -11,15 +11,95 @@ use std::num::NonZeroUsize;
 
 #[derive(Debug)]
 struct Shard {
-    map: LruCache<PeerKey, Entry>,
+    map: LruCache<PeerKey, Entry, KeyHasher>,
     stats: CacheStats,
+}
+
+/// A fast hasher for keys (a few dozen bytes): multiply-rotate over 8-byte words, seeded
+/// per cache from the standard library's random state so that no one can precompute
+/// colliding keys. Shared by the shard choice and the shards' maps.
+#[derive(Debug, Clone, Copy)]
+struct KeyHasher {
+    seed: u64,
+}
+
+impl KeyHasher {
+    fn random() -> KeyHasher {
+        use std::hash::{BuildHasher, Hasher};
+        let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+        h.write_u64(0x5eed);
+        KeyHasher { seed: h.finish() }
+    }
+}
+
+impl BuildHasher for KeyHasher {
+    type Hasher = WordHasher;
+    fn build_hasher(&self) -> WordHasher {
+        WordHasher(self.seed)
+    }
+}
+
+/// The state of one [`KeyHasher`] hash.
+#[derive(Debug, Clone, Copy)]
+struct WordHasher(u64);
+
+impl WordHasher {
+    #[inline]
+    fn mix(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(5) ^ word).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+}
+
+impl std::hash::Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.mix(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn write_u16(&mut self, i: u16) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn write_u32(&mut self, i: u32) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    #[inline]
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // A final avalanche so that the low bits (the shard index) depend on every input.
+        let mut x = self.0;
+        x ^= x >> 32;
+        x = x.wrapping_mul(0xd6e8_feb8_6659_fd93);
+        x ^= x >> 32;
+        x
+    }
 }
 
 /// An in-process, bounded, thread-safe store.
 #[derive(Debug)]
 pub struct MemoryBackend {
     shards: Box<[Mutex<Shard>]>,
-    hasher: std::collections::hash_map::RandomState,
+    hasher: KeyHasher,
 }
 
 impl MemoryBackend {
@@ -33,22 +113,21 @@ impl MemoryBackend {
             .min(capacity.next_power_of_two());
         let per_shard = capacity.div_ceil(shards).max(1);
         let per_shard = NonZeroUsize::new(per_shard).expect("at least one");
+        let hasher = KeyHasher::random();
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    map: LruCache::new(per_shard),
+                    map: LruCache::with_hasher(per_shard, hasher),
                     stats: CacheStats::default(),
                 })
             })
             .collect();
-        MemoryBackend {
-            shards,
-            hasher: Default::default(),
-        }
+        MemoryBackend { shards, hasher }
     }
 
     fn shard(&self, key: &PeerKey) -> &Mutex<Shard> {
-        let i = (self.hasher.hash_one(key) as usize) & (self.shards.len() - 1);
+        // The high bits choose the shard; the map inside uses the low ones.
+        let i = (self.hasher.hash_one(key) >> 48) as usize & (self.shards.len() - 1);
         &self.shards[i]
     }
 }
