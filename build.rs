@@ -25,21 +25,10 @@ fn main() {
          #define PIPECONNECT_VERSION_STRING \"{major}.{minor}.{patch}\"\n\
          #define PIPECONNECT_VERSION_NUMBER ({major} * 10000 + {minor} * 100 + {patch})\n"
     ));
-    let mut ffi_files: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
-        .expect("src/ffi")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
-        .collect();
-    ffi_files.sort();
-    let mut builder = cbindgen::Builder::new();
-    for f in &ffi_files {
-        builder = builder.with_src(f);
-    }
-    match builder
-        // Only the C layer is parsed: the core's own public items are not part of the ABI.
-        .with_config(config)
-        .generate()
-    {
+    // Only the C layer is parsed (cbindgen follows its `mod` lines): the core's own
+    // public items are not part of the ABI.
+    let builder = cbindgen::Builder::new().with_src(crate_dir.join("src/ffi/mod.rs"));
+    match builder.with_config(config).generate() {
         Ok(bindings) => {
             bindings.write_to_file(out_dir.join("pipeconnect.h"));
         }

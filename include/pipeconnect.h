@@ -38,6 +38,8 @@ typedef enum pipeconnect_result {
     // Not an error: the EHLO reply lacks PIPECONNECT or PIPELINING, so nothing was
     // cached, and any older entry for the key was removed.
     PIPECONNECT_NOT_CACHED = 7002,
+    // Not an error: no event is queued (`pipeconnect_session_next_event()`).
+    PIPECONNECT_NO_EVENT = 7010,
     // A pointer argument was NULL.
     PIPECONNECT_ERR_NULL_POINTER = 7100,
     // An argument is outside its documented range (a port of 0, an unknown flag, an
@@ -90,6 +92,23 @@ typedef enum pipeconnect_result {
     PIPECONNECT_ERR_STORE_CHECKSUM = 7408,
     // The store file is writable by group or others: refused.
     PIPECONNECT_ERR_STORE_PERMISSIONS = 7409,
+    // The command sequence is not one SMTP allows (EHLO first; MAIL, RCPT, then DATA
+    // or BDAT LAST; STARTTLS only in cleartext; ...), is empty, or is too long.
+    PIPECONNECT_ERR_BAD_SEQUENCE = 7500,
+    // A reply arrived that answers no command sent: the session stops.
+    PIPECONNECT_ERR_UNEXPECTED_REPLY = 7501,
+    // Bytes arrived after the STARTTLS reply and before the TLS handshake (they could be
+    // injected): the session stops; close the connection.
+    PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS = 7502,
+    // The intent is unusable (no recipients or more than 1000, an address with a control
+    // character or angle bracket, a bad EHLO name or AUTH mechanism, STARTTLS on a
+    // TLS-on-connect key).
+    PIPECONNECT_ERR_INVALID_INTENT = 7503,
+    // The cached information is for another TLS state than the connection is in.
+    PIPECONNECT_ERR_TLS_STATE_MISMATCH = 7504,
+    // The library cannot format this command line (AUTH with an initial response, the
+    // body, or a line whose address or EHLO name the intent did not give).
+    PIPECONNECT_ERR_CANNOT_FORMAT = 7505,
     // A panic inside the library was caught at the C boundary. The library stays
     // usable; please report it.
     PIPECONNECT_ERR_PANIC = 7900,
@@ -120,10 +139,16 @@ typedef struct pipeconnect_caps pipeconnect_caps;
 // `_set_` functions need the key to themselves.
 typedef struct pipeconnect_key pipeconnect_key;
 
+// One connection's bookkeeping: the early flight, the replies reaped in order, what the
+// cache learns and forgets. Made by `pipeconnect_session_begin()`, released by
+// `pipeconnect_session_free()`. One thread at a time: no two calls on one session may
+// overlap (different sessions, and the cache they share, may be used from any threads).
+typedef struct pipeconnect_session pipeconnect_session;
+
 // Options for reading an EHLO reply, OR-ed together; 0 for none.
 typedef uint32_t pipeconnect_parse_flags;
 
-// The cache's counters, filled by `pipeconnect_cache_stats()`.
+// The cache's counters, filled by `pipeconnect_cache_get_stats()`.
 typedef struct pipeconnect_cache_stats {
     // Entries held now.
     uint64_t entries;
@@ -158,6 +183,231 @@ typedef struct pipeconnect_limits {
 // A TLS state, as a plain integer so that no out-of-range value can reach the library
 // as an enum: one of `PIPECONNECT_TLS_CLEARTEXT` or `PIPECONNECT_TLS_ENCRYPTED`.
 typedef uint32_t pipeconnect_tls_state;
+
+// Where a connection stands: one of `PIPECONNECT_PHASE_*`.
+typedef uint32_t pipeconnect_phase;
+
+// Flags of a `pipeconnect_situation`, OR-ed.
+typedef uint32_t pipeconnect_situation_flags;
+
+// The connection's situation, for `pipeconnect_policy_early_flight()`.
+typedef struct pipeconnect_situation {
+    // A `PIPECONNECT_PHASE_*` value.
+    pipeconnect_phase phase;
+    // `PIPECONNECT_SITUATION_*` bits.
+    pipeconnect_situation_flags flags;
+} pipeconnect_situation;
+
+// Flags of a `pipeconnect_settings`, OR-ed.
+typedef uint32_t pipeconnect_settings_flags;
+
+// The caller's settings. A zero-initialised struct is valid: early pipelining not
+// allowed, strict invalidation, a 64 KiB body limit for the first flight.
+typedef struct pipeconnect_settings {
+    // `PIPECONNECT_SETTINGS_*` bits.
+    pipeconnect_settings_flags flags;
+    // The largest body sent with BDAT LAST before any recipient was accepted (in the
+    // early flight, or any group sent before the RCPT replies); 0 means 65536.
+    uint64_t max_first_flight_body;
+} pipeconnect_settings;
+
+// A command kind (or the reply a command gets): one of `PIPECONNECT_CMD_*`.
+typedef uint32_t pipeconnect_command_kind;
+
+// Flags of a `pipeconnect_command`, OR-ed.
+typedef uint32_t pipeconnect_command_flags;
+
+// One command of an intended sequence, for `pipeconnect_policy_early_flight()`. Give one
+// element per command (three recipients are three `PIPECONNECT_CMD_RCPT` elements).
+// Zero-initialise and fill the fields the kind uses.
+typedef struct pipeconnect_command {
+    // A `PIPECONNECT_CMD_*` value (not BANNER or BODY).
+    pipeconnect_command_kind kind;
+    // `PIPECONNECT_COMMAND_*` bits (only AUTH uses one); 0 otherwise.
+    pipeconnect_command_flags flags;
+    // MAIL: the declared message size in bytes (0: not declared; the size of a BDAT LAST
+    // later in the transaction is then used). BDAT_LAST: the body size. 0 otherwise.
+    uint64_t size;
+    // AUTH: the mechanism name, NUL-terminated (`"PLAIN"`). Ignored otherwise (may be
+    // NULL).
+    const char *mechanism;
+} pipeconnect_command;
+
+// Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
+// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+typedef uint32_t pipeconnect_reason;
+
+// The context of a reply, for `pipeconnect_policy_outcome()`: `PIPECONNECT_CONTEXT_*`
+// bits, OR-ed.
+typedef uint32_t pipeconnect_reply_context;
+
+// What the cache must do: one of `PIPECONNECT_CACHE_*`.
+typedef uint32_t pipeconnect_cache_action;
+
+// What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
+typedef uint32_t pipeconnect_verdict;
+
+// What a reply means, from `pipeconnect_policy_outcome()`.
+typedef struct pipeconnect_outcome {
+    // `PIPECONNECT_CACHE_NOTHING` or `PIPECONNECT_CACHE_INVALIDATE`.
+    pipeconnect_cache_action cache;
+    // A `PIPECONNECT_VERDICT_*` value.
+    pipeconnect_verdict verdict;
+    // `PIPECONNECT_EVENT_CONNECTION_DONE`, `_AUTH_CHALLENGE`, `_MESSAGE_ACCEPTED`,
+    // `_OUT_OF_STEP` bits.
+    uint32_t flags;
+} pipeconnect_outcome;
+
+// The real EHLO reply against the cached one, from `pipeconnect_policy_check_ehlo()`.
+typedef struct pipeconnect_ehlo_check {
+    // `PIPECONNECT_CACHE_INVALIDATE` (PIPECONNECT or PIPELINING gone),
+    // `PIPECONNECT_CACHE_STORE` (nothing cached and worth caching, or a fact changed), or
+    // `PIPECONNECT_CACHE_NOTHING`.
+    pipeconnect_cache_action cache;
+    // `PIPECONNECT_EVENT_EARLY_STOPPED` when nothing more may go early on this
+    // connection.
+    uint32_t flags;
+    // The extension bits whose facts differ.
+    pipeconnect_ext changed;
+    // `changed` restricted to the extensions the early flight used.
+    pipeconnect_ext used_changed;
+} pipeconnect_ehlo_check;
+
+// Flags of a `pipeconnect_intent`, OR-ed.
+typedef uint32_t pipeconnect_intent_flags;
+
+// How the body goes: one of `PIPECONNECT_BODY_*`.
+typedef uint32_t pipeconnect_body_mode;
+
+// What the caller means to do on one connection: one transaction to one server.
+// Zero-initialise, then fill. The strings are copied by `pipeconnect_session_begin()`.
+typedef struct pipeconnect_intent {
+    // The EHLO name, NUL-terminated; NULL when it is not known before connecting (then
+    // nothing goes early, and the caller formats its own EHLO line).
+    const char *ehlo_name;
+    // `PIPECONNECT_INTENT_*` bits.
+    pipeconnect_intent_flags flags;
+    // With `PIPECONNECT_INTENT_AUTH`: the SASL mechanism, NUL-terminated.
+    const char *auth_mechanism;
+    // The envelope sender without angle brackets (`""` for the null sender), or NULL
+    // when the caller formats its own MAIL lines.
+    const char *mail_from;
+    // `rcpt_count` recipient addresses without angle brackets, or NULL when the caller
+    // formats its own RCPT lines (then only `rcpt_count` is read).
+    const char *const *rcpts;
+    // How many recipients: 1 to 1000.
+    size_t rcpt_count;
+    // The body size in bytes, as sent (after dot-stuffing for DATA).
+    uint64_t body_size;
+    // A `PIPECONNECT_BODY_*` value.
+    pipeconnect_body_mode body_mode;
+} pipeconnect_intent;
+
+// Flags of a `pipeconnect_session_command`.
+typedef uint32_t pipeconnect_session_command_flags;
+
+// A command the session says to send now, from `pipeconnect_session_flight()`.
+typedef struct pipeconnect_session_command {
+    // Its place in the conversation: commands count from 1 (0 is the banner). Events
+    // carry the same number.
+    size_t seq;
+    // A `PIPECONNECT_CMD_*` value. For `PIPECONNECT_CMD_BDAT_LAST`, send the body right
+    // after the line; for `PIPECONNECT_CMD_BODY`, send the dot-stuffed body and `.\r\n`.
+    pipeconnect_command_kind kind;
+    // `PIPECONNECT_SESSION_COMMAND_*` bits.
+    pipeconnect_session_command_flags flags;
+    // For RCPT: which recipient of the intent (0-based); 0 otherwise.
+    size_t rcpt_index;
+    // BDAT_LAST: the body size. MAIL: the `SIZE=` value to declare (0: the server did
+    // not advertise SIZE; declare none). 0 otherwise.
+    uint64_t size;
+} pipeconnect_session_command;
+
+// Event flags, OR-ed in `pipeconnect_event.flags` (and, for a subset, in
+// `pipeconnect_outcome.flags` and `pipeconnect_ehlo_check.flags`).
+typedef uint32_t pipeconnect_event_flags;
+
+// One complete reply and what it means, from `pipeconnect_session_next_event()`.
+typedef struct pipeconnect_event {
+    // The `seq` of the command answered (0: the banner).
+    size_t seq;
+    // The command answered: a `PIPECONNECT_CMD_*` (BANNER for the greeting, BODY for the
+    // end-of-data reply).
+    pipeconnect_command_kind kind;
+    // A `PIPECONNECT_VERDICT_*` value.
+    pipeconnect_verdict verdict;
+    // `PIPECONNECT_EVENT_*` bits.
+    pipeconnect_event_flags flags;
+    // The reply code.
+    uint32_t code;
+    // For RCPT: which recipient (0-based); 0 otherwise.
+    size_t rcpt_index;
+    // The enhanced status code's class (2, 4, 5), or 0 when the reply has none.
+    uint32_t enhanced_class;
+    // The enhanced status code's subject.
+    uint32_t enhanced_subject;
+    // The enhanced status code's detail.
+    uint32_t enhanced_detail;
+    // For EHLO: the extension bits whose facts differ from the cached entry.
+    pipeconnect_ext changed_extensions;
+    // The reply text (lines joined with `\n`, not NUL-terminated), owned by the session,
+    // valid until the next call on the session.
+    const uint8_t *text;
+    // The text's length in bytes (at most 2048).
+    size_t text_len;
+} pipeconnect_event;
+
+// Summary flags, OR-ed in `pipeconnect_summary.flags`.
+typedef uint32_t pipeconnect_summary_flags;
+
+// What a session did, from `pipeconnect_session_finish()`.
+typedef struct pipeconnect_summary {
+    // For the message: CONTINUE when the server accepted it (for the accepted
+    // recipients); RECONNECT when early pipelining failed; otherwise the failure that
+    // ended the transaction (TEMPFAIL for an unfinished session).
+    pipeconnect_verdict verdict;
+    // `PIPECONNECT_SUMMARY_*` bits.
+    pipeconnect_summary_flags flags;
+    // Recipients accepted.
+    size_t rcpt_accepted;
+    // Recipients refused permanently.
+    size_t rcpt_rejected;
+    // Recipients refused for now (or not accepted because of an earlier failure).
+    size_t rcpt_deferred;
+    // Recipients never sent (beyond the server's RCPTMAX, or after a failure): deliver
+    // them in another transaction.
+    size_t rcpt_not_attempted;
+    // Replies to sent commands that never arrived.
+    size_t replies_outstanding;
+    // How many times commands were released to send (each after the first is one wait
+    // for replies).
+    size_t groups;
+} pipeconnect_summary;
+
+// Flags of `pipeconnect_store_options.flags`, combined with `|`.
+typedef uint32_t pipeconnect_store_flags;
+
+// How `pipeconnect_cache_open()` opens or creates a store file. Fill it with
+// `pipeconnect_store_options_default()`, then change the fields you need.
+typedef struct pipeconnect_store_options {
+    // Sets in the store (up to 1048576). 0: an existing file's, or 4096 for a new file.
+    // Otherwise an existing file must have exactly this many sets
+    // (`PIPECONNECT_ERR_STORE_GEOMETRY`), unless it is rebuilt.
+    uint32_t sets;
+    // Slots per set (up to 64); a new key evicts the least recently used entry of its
+    // set. 0: an existing file's, or 8 for a new file. The store holds at most
+    // sets x ways entries; its file is about 4 KiB + sets x (64 + 768 x ways) bytes
+    // (at most 1 GiB), and never grows.
+    uint32_t ways;
+    // Seconds an entry lives after it was learned; 0: 7 days, like Exim.
+    uint64_t ttl_seconds;
+    // Permission bits of a new file; default 0600. Must include 0600; may add group and
+    // other read (0640, 0644); nothing else (no write or execute for others, no set-id
+    // or sticky bits).
+    uint32_t mode;
+    // `PIPECONNECT_STORE_*` flags.
+    pipeconnect_store_flags flags;
+} pipeconnect_store_options;
 
 // RFC 2920 PIPELINING.
 #define PIPECONNECT_EXT_PIPELINING (1 << 0)
@@ -211,7 +461,247 @@ typedef uint32_t pipeconnect_tls_state;
 // After a completed TLS handshake (STARTTLS, or TLS on connect).
 #define PIPECONNECT_TLS_ENCRYPTED 1
 
+// Not a command: the server's greeting (the reply a connection starts with).
+#define PIPECONNECT_CMD_BANNER 0
 
+// `EHLO`.
+#define PIPECONNECT_CMD_EHLO 1
+
+// `STARTTLS`.
+#define PIPECONNECT_CMD_STARTTLS 2
+
+// `AUTH` (set `mechanism`, and `PIPECONNECT_COMMAND_INITIAL_RESPONSE` when the line
+// carries the initial response).
+#define PIPECONNECT_CMD_AUTH 3
+
+// `MAIL FROM` (`size`: the declared message size, 0 when not declared).
+#define PIPECONNECT_CMD_MAIL 4
+
+// `RCPT TO`: one per recipient.
+#define PIPECONNECT_CMD_RCPT 5
+
+// `DATA` (the body waits for the 354).
+#define PIPECONNECT_CMD_DATA 6
+
+// `BDAT <size> LAST` with the whole body (`size`: the body size).
+#define PIPECONNECT_CMD_BDAT_LAST 7
+
+// Not a command line: the body after a 354, ending with `CRLF.CRLF`; its reply is the
+// end-of-data reply. Sessions hand it out; the policy does not take it.
+#define PIPECONNECT_CMD_BODY 8
+
+// The AUTH line carries the SASL initial response (RFC 4954 §4).
+#define PIPECONNECT_COMMAND_INITIAL_RESPONSE 1
+
+// A new cleartext connection (it may go on to STARTTLS).
+#define PIPECONNECT_PHASE_CLEARTEXT 0
+
+// Right after a successful STARTTLS handshake.
+#define PIPECONNECT_PHASE_AFTER_STARTTLS 1
+
+// A connection encrypted from the start (port 465), after its handshake.
+#define PIPECONNECT_PHASE_TLS_ON_CONNECT 2
+
+// This connection's cleartext phase used an early flight (needed after STARTTLS).
+#define PIPECONNECT_SITUATION_CLEARTEXT_EARLY_USED 1
+
+// The EHLO name is known before connecting (without it nothing goes early).
+#define PIPECONNECT_SITUATION_EHLO_NAME_KNOWN 2
+
+// An EHLO reply earlier on this connection dropped PIPECONNECT: nothing more goes early.
+#define PIPECONNECT_SITUATION_EARLY_WITHDRAWN 4
+
+// Early pipelining may be used with this host (like Exim's `hosts_pipe_connect`).
+// Without it every connection is classic (the library still learns).
+#define PIPECONNECT_SETTINGS_EARLY_ALLOWED 1
+
+// Sessions read the legacy keywords `PIPE_CONNECT` and `X_PIPE_CONNECT` as PIPECONNECT.
+#define PIPECONNECT_SETTINGS_LEGACY_KEYWORDS 2
+
+// Relaxed invalidation (draft-harris-early-pipe-01, Exim): only banner, EHLO, STARTTLS
+// and required-AUTH failures and capability changes invalidate. Without it, strict (the
+// PIPE_CONNECT proposal): also any 4xx or 5xx in a transaction that used early
+// pipelining.
+#define PIPECONNECT_SETTINGS_RELAXED 4
+
+// Every command of the sequence may go early.
+#define PIPECONNECT_REASON_END_OF_SEQUENCE 0
+
+// The settings do not allow early pipelining with this host.
+#define PIPECONNECT_REASON_NOT_ALLOWED 1
+
+// The EHLO name is not known before connecting.
+#define PIPECONNECT_REASON_EHLO_NAME_UNKNOWN 2
+
+// After STARTTLS, but the cleartext phase had no early flight (Exim's rule).
+#define PIPECONNECT_REASON_ENCRYPTED_WITHOUT_CLEARTEXT_EARLY 3
+
+// Nothing live is cached for the key in this TLS state.
+#define PIPECONNECT_REASON_NO_ENTRY 4
+
+// The cached reply lacks PIPECONNECT.
+#define PIPECONNECT_REASON_NO_PIPECONNECT 5
+
+// The cached reply lacks PIPELINING.
+#define PIPECONNECT_REASON_NO_PIPELINING 6
+
+// PIPECONNECT was withdrawn earlier on this connection.
+#define PIPECONNECT_REASON_PIPECONNECT_WITHDRAWN 7
+
+// STARTTLS ends the flight (it is included).
+#define PIPECONNECT_REASON_STARTTLS_ENDS_FLIGHT 8
+
+// STARTTLS is not offered by the cached reply (the flight stops before it).
+#define PIPECONNECT_REASON_STARTTLS_NOT_OFFERED 9
+
+// AUTH ends the flight (included): no initial response, or not PLAIN/EXTERNAL.
+#define PIPECONNECT_REASON_AUTH_ENDS_FLIGHT 10
+
+// The AUTH mechanism is not offered by the cached reply (stops before AUTH).
+#define PIPECONNECT_REASON_AUTH_NOT_OFFERED 11
+
+// DATA ends the flight (included; the body waits for 354).
+#define PIPECONNECT_REASON_DATA_ENDS_FLIGHT 12
+
+// BDAT without CHUNKING cached (stops before BDAT).
+#define PIPECONNECT_REASON_NO_CHUNKING 13
+
+// The cached RCPTMAX is reached (stops before the next RCPT).
+#define PIPECONNECT_REASON_RCPTMAX_REACHED 14
+
+// The cached MAILMAX is reached (stops before the next MAIL).
+#define PIPECONNECT_REASON_MAILMAX_REACHED 15
+
+// The message is larger than the cached SIZE limit (stops before MAIL).
+#define PIPECONNECT_REASON_SIZE_EXCEEDED 16
+
+// The body is larger than `max_first_flight_body` (stops before BDAT LAST: send the body
+// after the replies, with DATA or BDAT).
+#define PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT 17
+
+// The reply is the one hoped for: go on.
+#define PIPECONNECT_VERDICT_CONTINUE 0
+
+// Permanent failure of the message (5xx to MAIL/DATA/BDAT/end of data) or of one
+// recipient (5xx to RCPT): bounce it or that recipient.
+#define PIPECONNECT_VERDICT_REJECTED 1
+
+// Transient failure (4xx) of the message, a recipient or the connection: defer.
+#define PIPECONNECT_VERDICT_TEMPFAIL 2
+
+// Early pipelining failed here: close, reconnect at once without early pipelining, and
+// neither bounce nor defer the message for it.
+#define PIPECONNECT_VERDICT_RECONNECT 3
+
+// Permanent failure of the connection, not of the message (5xx to the banner, EHLO,
+// STARTTLS or a required AUTH): host-error handling (try another host).
+#define PIPECONNECT_VERDICT_HOST_ERROR 4
+
+// Leave the entry as it is.
+#define PIPECONNECT_CACHE_NOTHING 0
+
+// Remove the key's entry in this TLS state (`pipeconnect_cache_forget()`).
+#define PIPECONNECT_CACHE_INVALIDATE 1
+
+// Store the fresh EHLO capabilities (`pipeconnect_cache_learn_caps()`).
+#define PIPECONNECT_CACHE_STORE 2
+
+// An early flight was sent in the current TLS phase.
+#define PIPECONNECT_CONTEXT_EARLY_USED 1
+
+// For AUTH replies: the delivery needs AUTH to succeed.
+#define PIPECONNECT_CONTEXT_AUTH_REQUIRED 2
+
+// For AUTH replies: commands were pipelined after this AUTH.
+#define PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH 4
+
+
+
+// STARTTLS on the cleartext connection (AUTH and the transaction follow the handshake).
+#define PIPECONNECT_INTENT_STARTTLS 1
+
+// AUTH with `auth_mechanism`.
+#define PIPECONNECT_INTENT_AUTH 2
+
+// The AUTH line carries the initial response.
+#define PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE 4
+
+// A failed AUTH lets the delivery go on unauthenticated (without it, AUTH is required:
+// its failure ends the connection).
+#define PIPECONNECT_INTENT_AUTH_OPTIONAL 8
+
+// `BDAT <size> LAST` when the server offers CHUNKING, DATA otherwise.
+#define PIPECONNECT_BODY_AUTO 0
+
+// Always DATA.
+#define PIPECONNECT_BODY_DATA 1
+
+// The command goes in an early flight (before the banner, or after STARTTLS before the
+// EHLO reply).
+#define PIPECONNECT_SESSION_COMMAND_EARLY 1
+
+// The rules removed this key's cache entry for the current TLS state.
+#define PIPECONNECT_EVENT_CACHE_INVALIDATED 1
+
+// The fresh EHLO capabilities were stored (learned, or the entry rewritten).
+#define PIPECONNECT_EVENT_CACHE_STORED 2
+
+// PIPECONNECT (or PIPELINING) is gone from the EHLO reply: nothing more goes early on
+// this connection; the rest is classic.
+#define PIPECONNECT_EVENT_EARLY_STOPPED 4
+
+// The connection can carry nothing more: close it (QUIT if it is still in step).
+#define PIPECONNECT_EVENT_CONNECTION_DONE 8
+
+// The reply follows from an earlier failure (a RCPT after a failed MAIL, DATA after every
+// recipient was refused, anything after a failed banner): its verdict repeats that
+// failure's; no action of its own.
+#define PIPECONNECT_EVENT_FOLLOWS_FAILURE 16
+
+// A 334 to AUTH: send your next SASL response line, then feed the next reply.
+#define PIPECONNECT_EVENT_AUTH_CHALLENGE 32
+
+// The command answered went in an early flight.
+#define PIPECONNECT_EVENT_EARLY 64
+
+// The server accepted the message (2xx to the end of data or to BDAT LAST).
+#define PIPECONNECT_EVENT_MESSAGE_ACCEPTED 128
+
+// The reply cannot answer its command (wrong code class): the two ends are out of step.
+#define PIPECONNECT_EVENT_OUT_OF_STEP 256
+
+// The text was cut at 2048 bytes.
+#define PIPECONNECT_EVENT_TEXT_TRUNCATED 512
+
+// The server accepted the message.
+#define PIPECONNECT_SUMMARY_MESSAGE_ACCEPTED 1
+
+// The cleartext phase used an early flight.
+#define PIPECONNECT_SUMMARY_CLEARTEXT_EARLY 2
+
+// The encrypted phase (after STARTTLS, or TLS on connect) used an early flight.
+#define PIPECONNECT_SUMMARY_ENCRYPTED_EARLY 4
+
+// The rules removed a cache entry.
+#define PIPECONNECT_SUMMARY_CACHE_INVALIDATED 8
+
+// The session stored capabilities in the cache.
+#define PIPECONNECT_SUMMARY_CACHE_STORED 16
+
+// PIPECONNECT was withdrawn during the connection.
+#define PIPECONNECT_SUMMARY_EARLY_STOPPED 32
+
+// The session stopped on an error (malformed or unexpected reply, cleartext after
+// STARTTLS).
+#define PIPECONNECT_SUMMARY_FAILED 64
+
+// Replace a store file of ours (a regular file owned by the process's effective user,
+// not writable by group or others) that is truncated, corrupt, of another format
+// version, or of another geometry than asked for, instead of refusing it. The new file
+// is built beside the old one and renamed over it, so no opener ever sees a half-built
+// file. A symbolic link, a file of another owner, a file writable by others and
+// anything that is not a regular file are always refused.
+#define PIPECONNECT_STORE_REBUILD_IF_INVALID (1 << 0)
 
 #ifdef __cplusplus
 extern "C" {
@@ -280,8 +770,8 @@ enum pipeconnect_result pipeconnect_cache_clear(const struct pipeconnect_cache *
 //
 // # Safety
 // `cache` is a live handle; `stats_out` is writable.
-enum pipeconnect_result pipeconnect_cache_stats(const struct pipeconnect_cache *cache,
-                                                struct pipeconnect_cache_stats *stats_out);
+enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cache *cache,
+                                                    struct pipeconnect_cache_stats *stats_out);
 
 // Pin the cache's clock at `unix_seconds`, or return it to the system clock with 0.
 // Every age and expiry of this cache handle is measured with this clock. Meant for
@@ -451,264 +941,344 @@ enum pipeconnect_result pipeconnect_key_to_string(const struct pipeconnect_key *
 // `key` is NULL or a key from this library not yet freed; it is not used afterwards.
 void pipeconnect_key_free(struct pipeconnect_key *key);
 
-// Make an in-process cache holding at most `capacity` entries (0: 10000), each living
-// `ttl_seconds` after it was learned (0: 7 days, like Exim). The caller frees
-// `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
-// a forking MTA, see `pipeconnect_cache_open()`.
+// How many of the `n` commands in `cmds` may be written before reading any reply (the
+// early flight; the first `*allowed_out` commands), and why the flight stops there
+// (`*reason_out`, a `PIPECONNECT_REASON_*`). `*allowed_out == 0` means classic: wait for
+// the banner (after STARTTLS: send EHLO and wait for its reply).
+//
+// `cached` is what the cache holds for the server in the connection's TLS state
+// (`pipeconnect_cache_lookup()` with a key in that state), or NULL when nothing is
+// cached. The caller must not pass information from another TLS state;
+// `pipeconnect_policy_early_flight_cached()` checks that for you.
+//
+// The sequence must start with EHLO and keep SMTP's order, else
+// `PIPECONNECT_ERR_BAD_SEQUENCE`; unknown kinds or flag bits are
+// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Thread-safe.
 //
 // # Safety
-// `cache_out` is writable.
-enum pipeconnect_result pipeconnect_cache_new(size_t capacity,
-                                              uint64_t ttl_seconds,
-                                              struct pipeconnect_cache **cache_out);
+// `cached` is NULL or a live snapshot; `situation`, `settings` are readable; `cmds` is
+// readable for `n` elements; `allowed_out`, `reason_out` are writable.
+enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect_caps *cached,
+                                                        const struct pipeconnect_situation *situation,
+                                                        const struct pipeconnect_settings *settings,
+                                                        const struct pipeconnect_command *cmds,
+                                                        size_t n,
+                                                        size_t *allowed_out,
+                                                        pipeconnect_reason *reason_out);
 
-// Learn from an EHLO reply of `len` bytes received from `key`'s server in `key`'s TLS
-// state (raw, exactly as received; `flags` as for `pipeconnect_caps_parse()`).
-//
-// Returns `PIPECONNECT_OK` when stored; `PIPECONNECT_NOT_CACHED` when the reply lacks
-// PIPECONNECT or PIPELINING, in which case any older entry for the key is removed (the
-// server no longer offers early pipelining); a parse error when the reply is not a
-// valid 250 reply (the cache is then unchanged).
+// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
+// TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
+// encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
+// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
 //
 // # Safety
-// `cache` and `key` are live handles; `reply` is readable for `len` bytes.
-enum pipeconnect_result pipeconnect_cache_learn(const struct pipeconnect_cache *cache,
-                                                const struct pipeconnect_key *key,
-                                                const uint8_t *reply,
-                                                size_t len,
-                                                pipeconnect_parse_flags flags);
+// `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
+enum pipeconnect_result pipeconnect_policy_early_flight_cached(const struct pipeconnect_cache *cache,
+                                                               const struct pipeconnect_key *key,
+                                                               const struct pipeconnect_situation *situation,
+                                                               const struct pipeconnect_settings *settings,
+                                                               const struct pipeconnect_command *cmds,
+                                                               size_t n,
+                                                               size_t *allowed_out,
+                                                               pipeconnect_reason *reason_out);
 
-// Learn from capabilities already parsed with `pipeconnect_caps_parse()`; as
-// `pipeconnect_cache_learn()` otherwise.
+// The extensions (`PIPECONNECT_EXT_*` bits) an early flight made of the first `n`
+// commands of `cmds` relied on (pass the `allowed` count from
+// `pipeconnect_policy_early_flight()`), for `pipeconnect_policy_check_ehlo()`. `n == 0`
+// gives 0. Thread-safe.
 //
 // # Safety
-// `cache`, `key` and `caps` are live handles.
-enum pipeconnect_result pipeconnect_cache_learn_caps(const struct pipeconnect_cache *cache,
-                                                     const struct pipeconnect_key *key,
-                                                     const struct pipeconnect_caps *caps);
+// `cmds` is readable for `n` elements; `used_out` is writable.
+enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconnect_command *cmds,
+                                                           size_t n,
+                                                           pipeconnect_ext *used_out);
 
-// Look up `key`. On a hit, `PIPECONNECT_OK` and `*caps_out` is a new snapshot the
-// caller frees; on a miss (nothing cached, or the entry expired and was removed),
-// `PIPECONNECT_NOT_FOUND` and nothing is written.
+// What reply `code` (100 to 599) to `answered` (a `PIPECONNECT_CMD_*`; BANNER for the
+// greeting, BODY for the end-of-data reply) means, in `context`
+// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). A
+// 250 to EHLO gives CONTINUE and NOTHING here: compare what it advertised with
+// `pipeconnect_policy_check_ehlo()`. Thread-safe.
 //
 // # Safety
-// `cache` and `key` are live handles; `caps_out` is writable.
-enum pipeconnect_result pipeconnect_cache_lookup(const struct pipeconnect_cache *cache,
-                                                 const struct pipeconnect_key *key,
-                                                 struct pipeconnect_caps **caps_out);
+// `settings` is readable; `outcome_out` is writable.
+enum pipeconnect_result pipeconnect_policy_outcome(pipeconnect_command_kind answered,
+                                                   uint32_t code,
+                                                   pipeconnect_reply_context context,
+                                                   const struct pipeconnect_settings *settings,
+                                                   struct pipeconnect_outcome *outcome_out);
 
-// Drop `key`'s entry: `PIPECONNECT_OK` if there was one, `PIPECONNECT_NOT_FOUND` if not.
+// Compare the real EHLO reply `fresh` (from `pipeconnect_caps_parse()`) with `cached`
+// (NULL when nothing was cached), given the extensions `used` by the early flight
+// (`pipeconnect_policy_used_extensions()`; 0 without one). Do this on every EHLO reply
+// of a connection that used cached information. Thread-safe.
 //
 // # Safety
-// `cache` and `key` are live handles.
-enum pipeconnect_result pipeconnect_cache_forget(const struct pipeconnect_cache *cache,
-                                                 const struct pipeconnect_key *key);
+// `cached` is NULL or a live snapshot; `fresh` is a live snapshot; `check_out` is
+// writable.
+enum pipeconnect_result pipeconnect_policy_check_ehlo(const struct pipeconnect_caps *cached,
+                                                      const struct pipeconnect_caps *fresh,
+                                                      pipeconnect_ext used,
+                                                      struct pipeconnect_ehlo_check *check_out);
 
-// Drop every entry.
-//
-// # Safety
-// `cache` is a live handle.
-enum pipeconnect_result pipeconnect_cache_clear(const struct pipeconnect_cache *cache);
+// The name of a `PIPECONNECT_REASON_*` value for logs (`"NO_ENTRY"`,
+// `"STARTTLS_ENDS_FLIGHT"`, ...): a static NUL-terminated string, never NULL
+// (`"UNKNOWN"` for an unknown value). Thread-safe.
+const char *pipeconnect_reason_name(pipeconnect_reason reason);
 
-// Fill `*stats_out` with the cache's counters.
-//
-// # Safety
-// `cache` is a live handle; `stats_out` is writable.
-enum pipeconnect_result pipeconnect_cache_stats(const struct pipeconnect_cache *cache,
-                                                struct pipeconnect_cache_stats *stats_out);
+// The name of a `PIPECONNECT_VERDICT_*` value (`"CONTINUE"`, `"RECONNECT"`, ...): a
+// static NUL-terminated string, never NULL (`"UNKNOWN"` for an unknown value).
+// Thread-safe.
+const char *pipeconnect_verdict_name(pipeconnect_verdict verdict);
 
-// Pin the cache's clock at `unix_seconds`, or return it to the system clock with 0.
-// Every age and expiry of this cache handle is measured with this clock. Meant for
-// tests and tools that replay time; an MTA never needs it.
-//
-// # Safety
-// `cache` is a live handle.
-enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cache *cache,
-                                                   uint64_t unix_seconds);
+// The name of a `PIPECONNECT_CMD_*` value (`"BANNER"`, `"EHLO"`, ..., `"BDAT_LAST"`,
+// `"BODY"`): a static NUL-terminated string, never NULL (`"UNKNOWN"` for an unknown
+// value). Thread-safe.
+const char *pipeconnect_command_name(pipeconnect_command_kind kind);
 
-// Release a cache handle. NULL is allowed. Sessions made from it keep working.
+// A static, NUL-terminated English sentence saying what `result` means. Never NULL: an
+// unknown value gets "unknown result". The string must not be freed. Thread-safe.
+const char *pipeconnect_result_message(int result);
+
+// Whether `result` is an error (not `PIPECONNECT_OK` and not an outcome such as
+// `PIPECONNECT_NOT_FOUND`). Thread-safe.
+bool pipeconnect_result_is_error(int result);
+
+// Begin a connection to `key`'s server: a cleartext key for a plain or STARTTLS
+// connection, an encrypted key for TLS on connect (port 465; call this after the
+// handshake). The session looks `key` up in `cache`, plans the early flight under
+// `settings`, and keeps its own reference to the cache (the cache handle may be freed
+// first). On success `*session_out` is a new session the caller frees with
+// `pipeconnect_session_free()`; take the flight with `pipeconnect_session_flight()` (0
+// commands: classic, wait for the banner).
+//
+// Worked example (error checks shortened; `sock_write`/`sock_read` are the caller's):
+//
+// ```c
+// const char *rcpts[] = { "a@example.org", "b@example.org" };
+// pipeconnect_intent intent = { 0 };
+// intent.ehlo_name = "client.example.net";
+// intent.mail_from = "sender@example.net";
+// intent.rcpts = rcpts;
+// intent.rcpt_count = 2;
+// intent.body_size = body_len;                  /* BDAT LAST if CHUNKING, else DATA */
+// pipeconnect_settings settings = { PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+//
+// pipeconnect_session *s;
+// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s) != PIPECONNECT_OK)
+//     return -1;
+// for (;;) {
+//     pipeconnect_session_command cmds[16];
+//     size_t n;
+//     pipeconnect_session_flight(s, cmds, 16, &n);   /* commands to send now */
+//     for (size_t i = 0; i < n; i++) {
+//         char line[600]; size_t len;
+//         if (cmds[i].kind == PIPECONNECT_CMD_BODY) { sock_write_dotstuffed_body(); continue; }
+//         pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len);
+//         sock_write(line, len);
+//         if (cmds[i].kind == PIPECONNECT_CMD_BDAT_LAST) sock_write(body, body_len);
+//     }
+//     bool done;
+//     pipeconnect_session_is_done(s, &done);
+//     if (done) break;
+//     uint8_t buf[4096];
+//     ssize_t got = sock_read(buf, sizeof buf);       /* any split is fine */
+//     if (got <= 0) break;
+//     size_t events;
+//     pipeconnect_result r = pipeconnect_session_feed(s, buf, (size_t)got, &events);
+//     pipeconnect_event ev;
+//     while (pipeconnect_session_next_event(s, &ev) == PIPECONNECT_OK) {
+//         log("%s %u %.*s -> %s", pipeconnect_command_name(ev.kind), ev.code,
+//             (int)ev.text_len, (const char *)ev.text, pipeconnect_verdict_name(ev.verdict));
+//         if (ev.kind == PIPECONNECT_CMD_RCPT && ev.verdict != PIPECONNECT_VERDICT_CONTINUE)
+//             note_recipient(ev.rcpt_index, ev.verdict);
+//         if (ev.kind == PIPECONNECT_CMD_STARTTLS &&
+//             ev.verdict == PIPECONNECT_VERDICT_CONTINUE) {
+//             do_tls_handshake();
+//             pipeconnect_session_tls_started(s);  /* fails on cleartext after the 220 */
+//         }
+//     }
+//     if (r != PIPECONNECT_OK) break;                 /* unexpected or malformed reply */
+// }
+// pipeconnect_summary sum;
+// pipeconnect_session_finish(s, &sum);
+// if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
+//     retry_now_without_early_pipelining();           /* no bounce, no deferral */
+// pipeconnect_session_free(s);
+// ```
+//
+// `PIPECONNECT_ERR_INVALID_INTENT` for an unusable intent (see that result's message),
+// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes.
 //
 // # Safety
-// `cache` is NULL or a handle from this library not yet freed, not in use by another
+// `cache`, `key` are live handles; `intent` and `settings` are readable, with the
+// intent's pointers valid as documented; `session_out` is writable.
+enum pipeconnect_result pipeconnect_session_begin(const struct pipeconnect_cache *cache,
+                                                  const struct pipeconnect_key *key,
+                                                  const struct pipeconnect_intent *intent,
+                                                  const struct pipeconnect_settings *settings,
+                                                  struct pipeconnect_session **session_out);
+
+// Take the commands that may be sent now, in order: up to `cap` of them are copied into
+// `cmds_out` and removed from the session's queue; `*count_out` says how many (0: wait
+// for replies). Call again while it fills the whole array. Send every command taken, in
+// order; take them before feeding more replies.
+//
+// # Safety
+// `session` is a live session used by no other thread; `cmds_out` is writable for `cap`
+// elements; `count_out` is writable.
+enum pipeconnect_result pipeconnect_session_flight(struct pipeconnect_session *session,
+                                                   struct pipeconnect_session_command *cmds_out,
+                                                   size_t cap,
+                                                   size_t *count_out);
+
+// How many commands wait to be taken with `pipeconnect_session_flight()`
+// (`*commands_out`) and how many events with `pipeconnect_session_next_event()`
+// (`*events_out`).
+//
+// # Safety
+// `session` is a live session used by no other thread; the outputs are writable.
+enum pipeconnect_result pipeconnect_session_pending(const struct pipeconnect_session *session,
+                                                    size_t *commands_out,
+                                                    size_t *events_out);
+
+// Format the line for `cmd` (a command from this session's `pipeconnect_session_flight()`),
+// CRLF included, NUL-terminated, into `buf` of `len` bytes; `*written` gets the length
+// without the NUL (`PIPECONNECT_ERR_BUFFER_TOO_SMALL` with the needed length when it does
+// not fit; 600 bytes always do). An optional helper: an MTA may format its own lines.
+// `PIPECONNECT_ERR_CANNOT_FORMAT` for AUTH with an initial response (it carries
+// credentials the library never sees), the body, and lines whose EHLO name or addresses
+// the intent did not give.
+//
+// # Safety
+// `session` is a live session used by no other thread; `cmd` is readable; `buf` is
+// writable for `len` bytes; `written` is writable.
+enum pipeconnect_result pipeconnect_session_command_line(const struct pipeconnect_session *session,
+                                                         const struct pipeconnect_session_command *cmd,
+                                                         char *buf,
+                                                         size_t len,
+                                                         size_t *written);
+
+// Feed `len` reply bytes exactly as read from the socket (any split; several replies in
+// one buffer). Each complete reply becomes one event (`*events_out`: how many this call
+// made); take them with `pipeconnect_session_next_event()`, then take any commands they
+// released with `pipeconnect_session_flight()`.
+//
+// Errors stop the session, and repeat on later calls: the reply parser's errors (72xx),
+// `PIPECONNECT_ERR_UNEXPECTED_REPLY` (a reply answering no command sent),
+// `PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS` (bytes after the 220 to STARTTLS). Events
+// made before the error can still be taken. Close the connection; after an early flight
+// the summary's verdict is RECONNECT and the entry is gone.
+//
+// # Safety
+// `session` is a live session used by no other thread; `data` is readable for `len`
+// bytes; `events_out` is writable.
+enum pipeconnect_result pipeconnect_session_feed(struct pipeconnect_session *session,
+                                                 const uint8_t *data,
+                                                 size_t len,
+                                                 size_t *events_out);
+
+// Take the oldest queued event into `*event_out`: `PIPECONNECT_OK`, or
+// `PIPECONNECT_NO_EVENT` (nothing written) when none is queued. `event_out->text` points
+// into the session and stays valid until the next call on the session.
+//
+// # Safety
+// `session` is a live session used by no other thread; `event_out` is writable.
+enum pipeconnect_result pipeconnect_session_next_event(struct pipeconnect_session *session,
+                                                       struct pipeconnect_event *event_out);
+
+// The TLS handshake that followed a 220 to STARTTLS completed: plan the encrypted phase
+// (the key in the encrypted state; take its flight with `pipeconnect_session_flight()`).
+// `PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS` (the session stops) when cleartext bytes
+// were fed after the 220, even part of a line: they could be injected.
+// `PIPECONNECT_ERR_BAD_STATE` when no 220 to STARTTLS was seen.
+//
+// # Safety
+// `session` is a live session used by no other thread.
+enum pipeconnect_result pipeconnect_session_tls_started(struct pipeconnect_session *session);
+
+// The early flight of the current TLS phase: how many commands went early
+// (`*allowed_out`, as `pipeconnect_policy_early_flight()` counts them) and why it
+// stopped there (`*reason_out`, for logs).
+//
+// # Safety
+// `session` is a live session used by no other thread; the outputs are writable.
+enum pipeconnect_result pipeconnect_session_reason(const struct pipeconnect_session *session,
+                                                   size_t *allowed_out,
+                                                   pipeconnect_reason *reason_out);
+
+// Whether the session has nothing more to do (`*done_out`): the transaction ended or the
+// connection failed, no reply is awaited and no command waits to be taken.
+//
+// # Safety
+// `session` is a live session used by no other thread; `done_out` is writable.
+enum pipeconnect_result pipeconnect_session_is_done(const struct pipeconnect_session *session,
+                                                    bool *done_out);
+
+// End the session (for instance when the connection closed) and fill `*summary_out`. A
+// banner or EHLO reply still missing after an early flight was taken for sending
+// invalidates the entry (verdict RECONNECT); a flight never taken (the connection failed
+// first) does not. Later calls give the same summary; feeding is then
+// `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
+//
+// # Safety
+// `session` is a live session used by no other thread; `summary_out` is writable.
+enum pipeconnect_result pipeconnect_session_finish(struct pipeconnect_session *session,
+                                                   struct pipeconnect_summary *summary_out);
+
+// Release a session. NULL is allowed. A session freed without
+// `pipeconnect_session_finish()` records nothing more.
+//
+// # Safety
+// `session` is NULL or a session from this library not yet freed, not in use by another
 // thread, and not used afterwards.
-void pipeconnect_cache_free(struct pipeconnect_cache *cache);
+void pipeconnect_session_free(struct pipeconnect_session *session);
 
-// Read an EHLO reply of `len` bytes, exactly as received (one complete reply, CRLF or
-// LF line ends). `flags` is 0 or `PIPECONNECT_PARSE_LEGACY_KEYWORDS`. On success
-// `*caps_out` is a new snapshot the caller frees. A reply that is not 250 is
-// `PIPECONNECT_ERR_NOT_EHLO_REPLY`; a malformed, incomplete or oversized one gets the
-// reply parser's error.
+// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
+// ways for a new one), a time to live of 7 days, mode 0600, no flags.
 //
 // # Safety
-// `reply` is readable for `len` bytes; `caps_out` is writable.
-enum pipeconnect_result pipeconnect_caps_parse(const uint8_t *reply,
-                                               size_t len,
-                                               pipeconnect_parse_flags flags,
-                                               struct pipeconnect_caps **caps_out);
+// `out` is writable.
+enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_store_options *out_options);
 
-// Whether the extension `ext` (one `PIPECONNECT_EXT_*` bit) was advertised. More than
-// one bit, or an unknown bit, is `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+// Open the shared store file at `path` (NUL-terminated; any bytes a file name may hold)
+// as a capability cache, creating it (with `options->mode`, default 0600) if there is
+// none. `options` may be NULL for the defaults (see
+// `pipeconnect_store_options_default()`). On success `*cache_out` is a new
+// `pipeconnect_cache` the caller frees with `pipeconnect_cache_free()`; every
+// `pipeconnect_cache_*` function works on it, with the same meaning as for an in-process
+// cache (`pipeconnect_cache_get_stats()` counts since the file was created, for all its
+// users).
+//
+// Every process of an MTA that opens the same path shares one cache: what one delivery
+// process learns, the next one finds. The file has a fixed size and never grows.
+// Lookups take no lock; writers lock one set at a time, with a lock a killed process
+// cannot keep; a process killed at any point leaves no torn entry readable.
+//
+// The file is refused, each with its own result, when the path is a symbolic link
+// (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
+// another user than the effective user (`_WRONG_OWNER`), writable by group or others
+// (`_PERMISSIONS`), shorter than its header or geometry (`_TRUNCATED`), not a store
+// (`_BAD_MAGIC`), of another format version (`_VERSION`), of another geometry than
+// asked for (`_GEOMETRY`), or with a damaged header (`_CHECKSUM`). With
+// `PIPECONNECT_STORE_REBUILD_IF_INVALID`, the last five are replaced by a new, empty
+// store instead. Options out of range, an empty path or unknown flags:
+// `PIPECONNECT_ERR_INVALID_ARGUMENT`; the file could not be made or mapped:
+// `PIPECONNECT_ERR_STORE_IO`.
+//
+// fork(): a cache opened before `fork()` keeps working in the parent and in the child
+// (the mapping is shared; the lock owner is read with `getpid()` at each write). Each
+// process frees its own handle. Keep the file in a folder that only the MTA's user may
+// write to.
+//
+// Thread-safety: as for every `pipeconnect_cache`: any threads at once. Not
+// async-signal-safe.
 //
 // # Safety
-// `caps` is a live snapshot; `has_out` is writable.
-enum pipeconnect_result pipeconnect_caps_has(const struct pipeconnect_caps *caps,
-                                             pipeconnect_ext ext,
-                                             bool *has_out);
-
-// All advertised extensions as `PIPECONNECT_EXT_*` bits.
-//
-// # Safety
-// `caps` is a live snapshot; `flags_out` is writable.
-enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *caps,
-                                               pipeconnect_ext *flags_out);
-
-// The SIZE limit in bytes. `PIPECONNECT_NOT_FOUND` (nothing written) when SIZE was not
-// advertised with a number; 0 means the server declared no fixed limit.
-//
-// # Safety
-// `caps` is a live snapshot; `size_out` is writable.
-enum pipeconnect_result pipeconnect_caps_size_limit(const struct pipeconnect_caps *caps,
-                                                    uint64_t *size_out);
-
-// The LIMITS values (0 for those not advertised).
-//
-// # Safety
-// `caps` is a live snapshot; `limits_out` is writable.
-enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *caps,
-                                                struct pipeconnect_limits *limits_out);
-
-// How many AUTH mechanism names were kept (at most 16; see
-// `pipeconnect_caps_auth_name()`).
-//
-// # Safety
-// `caps` is a live snapshot; `count_out` is writable.
-enum pipeconnect_result pipeconnect_caps_auth_count(const struct pipeconnect_caps *caps,
-                                                    size_t *count_out);
-
-// The AUTH mechanism at `index` (upper case, NUL-terminated, in the server's order).
-// The string belongs to `caps` and lives until `caps` is freed. An index past the end is
-// `PIPECONNECT_ERR_INVALID_ARGUMENT`.
-//
-// # Safety
-// `caps` is a live snapshot; `name_out` is writable.
-enum pipeconnect_result pipeconnect_caps_auth_name(const struct pipeconnect_caps *caps,
-                                                   size_t index,
-                                                   const char **name_out);
-
-// Whether the AUTH mechanism `mechanism` (any case) was offered.
-//
-// # Safety
-// `caps` is a live snapshot; `mechanism` is NUL-terminated; `has_out` is writable.
-enum pipeconnect_result pipeconnect_caps_has_auth(const struct pipeconnect_caps *caps,
-                                                  const char *mechanism,
-                                                  bool *has_out);
-
-// A 64-bit fingerprint of every extension line (keywords and parameters, case and order
-// ignored, the greeting line excluded): two replies that advertise the same things have
-// the same fingerprint, so a change on the server is detectable.
-//
-// # Safety
-// `caps` is a live snapshot; `fingerprint_out` is writable.
-enum pipeconnect_result pipeconnect_caps_fingerprint(const struct pipeconnect_caps *caps,
-                                                     uint64_t *fingerprint_out);
-
-// When the snapshot was learned, in Unix seconds, if it came from a cache lookup;
-// `PIPECONNECT_NOT_FOUND` (nothing written) for a snapshot from
-// `pipeconnect_caps_parse()`.
-//
-// # Safety
-// `caps` is a live snapshot; `learned_at_out` is writable.
-enum pipeconnect_result pipeconnect_caps_learned_at(const struct pipeconnect_caps *caps,
-                                                    uint64_t *learned_at_out);
-
-// Release a snapshot. NULL is allowed and does nothing.
-//
-// # Safety
-// `caps` is NULL or a snapshot from this library not yet freed; it is not used
-// afterwards, nor are the AUTH name strings it handed out.
-void pipeconnect_caps_free(struct pipeconnect_caps *caps);
-
-// Make a key for `server` (NUL-terminated IPv4 or IPv6 text, IPv6 optionally in
-// brackets; no host names) on `port` (not 0) in TLS state `tls`. On success `*key_out`
-// is a new key the caller frees with `pipeconnect_key_free()`.
-//
-// # Safety
-// `server` is a NUL-terminated string; `key_out` is writable.
-enum pipeconnect_result pipeconnect_key_new(const char *server,
-                                            uint16_t port,
-                                            pipeconnect_tls_state tls,
-                                            struct pipeconnect_key **key_out);
-
-// Narrow `key` to connections made from the local address `local` (IPv4 or IPv6 text).
-// On error the key is unchanged.
-//
-// # Safety
-// `key` is a live key not used by another thread during the call; `local` is a
-// NUL-terminated string.
-enum pipeconnect_result pipeconnect_key_set_local(struct pipeconnect_key *key,
-                                                  const char *local);
-
-// Narrow `key` to connections that greet with `ehlo_name` (printable ASCII, at most 255
-// bytes; compared case-insensitively). On error the key is unchanged.
-//
-// # Safety
-// `key` is a live key not used by another thread during the call; `ehlo_name` is a
-// NUL-terminated string.
-enum pipeconnect_result pipeconnect_key_set_ehlo_name(struct pipeconnect_key *key,
-                                                      const char *ehlo_name);
-
-// Make a new key equal to `key` but in TLS state `tls` (for the encrypted half of a
-// STARTTLS connection). The caller frees `*key_out`.
-//
-// # Safety
-// `key` is a live key; `key_out` is writable.
-enum pipeconnect_result pipeconnect_key_with_tls(const struct pipeconnect_key *key,
-                                                 pipeconnect_tls_state tls,
-                                                 struct pipeconnect_key **key_out);
-
-// Write the key as text (`192.0.2.1:25/cleartext`, `[2001:db8::1]:25/encrypted`, then
-// ` from <local>` and ` as <ehlo name>` when set) with a NUL into `buf` of `buf_len`
-// bytes; `*written` gets the length without the NUL. If the buffer is too small the
-// result is `PIPECONNECT_ERR_BUFFER_TOO_SMALL` and `*written` is the length needed
-// (without the NUL); 320 bytes are always enough.
-//
-// # Safety
-// `key` is a live key; `buf` is writable for `buf_len` bytes; `written` is writable.
-enum pipeconnect_result pipeconnect_key_to_string(const struct pipeconnect_key *key,
-                                                  char *buf,
-                                                  size_t buf_len,
-                                                  size_t *written);
-
-// Release a key. NULL is allowed and does nothing.
-//
-// # Safety
-// `key` is NULL or a key from this library not yet freed; it is not used afterwards.
-void pipeconnect_key_free(struct pipeconnect_key *key);
-
-// A static, NUL-terminated English sentence saying what `result` means. Never NULL: an
-// unknown value gets "unknown result". The string must not be freed. Thread-safe.
-const char *pipeconnect_result_message(int result);
-
-// Whether `result` is an error (not `PIPECONNECT_OK` and not an outcome such as
-// `PIPECONNECT_NOT_FOUND`). Thread-safe.
-bool pipeconnect_result_is_error(int result);
-
-// The loaded library's version as a static NUL-terminated string, "MAJOR.MINOR.PATCH".
-// Compare with `PIPECONNECT_VERSION_STRING` from the header to detect a mismatch
-// between the header a program was built with and the library it loaded. Thread-safe.
-const char *pipeconnect_version(void);
-
-// The loaded library's version as `MAJOR * 10000 + MINOR * 100 + PATCH`, comparable
-// with `PIPECONNECT_VERSION_NUMBER` from the header. Thread-safe.
-uint32_t pipeconnect_version_number(void);
-
-// A static, NUL-terminated English sentence saying what `result` means. Never NULL: an
-// unknown value gets "unknown result". The string must not be freed. Thread-safe.
-const char *pipeconnect_result_message(int result);
-
-// Whether `result` is an error (not `PIPECONNECT_OK` and not an outcome such as
-// `PIPECONNECT_NOT_FOUND`). Thread-safe.
-bool pipeconnect_result_is_error(int result);
+// `path` is a NUL-terminated string; `options` is NULL or readable; `cache_out` is
+// writable.
+enum pipeconnect_result pipeconnect_cache_open(const char *path,
+                                               const struct pipeconnect_store_options *options,
+                                               struct pipeconnect_cache **cache_out);
 
 // The loaded library's version as a static NUL-terminated string, "MAJOR.MINOR.PATCH".
 // Compare with `PIPECONNECT_VERSION_STRING` from the header to detect a mismatch

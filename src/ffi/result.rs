@@ -19,6 +19,8 @@ pub enum pipeconnect_result {
     /// Not an error: the EHLO reply lacks PIPECONNECT or PIPELINING, so nothing was
     /// cached, and any older entry for the key was removed.
     PIPECONNECT_NOT_CACHED = 7002,
+    /// Not an error: no event is queued (`pipeconnect_session_next_event()`).
+    PIPECONNECT_NO_EVENT = 7010,
 
     /// A pointer argument was NULL.
     PIPECONNECT_ERR_NULL_POINTER = 7100,
@@ -76,6 +78,24 @@ pub enum pipeconnect_result {
     /// The store file is writable by group or others: refused.
     PIPECONNECT_ERR_STORE_PERMISSIONS = 7409,
 
+    /// The command sequence is not one SMTP allows (EHLO first; MAIL, RCPT, then DATA
+    /// or BDAT LAST; STARTTLS only in cleartext; ...), is empty, or is too long.
+    PIPECONNECT_ERR_BAD_SEQUENCE = 7500,
+    /// A reply arrived that answers no command sent: the session stops.
+    PIPECONNECT_ERR_UNEXPECTED_REPLY = 7501,
+    /// Bytes arrived after the STARTTLS reply and before the TLS handshake (they could be
+    /// injected): the session stops; close the connection.
+    PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS = 7502,
+    /// The intent is unusable (no recipients or more than 1000, an address with a control
+    /// character or angle bracket, a bad EHLO name or AUTH mechanism, STARTTLS on a
+    /// TLS-on-connect key).
+    PIPECONNECT_ERR_INVALID_INTENT = 7503,
+    /// The cached information is for another TLS state than the connection is in.
+    PIPECONNECT_ERR_TLS_STATE_MISMATCH = 7504,
+    /// The library cannot format this command line (AUTH with an initial response, the
+    /// body, or a line whose address or EHLO name the intent did not give).
+    PIPECONNECT_ERR_CANNOT_FORMAT = 7505,
+
     /// A panic inside the library was caught at the C boundary. The library stays
     /// usable; please report it.
     PIPECONNECT_ERR_PANIC = 7900,
@@ -101,12 +121,38 @@ impl From<Error> for pipeconnect_result {
     }
 }
 
+impl From<crate::policy::PolicyError> for pipeconnect_result {
+    fn from(e: crate::policy::PolicyError) -> Self {
+        use crate::policy::PolicyError as P;
+        match e {
+            P::BadSequence(..) => R::PIPECONNECT_ERR_BAD_SEQUENCE,
+            P::TlsStateMismatch => R::PIPECONNECT_ERR_TLS_STATE_MISMATCH,
+        }
+    }
+}
+
+impl From<crate::session::SessionError> for pipeconnect_result {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError as S;
+        match e {
+            S::Reply(e) => e.into(),
+            S::UnexpectedReply => R::PIPECONNECT_ERR_UNEXPECTED_REPLY,
+            S::CleartextAfterStartTls => R::PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS,
+            S::InvalidIntent(_) => R::PIPECONNECT_ERR_INVALID_INTENT,
+            S::BadState => R::PIPECONNECT_ERR_BAD_STATE,
+            S::CannotFormat => R::PIPECONNECT_ERR_CANNOT_FORMAT,
+            S::Policy(p) => p.into(),
+        }
+    }
+}
+
 impl pipeconnect_result {
     /// Every value, for tests and bindings.
-    pub const ALL: [pipeconnect_result; 28] = [
+    pub const ALL: [pipeconnect_result; 35] = [
         R::PIPECONNECT_OK,
         R::PIPECONNECT_NOT_FOUND,
         R::PIPECONNECT_NOT_CACHED,
+        R::PIPECONNECT_NO_EVENT,
         R::PIPECONNECT_ERR_NULL_POINTER,
         R::PIPECONNECT_ERR_INVALID_ARGUMENT,
         R::PIPECONNECT_ERR_INVALID_ADDRESS,
@@ -132,6 +178,12 @@ impl pipeconnect_result {
         R::PIPECONNECT_ERR_STORE_GEOMETRY,
         R::PIPECONNECT_ERR_STORE_CHECKSUM,
         R::PIPECONNECT_ERR_STORE_PERMISSIONS,
+        R::PIPECONNECT_ERR_BAD_SEQUENCE,
+        R::PIPECONNECT_ERR_UNEXPECTED_REPLY,
+        R::PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS,
+        R::PIPECONNECT_ERR_INVALID_INTENT,
+        R::PIPECONNECT_ERR_TLS_STATE_MISMATCH,
+        R::PIPECONNECT_ERR_CANNOT_FORMAT,
     ];
 
     /// The message for this result, NUL-terminated.
@@ -144,6 +196,7 @@ impl pipeconnect_result {
             R::PIPECONNECT_NOT_CACHED => {
                 "not cached: the EHLO reply lacks PIPECONNECT or PIPELINING\0"
             }
+            R::PIPECONNECT_NO_EVENT => "no event is queued\0",
             R::PIPECONNECT_ERR_NULL_POINTER => "a pointer argument was NULL\0",
             R::PIPECONNECT_ERR_INVALID_ARGUMENT => "an argument is outside its allowed range\0",
             R::PIPECONNECT_ERR_INVALID_ADDRESS => "not a valid IPv4 or IPv6 address\0",
@@ -197,6 +250,18 @@ impl pipeconnect_result {
             R::PIPECONNECT_ERR_STORE_PERMISSIONS => {
                 "the store file is writable by group or others; refused\0"
             }
+            R::PIPECONNECT_ERR_BAD_SEQUENCE => {
+                "the command sequence is empty, too long, or not in an order SMTP allows\0"
+            }
+            R::PIPECONNECT_ERR_UNEXPECTED_REPLY => "a reply answers no command sent\0",
+            R::PIPECONNECT_ERR_CLEARTEXT_AFTER_STARTTLS => {
+                "cleartext bytes arrived after the STARTTLS reply; close the connection\0"
+            }
+            R::PIPECONNECT_ERR_INVALID_INTENT => "the session's intent is not usable\0",
+            R::PIPECONNECT_ERR_TLS_STATE_MISMATCH => {
+                "the cached information is for another TLS state than the connection's\0"
+            }
+            R::PIPECONNECT_ERR_CANNOT_FORMAT => "the library cannot format this command line\0",
             R::PIPECONNECT_ERR_PANIC => {
                 "a panic inside libpipeconnect was caught; please report it\0"
             }

@@ -1,22 +1,30 @@
 //! The `pipeconnect` command. Each subcommand lives in its own module and gets the arguments
 //! that follow its name; it returns the process exit code.
 
+mod cache_cmd;
 mod cli;
 mod delay;
+mod demo;
 mod limit;
 mod listen;
+mod probe;
 mod serve;
 
-const USAGE: &str = "usage: pipeconnect <serve|delay> [options]  \
-(serve: SMTP test sink; delay: slow-link TCP proxy; pipeconnect <command> --help for options)";
+const USAGE: &str = "usage: pipeconnect <cache|serve|delay|probe|demo> [options]  \
+(cache: inspect a shared store file; serve: SMTP test sink; delay: slow-link TCP proxy; \
+probe: what a server offers for early pipelining; demo: the saving on a slow link; \
+pipeconnect <command> --help for options)";
 
 fn main() {
     let mut args = std::env::args().skip(1);
     let command = args.next();
     let rest: Vec<String> = args.collect();
     let code = match command.as_deref() {
+        Some("cache") => cache_cmd::main(rest),
         Some("serve") => serve::main(rest),
         Some("delay") => delay::main(rest),
+        Some("probe") => probe::main(rest),
+        Some("demo") => demo::main(rest),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             0

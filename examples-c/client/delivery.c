@@ -1,0 +1,585 @@
+/* delivery: one message to one server, with libpipeconnect deciding what goes when.
+ *
+ * This is the reference integration. The shape is the same for any MTA:
+ *
+ *   1. Make a key for the server (address, port, cleartext) and describe the
+ *      transaction in a pipeconnect_intent (EHLO name, STARTTLS, AUTH, sender,
+ *      recipients, body size and mode).
+ *   2. pipeconnect_session_begin() looks the key up in the cache and plans the early
+ *      flight. Then loop:
+ *        - take the commands the session releases (pipeconnect_session_flight()) and
+ *          write them in one go (the first group may go before the banner: that is the
+ *          early flight; with TCP Fast Open it rides in the SYN);
+ *        - read what the server sent and feed the bytes exactly as read
+ *          (pipeconnect_session_feed());
+ *        - act on each event's verdict (pipeconnect_session_next_event()): a refused
+ *          recipient, a 220 to STARTTLS (start TLS, then pipeconnect_session_tls_started()),
+ *          the message accepted, the connection done.
+ *   3. pipeconnect_session_finish() says how it ended. RECONNECT means early pipelining
+ *      failed (the cache entry is already gone): reconnect at once without it, and do
+ *      not count it against the message.
+ *
+ * The session keeps the cache right by itself: it learns every EHLO reply, and removes
+ * or rewrites the entry when the server's replies say so.
+ */
+#define _GNU_SOURCE 1
+
+#include "delivery.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+
+/* Commands taken from the session per call; any number works. */
+#define FLIGHT_CAP 64
+/* How long to wait for the 221 after QUIT (not part of the timed delivery). */
+#define QUIT_WAIT_MS 1000
+
+const char *pc_mode_name(enum pc_mode m)
+{
+    switch (m) {
+    case PC_MODE_CLASSIC:
+        return "classic";
+    case PC_MODE_EARLY:
+        return "early";
+    case PC_MODE_ONEFLIGHT:
+        return "oneflight";
+    }
+    return "?";
+}
+
+const char *pc_result_name(enum pc_result r)
+{
+    switch (r) {
+    case PC_OK:
+        return "ok";
+    case PC_REJECTED:
+        return "rejected";
+    case PC_TEMPFAIL:
+        return "tempfail";
+    case PC_ERROR:
+        return "error";
+    }
+    return "?";
+}
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+}
+
+static void detail(pc_delivery_result *r, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->detail, sizeof r->detail, fmt, ap);
+    va_end(ap);
+}
+
+/* ---- a growable output buffer: one write per group of commands ---- */
+
+typedef struct outbuf {
+    unsigned char *p;
+    size_t len, cap;
+} outbuf;
+
+static int out_add(outbuf *b, const void *data, size_t len)
+{
+    if (b->len + len > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        unsigned char *np;
+        while (cap < b->len + len)
+            cap *= 2;
+        np = realloc(b->p, cap);
+        if (np == NULL)
+            return -1;
+        b->p = np;
+        b->cap = cap;
+    }
+    memcpy(b->p + b->len, data, len);
+    b->len += len;
+    return 0;
+}
+
+/* The body after a 354: dot-stuffed (RFC 5321 4.5.2), then the lone dot. */
+static int out_add_dotstuffed(outbuf *b, const unsigned char *msg, size_t len)
+{
+    size_t i;
+    int line_start = 1;
+    for (i = 0; i < len; i++) {
+        if (line_start && msg[i] == '.' && out_add(b, ".", 1) != 0)
+            return -1;
+        if (out_add(b, &msg[i], 1) != 0)
+            return -1;
+        line_start = msg[i] == '\n';
+    }
+    return out_add(b, ".\r\n", 3);
+}
+
+/* Size of the message as sent after DATA (dot-stuffed, without the final dot line). */
+static size_t dotstuffed_size(const unsigned char *msg, size_t len)
+{
+    size_t i, n = len;
+    int line_start = 1;
+    for (i = 0; i < len; i++) {
+        if (line_start && msg[i] == '.')
+            n++;
+        line_start = msg[i] == '\n';
+    }
+    return n;
+}
+
+/* ---- AUTH PLAIN's initial response: base64("" NUL user NUL password) ---- */
+
+static char *plain_response(const char *user, const char *pass)
+{
+    static const char tab[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t ul = strlen(user), pl = strlen(pass);
+    size_t n = ul + pl + 2, i, o = 0;
+    unsigned char *raw = malloc(n);
+    char *b64 = malloc((n + 2) / 3 * 4 + 1);
+    if (raw == NULL || b64 == NULL) {
+        free(raw);
+        free(b64);
+        return NULL;
+    }
+    raw[0] = 0;
+    memcpy(raw + 1, user, ul);
+    raw[1 + ul] = 0;
+    memcpy(raw + 2 + ul, pass, pl);
+    for (i = 0; i < n; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16;
+        if (i + 1 < n)
+            v |= (uint32_t)raw[i + 1] << 8;
+        if (i + 2 < n)
+            v |= raw[i + 2];
+        b64[o++] = tab[(v >> 18) & 63];
+        b64[o++] = tab[(v >> 12) & 63];
+        b64[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        b64[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    b64[o] = '\0';
+    memset(raw, 0, n);
+    free(raw);
+    return b64;
+}
+
+/* ---- one connection ---- */
+
+typedef struct attempt {
+    const pc_delivery_opts *o;
+    pc_delivery_result *r;
+    pipeconnect_session *s;
+    pc_conn conn;
+    outbuf out;
+    char *auth_ir;
+    int waiting;       /* already counted the current wait */
+    int accepted;      /* the message got its final 2xx */
+    int body_sent;     /* BDAT LAST or the DATA body went out */
+    int body_answered; /* ... and its reply came */
+    int conn_done;     /* the server's last reply ended the connection */
+    int broken;        /* the byte stream can carry nothing more */
+    double t_accepted;
+} attempt;
+
+/* Take every command the session releases now and write them with one write.
+ * Returns how many were sent, or -1. */
+static int send_released(attempt *a)
+{
+    pipeconnect_session_command cmds[FLIGHT_CAP];
+    size_t n, i, total = 0;
+    pipeconnect_result rc;
+    const pc_delivery_opts *o = a->o;
+
+    a->out.len = 0;
+    do {
+        rc = pipeconnect_session_flight(a->s, cmds, FLIGHT_CAP, &n);
+        if (rc != PIPECONNECT_OK) {
+            detail(a->r, "session_flight: %s", pipeconnect_result_message(rc));
+            return -1;
+        }
+        for (i = 0; i < n; i++) {
+            const pipeconnect_session_command *c = &cmds[i];
+            char line[600];
+            size_t len = 0;
+            int ok;
+            if (c->kind == PIPECONNECT_CMD_BODY || c->kind == PIPECONNECT_CMD_BDAT_LAST)
+                a->body_sent = 1;
+            if (c->kind == PIPECONNECT_CMD_BODY) {
+                ok = out_add_dotstuffed(&a->out, o->message, o->message_len) == 0;
+            } else if (c->kind == PIPECONNECT_CMD_AUTH) {
+                /* The library never sees credentials: the AUTH line is ours. */
+                int w = snprintf(line, sizeof line, "AUTH PLAIN %s\r\n", a->auth_ir);
+                ok = w > 0 && (size_t)w < sizeof line && out_add(&a->out, line, (size_t)w) == 0;
+                if (o->verbose)
+                    fprintf(stderr, "> AUTH PLAIN <redacted>%s\n",
+                            c->flags & PIPECONNECT_SESSION_COMMAND_EARLY ? "   (early)" : "");
+            } else {
+                rc = pipeconnect_session_command_line(a->s, c, line, sizeof line, &len);
+                if (rc != PIPECONNECT_OK) {
+                    detail(a->r, "command_line: %s", pipeconnect_result_message(rc));
+                    return -1;
+                }
+                ok = out_add(&a->out, line, len) == 0;
+                /* BDAT LAST: the body follows its line at once, in the same write. */
+                if (ok && c->kind == PIPECONNECT_CMD_BDAT_LAST)
+                    ok = out_add(&a->out, o->message, o->message_len) == 0;
+                if (o->verbose)
+                    fprintf(stderr, "> %.*s%s\n", (int)(len >= 2 ? len - 2 : len), line,
+                            c->flags & PIPECONNECT_SESSION_COMMAND_EARLY ? "   (early)" : "");
+            }
+            if (!ok) {
+                detail(a->r, "out of memory");
+                return -1;
+            }
+        }
+        total += n;
+    } while (n == FLIGHT_CAP);
+    if (a->out.len > 0) {
+        char err[200];
+        if (pc_conn_write(&a->conn, a->out.p, a->out.len, err, sizeof err) != 0) {
+            detail(a->r, "%s", err);
+            a->broken = 1;
+            return -1;
+        }
+        a->waiting = 0; /* the next read is a new wait */
+    }
+    return (int)total;
+}
+
+/* "< 250 first line (+9 lines)   [EHLO, early -> CONTINUE]" on stderr. */
+static void log_event(const pipeconnect_event *ev)
+{
+    size_t first = 0, lines = 1, i;
+    while (first < ev->text_len && ev->text[first] != '\n')
+        first++;
+    for (i = first; i < ev->text_len; i++)
+        lines += ev->text[i] == '\n';
+    fprintf(stderr, "< %u %.*s", ev->code, (int)first, (const char *)ev->text);
+    if (lines > 1)
+        fprintf(stderr, " (+%zu lines)", lines - 1);
+    fprintf(stderr, "   [%s%s -> %s%s%s]\n", pipeconnect_command_name(ev->kind),
+            ev->flags & PIPECONNECT_EVENT_EARLY ? ", early" : "",
+            pipeconnect_verdict_name(ev->verdict),
+            ev->flags & PIPECONNECT_EVENT_CACHE_STORED ? ", cache stored" : "",
+            ev->flags & PIPECONNECT_EVENT_CACHE_INVALIDATED ? ", cache invalidated" : "");
+}
+
+/* Act on every queued event. Returns -1 when the connection cannot go on. */
+static int handle_events(attempt *a)
+{
+    pipeconnect_event ev;
+    const pc_delivery_opts *o = a->o;
+
+    while (pipeconnect_session_next_event(a->s, &ev) == PIPECONNECT_OK) {
+        if (o->verbose)
+            log_event(&ev);
+        if (ev.kind == PIPECONNECT_CMD_BDAT_LAST || ev.kind == PIPECONNECT_CMD_BODY) {
+            a->body_answered = 1;
+            /* A 2xx here means the server took the message, whatever came before: a
+             * message pipelined behind a failed AUTH, say, is accepted unauthenticated
+             * by a server whose policy allows it. The library then marks the event as
+             * following a failure and does not set MESSAGE_ACCEPTED, but retrying would
+             * deliver it twice: count it as delivered, and say so. */
+            if (ev.code >= 200 && ev.code < 300) {
+                if (!(ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED))
+                    fprintf(stderr, "pc-deliver: warning: the server accepted the message "
+                                    "after an earlier failure on this connection (%s)\n",
+                            a->r->detail);
+                a->accepted = 1;
+                a->t_accepted = now_ms();
+            }
+        }
+        if (ev.kind == PIPECONNECT_CMD_RCPT && ev.verdict != PIPECONNECT_VERDICT_CONTINUE &&
+            !(ev.flags & PIPECONNECT_EVENT_FOLLOWS_FAILURE) && ev.rcpt_index < o->rcpt_count) {
+            /* An MTA records this recipient's fate (bounce or retry) here. */
+            fprintf(stderr, "pc-deliver: recipient <%s>: %u %.*s (%s)\n",
+                    o->rcpts[ev.rcpt_index], ev.code, (int)ev.text_len,
+                    (const char *)ev.text, pipeconnect_verdict_name(ev.verdict));
+        }
+        if (ev.verdict != PIPECONNECT_VERDICT_CONTINUE &&
+            !(ev.flags & PIPECONNECT_EVENT_FOLLOWS_FAILURE))
+            detail(a->r, "%s: %u %.*s", pipeconnect_command_name(ev.kind), ev.code,
+                   (int)ev.text_len, (const char *)ev.text);
+        if (ev.flags & PIPECONNECT_EVENT_CONNECTION_DONE)
+            a->conn_done = 1;
+        if (ev.kind == PIPECONNECT_CMD_AUTH && (ev.flags & PIPECONNECT_EVENT_AUTH_CHALLENGE)) {
+            /* A 334 despite the initial response: answer with it again. */
+            char line[600];
+            int w = snprintf(line, sizeof line, "%s\r\n", a->auth_ir);
+            char err[200];
+            if (w <= 0 || (size_t)w >= sizeof line ||
+                pc_conn_write(&a->conn, line, (size_t)w, err, sizeof err) != 0) {
+                a->broken = 1;
+                return -1;
+            }
+            a->waiting = 0;
+        }
+        if (ev.kind == PIPECONNECT_CMD_STARTTLS && ev.verdict == PIPECONNECT_VERDICT_CONTINUE &&
+            ev.code == 220) {
+            char err[256];
+            pipeconnect_result rc;
+            /* Every cleartext byte read so far went to the session: if any followed the
+             * 220, pipeconnect_session_tls_started() refuses (RFC 3207 injection guard). */
+            if (pc_conn_starttls(&a->conn, o->server_name, err, sizeof err) != 0) {
+                detail(a->r, "TLS handshake: %s", err);
+                a->broken = 1;
+                return -1;
+            }
+            rc = pipeconnect_session_tls_started(a->s);
+            if (rc != PIPECONNECT_OK) {
+                detail(a->r, "tls_started: %s", pipeconnect_result_message(rc));
+                a->broken = 1;
+                return -1;
+            }
+        }
+    }
+    return a->conn_done ? -1 : 0;
+}
+
+/* The server ended the connection's usefulness (a failed banner, EHLO, STARTTLS or
+ * required AUTH, a 421), but the message went already, pipelined behind that command:
+ * the server still answers it, and may have accepted it. Read on (bounded by the
+ * timeout, and by the server closing) until that reply is in. */
+static void drain_body_reply(attempt *a)
+{
+    unsigned char buf[4096];
+    char err[200];
+    while (a->body_sent && !a->body_answered) {
+        size_t events = 0;
+        ssize_t got = pc_conn_read(&a->conn, buf, sizeof buf, err, sizeof err);
+        if (got <= 0 || pipeconnect_session_feed(a->s, buf, (size_t)got, &events) !=
+                            PIPECONNECT_OK) {
+            a->broken = 1;
+            return;
+        }
+        (void)handle_events(a);
+    }
+}
+
+/* QUIT once the message is in (not timed); wait briefly for the 221, feed it to nobody. */
+static void quit(attempt *a)
+{
+    char err[200];
+    unsigned char buf[512];
+    if (a->broken || a->conn_done)
+        return;
+    if (pc_conn_write(&a->conn, "QUIT\r\n", 6, err, sizeof err) != 0)
+        return;
+    if (a->o->verbose)
+        fprintf(stderr, "> QUIT\n");
+    if (pc_conn_readable(&a->conn, QUIT_WAIT_MS))
+        (void)pc_conn_read(&a->conn, buf, sizeof buf, err, sizeof err);
+}
+
+/* One connection. t0: when the delivery's first connect started. *summary gets the
+ * session's summary; returns 0, or -1 when the session could not even begin. */
+static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o,
+                       int allow_early, double t0, pc_delivery_result *r,
+                       pipeconnect_summary *summary)
+{
+    attempt a;
+    pipeconnect_key *key = NULL;
+    pipeconnect_intent intent;
+    pipeconnect_settings settings;
+    pipeconnect_result rc;
+    char err[256];
+    size_t allowed = 0;
+    pipeconnect_reason reason = 0;
+    int ret = -1;
+
+    memset(&a, 0, sizeof a);
+    a.o = o;
+    a.r = r;
+    a.conn.fd = -1;
+    memset(summary, 0, sizeof *summary);
+    summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
+
+    /* The key: server address, port, and the TLS state the cached facts belong to.
+     * The session derives the encrypted key itself after STARTTLS. */
+    rc = pipeconnect_key_new(o->server_ip, o->port, PIPECONNECT_TLS_CLEARTEXT, &key);
+    if (rc != PIPECONNECT_OK) {
+        detail(r, "key_new(%s): %s", o->server_ip, pipeconnect_result_message(rc));
+        goto out;
+    }
+
+    memset(&intent, 0, sizeof intent);
+    intent.ehlo_name = o->ehlo; /* known before connecting: required for an early flight */
+    intent.mail_from = o->from;
+    intent.rcpts = o->rcpts;
+    intent.rcpt_count = o->rcpt_count;
+    if (o->starttls)
+        intent.flags |= PIPECONNECT_INTENT_STARTTLS;
+    if (o->auth_user != NULL) {
+        a.auth_ir = plain_response(o->auth_user, o->auth_pass);
+        if (a.auth_ir == NULL) {
+            detail(r, "out of memory");
+            goto out;
+        }
+        /* PLAIN with an initial response finishes in one round trip, so the library
+         * may pipeline MAIL/RCPT after it (RFC 4954 section 4). */
+        intent.flags |= PIPECONNECT_INTENT_AUTH | PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE;
+        intent.auth_mechanism = "PLAIN";
+    }
+    if (o->mode == PC_MODE_ONEFLIGHT) {
+        /* BDAT LAST when the server offers CHUNKING: the size is exact, as sent. */
+        intent.body_mode = PIPECONNECT_BODY_AUTO;
+        intent.body_size = o->message_len;
+    } else {
+        intent.body_mode = PIPECONNECT_BODY_DATA;
+        intent.body_size = dotstuffed_size(o->message, o->message_len);
+    }
+
+    memset(&settings, 0, sizeof settings);
+    if (allow_early && o->mode != PC_MODE_CLASSIC)
+        settings.flags |= PIPECONNECT_SETTINGS_EARLY_ALLOWED;
+    if (o->relaxed)
+        settings.flags |= PIPECONNECT_SETTINGS_RELAXED;
+
+    rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s);
+    if (rc != PIPECONNECT_OK) {
+        detail(r, "session_begin: %s", pipeconnect_result_message(rc));
+        goto out;
+    }
+    if (pipeconnect_session_reason(a.s, &allowed, &reason) == PIPECONNECT_OK)
+        r->reason = pipeconnect_reason_name(reason);
+    if (o->verbose)
+        fprintf(stderr, "pc-deliver: %s:%u early flight: %zu commands (%s)\n", o->server_ip,
+                (unsigned)o->port, allowed, r->reason ? r->reason : "?");
+    ret = 0;
+
+    /* With --tfo the socket stays unconnected until the first write, so that an early
+     * flight leaves with the SYN. */
+    if (pc_conn_open(&a.conn, &o->addr, o->addrlen, o->tfo, o->timeout_ms, err,
+                     sizeof err) != 0) {
+        detail(r, "%s", err);
+        a.broken = 1;
+        goto finish;
+    }
+    for (;;) {
+        unsigned char buf[4096];
+        ssize_t got;
+        size_t events = 0;
+        bool done = false;
+
+        if (send_released(&a) < 0)
+            break;
+        if (pipeconnect_session_is_done(a.s, &done) != PIPECONNECT_OK || done)
+            break;
+        /* Classic (nothing to send before the banner): connect now. */
+        if (pc_conn_connect(&a.conn, err, sizeof err) != 0) {
+            detail(r, "%s", err);
+            a.broken = 1;
+            break;
+        }
+        if (!a.waiting) {
+            a.waiting = 1;
+            r->waits++;
+        }
+        got = pc_conn_read(&a.conn, buf, sizeof buf, err, sizeof err);
+        if (got <= 0) {
+            if (got == 0)
+                detail(r, "the server closed the connection");
+            else
+                detail(r, "%s", err);
+            a.broken = 1;
+            break;
+        }
+        /* The bytes exactly as read: the session splits them into replies. */
+        rc = pipeconnect_session_feed(a.s, buf, (size_t)got, &events);
+        /* Events queued before an error are still there: handle them first. */
+        if (handle_events(&a) != 0) {
+            if (a.conn_done && !a.broken && rc == PIPECONNECT_OK)
+                drain_body_reply(&a);
+            break;
+        }
+        if (rc != PIPECONNECT_OK) {
+            detail(r, "session_feed: %s", pipeconnect_result_message(rc));
+            a.broken = 1;
+            break;
+        }
+    }
+
+finish:
+    r->tfo_used = r->tfo_used || a.conn.tfo_used;
+    pipeconnect_session_finish(a.s, summary);
+    if (a.accepted) {
+        r->ms = a.t_accepted - t0;
+        r->server_accepted = 1;
+    }
+    if (summary->verdict != PIPECONNECT_VERDICT_RECONNECT)
+        quit(&a);
+    pc_conn_close(&a.conn);
+out:
+    pipeconnect_session_free(a.s);
+    pipeconnect_key_free(key);
+    if (a.auth_ir != NULL) {
+        memset(a.auth_ir, 0, strlen(a.auth_ir));
+        free(a.auth_ir);
+    }
+    free(a.out.p);
+    return ret;
+}
+
+enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts *o,
+                          pc_delivery_result *r)
+{
+    pipeconnect_summary sum;
+    double t0;
+    int allow_early = 1;
+    int attempt_no;
+
+    memset(r, 0, sizeof *r);
+    r->ms = -1;
+    r->result = PC_ERROR;
+    t0 = now_ms();
+    for (attempt_no = 0; attempt_no < 2; attempt_no++) {
+        if (run_attempt(cache, o, allow_early, t0, r, &sum) != 0)
+            return r->result;
+        if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT && attempt_no == 0 &&
+            !r->server_accepted) {
+            /* Early pipelining failed on this connection (a 554 synchronization error,
+             * a bad banner or EHLO reply after the early flight, a broken stream): the
+             * entry is gone. Reconnect at once without early pipelining; this is not a
+             * failure of the message. */
+            if (o->verbose)
+                fprintf(stderr, "pc-deliver: early pipelining failed (%s): reconnecting, "
+                                "classic\n", r->detail);
+            r->reconnected = 1;
+            allow_early = 0;
+            continue;
+        }
+        break;
+    }
+    r->early = (sum.flags & (PIPECONNECT_SUMMARY_CLEARTEXT_EARLY |
+                             PIPECONNECT_SUMMARY_ENCRYPTED_EARLY)) != 0;
+    r->rcpt_accepted = sum.rcpt_accepted;
+    r->rcpt_rejected = sum.rcpt_rejected;
+    r->rcpt_deferred = sum.rcpt_deferred;
+    switch (r->server_accepted ? PIPECONNECT_VERDICT_CONTINUE : sum.verdict) {
+    case PIPECONNECT_VERDICT_CONTINUE:
+        r->result = r->server_accepted ? PC_OK : PC_TEMPFAIL;
+        break;
+    case PIPECONNECT_VERDICT_REJECTED:
+        r->result = PC_REJECTED;
+        break;
+    case PIPECONNECT_VERDICT_TEMPFAIL:
+        r->result = PC_TEMPFAIL;
+        break;
+    default: /* HOST_ERROR, or RECONNECT twice */
+        r->result = PC_ERROR;
+        break;
+    }
+    if (r->result != PC_OK)
+        r->ms = -1;
+    return r->result;
+}

@@ -1,1 +1,0 @@
-//! The rules of PIPE_CONNECT as pure functions.

@@ -1,0 +1,204 @@
+//! `pipeconnect cache`: look inside, and tidy, a shared store file, for operators.
+//!
+//! ```text
+//! pipeconnect cache dump  --file PATH          one line per entry: key, TLS state, caps, age
+//! pipeconnect cache stats --file PATH          geometry and counters
+//! pipeconnect cache forget --file PATH <ip[:port]>   drop a server's entries (both TLS states)
+//! pipeconnect cache flush <PATH>               drop every entry
+//! ```
+//! `--file` may be left out when `PIPECONNECT_STORE` names the file.
+
+use crate::cli::{Arg, Args, EXIT_USAGE};
+use pipeconnect::cache::file::{inspect, StoreOptions};
+use pipeconnect::caps::{Capabilities, Extension};
+use pipeconnect::key::parse_address;
+use pipeconnect::Cache;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+const USAGE: &str = "usage: pipeconnect cache <dump|stats|forget <ip[:port]>|flush> \
+[--file PATH | PATH]  (PIPECONNECT_STORE names the file when --file is absent)";
+
+/// Entry point: the arguments after `cache`.
+pub fn main(args: Vec<String>) -> i32 {
+    match run(args) {
+        Ok(code) => code,
+        Err(msg) => {
+            eprintln!("pipeconnect cache: {msg}\n{USAGE}");
+            EXIT_USAGE
+        }
+    }
+}
+
+fn run(args: Vec<String>) -> Result<i32, String> {
+    let mut file: Option<PathBuf> = std::env::var_os("PIPECONNECT_STORE").map(PathBuf::from);
+    let mut positional = Vec::new();
+    let mut a = Args::new(args);
+    while let Some(arg) = a.next_arg().map_err(|e| e.to_string())? {
+        match arg {
+            Arg::Flag { name, .. } if name == "help" => {
+                println!("{USAGE}");
+                return Ok(0);
+            }
+            Arg::Flag { name, .. } if name == "file" => {
+                file = Some(PathBuf::from(a.value().map_err(|e| e.to_string())?));
+            }
+            Arg::Flag { name, .. } => return Err(format!("unknown option --{name}")),
+            Arg::Positional(p) => positional.push(p),
+        }
+    }
+    let (command, rest) = positional
+        .split_first()
+        .ok_or_else(|| "which command?".to_string())?;
+    // `flush <file>` (and any command) may name the file as its last argument.
+    let wants_target = command == "forget";
+    let mut rest = rest.to_vec();
+    if rest.len() > usize::from(wants_target) {
+        file = Some(PathBuf::from(rest.pop().expect("one more argument")));
+    }
+    let path = file.ok_or_else(|| "no store file: give --file PATH".to_string())?;
+    match command.as_str() {
+        "dump" if rest.is_empty() => dump(&path),
+        "stats" if rest.is_empty() => stats(&path),
+        "flush" if rest.is_empty() => flush(&path),
+        "forget" if rest.len() == 1 => forget(&path, &rest[0]),
+        "dump" | "stats" | "flush" | "forget" => Err(format!("wrong arguments for {command}")),
+        other => Err(format!("unknown command '{other}'")),
+    }
+}
+
+fn open(path: &Path) -> Result<Cache, String> {
+    if !path.exists() {
+        return Err(format!("no store file at {}", path.display()));
+    }
+    Cache::open_file(path, &StoreOptions::default())
+        .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
+fn dump(path: &Path) -> Result<i32, String> {
+    let cache = open(path)?;
+    let now = cache.clock().now();
+    let mut entries = cache.entries();
+    entries.sort_by_key(|(k, _, _)| k.to_string());
+    for (key, entry, live) in entries {
+        println!(
+            "{key} age={} {}{}",
+            age(now.saturating_sub(entry.learned_at)),
+            describe(&entry.caps),
+            if live { "" } else { " expired" }
+        );
+    }
+    Ok(0)
+}
+
+/// The capabilities as `caps=A,B size=N auth=X,Y limits=…`.
+pub fn describe(caps: &Capabilities) -> String {
+    let names: Vec<&str> = Extension::ALL
+        .iter()
+        .filter(|e| caps.has(**e))
+        .map(|e| e.keyword())
+        .collect();
+    let mut s = format!("caps={}", names.join(","));
+    if let Some(size) = caps.size_limit() {
+        s.push_str(&format!(" size={size}"));
+    }
+    if !caps.auth_mechanisms().is_empty() {
+        s.push_str(&format!(" auth={}", caps.auth_mechanisms().join(",")));
+    }
+    let l = caps.limits();
+    for (name, v) in [
+        ("mailmax", l.mail_max),
+        ("rcptmax", l.rcpt_max),
+        ("rcptdomainmax", l.rcpt_domain_max),
+    ] {
+        if let Some(v) = v {
+            s.push_str(&format!(" {name}={v}"));
+        }
+    }
+    s.push_str(&format!(" fingerprint={:016x}", caps.fingerprint()));
+    s
+}
+
+fn age(secs: u64) -> String {
+    match secs {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
+        s if s < 86400 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        s => format!("{}d{:02}h", s / 86400, (s % 86400) / 3600),
+    }
+}
+
+fn stats(path: &Path) -> Result<i32, String> {
+    let info = inspect(path).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
+    let cache = open(path)?;
+    let s = cache.stats();
+    println!(
+        "file={} sets={} ways={} capacity={} slot_bytes={} file_bytes={} version={} created_at={}",
+        path.display(),
+        info.sets,
+        info.ways,
+        info.capacity,
+        info.slot_size,
+        info.file_size,
+        info.version,
+        info.created_at
+    );
+    println!(
+        "entries={} hits={} misses={} inserts={} evictions={} expirations={} invalidations={}",
+        s.entries, s.hits, s.misses, s.inserts, s.evictions, s.expirations, s.invalidations
+    );
+    Ok(0)
+}
+
+fn flush(path: &Path) -> Result<i32, String> {
+    let cache = open(path)?;
+    let before = cache.stats().entries;
+    cache.clear();
+    println!("flushed {before} entries from {}", path.display());
+    Ok(0)
+}
+
+/// `192.0.2.1`, `192.0.2.1:25`, `2001:db8::1`, `[2001:db8::1]:25`.
+fn parse_target(t: &str) -> Result<(IpAddr, Option<u16>), String> {
+    let bad = || format!("'{t}' is not an address or address:port");
+    if let Ok(a) = parse_address(t) {
+        return Ok((a, None));
+    }
+    let (host, port) = t.rsplit_once(':').ok_or_else(bad)?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if !host.starts_with('[') && host.contains(':') {
+        return Err(bad());
+    }
+    Ok((parse_address(host).map_err(|_| bad())?, Some(port)))
+}
+
+fn forget(path: &Path, target: &str) -> Result<i32, String> {
+    let (addr, port) = parse_target(target)?;
+    let cache = open(path)?;
+    let n = cache.forget_server(addr, port);
+    println!("forgot {n} entries for {target}");
+    Ok(if n > 0 { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets() {
+        assert_eq!(parse_target("192.0.2.1").unwrap().1, None);
+        assert_eq!(parse_target("192.0.2.1:25").unwrap().1, Some(25));
+        assert_eq!(parse_target("2001:db8::1").unwrap().1, None);
+        assert_eq!(parse_target("[2001:db8::1]:587").unwrap().1, Some(587));
+        assert!(parse_target("host.example:25").is_err());
+        assert!(parse_target("192.0.2.1:x").is_err());
+    }
+
+    #[test]
+    fn ages() {
+        assert_eq!(age(5), "5s");
+        assert_eq!(age(125), "2m05s");
+        assert_eq!(age(7200 + 60), "2h01m");
+        assert_eq!(age(90000), "1d01h");
+    }
+}
