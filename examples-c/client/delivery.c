@@ -283,21 +283,18 @@ static int handle_events(attempt *a)
     while (pipeconnect_session_next_event(a->s, &ev) == PIPECONNECT_OK) {
         if (o->verbose)
             log_event(&ev);
-        if (ev.kind == PIPECONNECT_CMD_BDAT_LAST || ev.kind == PIPECONNECT_CMD_BODY) {
+        if (ev.kind == PIPECONNECT_CMD_BDAT_LAST || ev.kind == PIPECONNECT_CMD_BODY)
             a->body_answered = 1;
-            /* A 2xx here means the server took the message, whatever came before: a
-             * message pipelined behind a failed AUTH, say, is accepted unauthenticated
-             * by a server whose policy allows it. The library then marks the event as
-             * following a failure and does not set MESSAGE_ACCEPTED, but retrying would
-             * deliver it twice: count it as delivered, and say so. */
-            if (ev.code >= 200 && ev.code < 300) {
-                if (!(ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED))
-                    fprintf(stderr, "pc-deliver: warning: the server accepted the message "
-                                    "after an earlier failure on this connection (%s)\n",
-                            a->r->detail);
-                a->accepted = 1;
-                a->t_accepted = now_ms();
-            }
+        if (ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED) {
+            /* The server took the message. Behind an earlier failure on this connection
+             * (FOLLOWS_FAILURE: say, a message pipelined behind a refused AUTH and
+             * accepted unauthenticated) it is still delivered: never send it again. */
+            if (ev.flags & PIPECONNECT_EVENT_FOLLOWS_FAILURE)
+                fprintf(stderr, "pc-deliver: warning: the server accepted the message "
+                                "after an earlier failure on this connection (%s)\n",
+                        a->r->detail);
+            a->accepted = 1;
+            a->t_accepted = now_ms();
         }
         if (ev.kind == PIPECONNECT_CMD_RCPT && ev.verdict != PIPECONNECT_VERDICT_CONTINUE &&
             !(ev.flags & PIPECONNECT_EVENT_FOLLOWS_FAILURE) && ev.rcpt_index < o->rcpt_count) {
