@@ -297,7 +297,11 @@ typedef struct pipeconnect_intent {
     const char *const *rcpts;
     // How many recipients: 1 to 1000.
     size_t rcpt_count;
-    // The body size in bytes, as sent (after dot-stuffing for DATA).
+    // The message size in bytes: used for `BDAT <n> LAST`, for `SIZE=` on MAIL, and to
+    // decide whether the body may ride in the first flight. Give the message's own size
+    // (as BDAT sends it). With `PIPECONNECT_BODY_AUTO` the library may pick DATA, whose
+    // dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
+    // harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     uint64_t body_size;
     // A `PIPECONNECT_BODY_*` value.
     pipeconnect_body_mode body_mode;
@@ -708,7 +712,10 @@ extern "C" {
 #endif // __cplusplus
 
 // Make an in-process cache holding at most `capacity` entries (0: 10000), each living
-// `ttl_seconds` after it was learned (0: 7 days, like Exim). The caller frees
+// `ttl_seconds` after it was learned (0: 7 days, like Exim). A cache of 512 entries or
+// more is split into shards of at least 256 entries so that threads rarely wait on one
+// another; each shard evicts its own least recently used entry, so eviction may begin a
+// little before the whole cache is full. A smaller cache is exact. The caller frees
 // `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
 // a forking MTA, see `pipeconnect_cache_open()`.
 //

@@ -95,6 +95,10 @@ impl std::hash::Hasher for WordHasher {
     }
 }
 
+/// The fewest entries a shard holds: below that, sharding costs more exactness than it
+/// saves in waiting.
+pub const MIN_PER_SHARD: usize = 256;
+
 /// An in-process, bounded, thread-safe store.
 #[derive(Debug)]
 pub struct MemoryBackend {
@@ -103,14 +107,16 @@ pub struct MemoryBackend {
 }
 
 impl MemoryBackend {
-    /// At most `capacity` entries (at least 1) spread over `shards` locks (rounded up to a
-    /// power of two, at most `capacity`).
+    /// At most `capacity` entries (at least 1) spread over `shards` locks (rounded down to
+    /// a power of two, and fewer for a small cache: every shard holds at least
+    /// [`MIN_PER_SHARD`] entries). Each shard evicts its own least recently used entry
+    /// when it is full, so with several shards eviction may begin a little before the
+    /// whole cache holds `capacity` entries; a small cache is one shard and exact.
     pub fn new(capacity: usize, shards: usize) -> MemoryBackend {
         let capacity = capacity.max(1);
-        let shards = shards
-            .clamp(1, 1024)
-            .next_power_of_two()
-            .min(capacity.next_power_of_two());
+        let most = (capacity / MIN_PER_SHARD).max(1);
+        let shards = shards.clamp(1, 1024).min(most);
+        let shards = 1usize << (usize::BITS - 1 - shards.leading_zeros());
         let per_shard = capacity.div_ceil(shards).max(1);
         let per_shard = NonZeroUsize::new(per_shard).expect("at least one");
         let hasher = KeyHasher::random();
@@ -198,6 +204,58 @@ impl Backend for MemoryBackend {
             for (k, e) in s.map.iter() {
                 f(k, e);
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::caps::{Capabilities, ParseOptions};
+    use crate::key::TlsState;
+
+    fn fill(b: &MemoryBackend, n: u32) {
+        let caps = Capabilities::parse_ehlo(
+            b"250-mx\r\n250-PIPELINING\r\n250 PIPECONNECT\r\n",
+            ParseOptions::default(),
+        )
+        .unwrap();
+        for i in 0..n {
+            let k = PeerKey::new(
+                std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+                25,
+                TlsState::Cleartext,
+            )
+            .unwrap();
+            b.insert(
+                &k,
+                Entry {
+                    caps: caps.clone(),
+                    learned_at: 1,
+                },
+            );
+        }
+    }
+
+    #[test]
+    fn a_small_cache_is_exact() {
+        let b = MemoryBackend::new(100, 16);
+        assert_eq!(b.shards.len(), 1);
+        fill(&b, 100);
+        assert_eq!(b.stats().entries, 100);
+        assert_eq!(b.stats().evictions, 0);
+    }
+
+    #[test]
+    fn shards_are_a_power_of_two_with_enough_room_each() {
+        for (cap, want, shards) in [
+            (10_000, 16, 16),
+            (1_000, 16, 2),
+            (5_000, 12, 8),
+            (255, 4, 1),
+        ] {
+            let b = MemoryBackend::new(cap, want);
+            assert_eq!(b.shards.len(), shards, "capacity {cap}, asked {want}");
         }
     }
 }

@@ -56,7 +56,10 @@ impl From<CacheStats> for pipeconnect_cache_stats {
 }
 
 /// Make an in-process cache holding at most `capacity` entries (0: 10000), each living
-/// `ttl_seconds` after it was learned (0: 7 days, like Exim). The caller frees
+/// `ttl_seconds` after it was learned (0: 7 days, like Exim). A cache of 512 entries or
+/// more is split into shards of at least 256 entries so that threads rarely wait on one
+/// another; each shard evicts its own least recently used entry, so eviction may begin a
+/// little before the whole cache is full. A smaller cache is exact. The caller frees
 /// `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
 /// a forking MTA, see `pipeconnect_cache_open()`.
 ///

@@ -59,7 +59,11 @@ pub struct pipeconnect_intent {
     pub rcpts: *const *const c_char,
     /// How many recipients: 1 to 1000.
     pub rcpt_count: usize,
-    /// The body size in bytes, as sent (after dot-stuffing for DATA).
+    /// The message size in bytes: used for `BDAT <n> LAST`, for `SIZE=` on MAIL, and to
+    /// decide whether the body may ride in the first flight. Give the message's own size
+    /// (as BDAT sends it). With `PIPECONNECT_BODY_AUTO` the library may pick DATA, whose
+    /// dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
+    /// harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     pub body_size: u64,
     /// A `PIPECONNECT_BODY_*` value.
     pub body_mode: pipeconnect_body_mode,

@@ -1,0 +1,448 @@
+"""The ctypes layer: C types, the table of bound functions, and loading the library.
+
+Nothing here has behaviour of its own beyond finding and checking the library; the
+Pythonic classes live in the other modules. To bind a new C function, add one line to
+``FUNCTIONS`` (and its opaque or struct types above it); the header test fails until
+every ``pipeconnect_*`` function of include/pipeconnect.h has a line here.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import glob
+import os
+import warnings
+from ctypes import (
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint8,
+    c_uint16,
+    c_uint32,
+    c_uint64,
+)
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+from . import _errors
+
+__all__ = [
+    "__library_version__",
+    "LibraryNotFoundError",
+    "LibraryVersionError",
+    "FUNCTIONS",
+    "STRUCTS",
+    "lib",
+]
+
+#: The library version this binding was written for.
+__library_version__ = "0.1.0"
+#: The oldest library version this binding works with (same major required).
+MIN_LIBRARY_VERSION = "0.1.0"
+
+#: Environment variable naming the library file to load (a path).
+ENV_LIBRARY = "PIPECONNECT_LIBRARY"
+
+
+class LibraryNotFoundError(ImportError):
+    """libpipeconnect could not be found or loaded; the message lists what was tried."""
+
+
+class LibraryVersionError(ImportError):
+    """The loaded libpipeconnect does not fit this binding; the message says both versions."""
+
+
+# --- C types ---------------------------------------------------------------------------
+
+RESULT = c_int  # enum pipeconnect_result
+PARSE_FLAGS = c_uint32  # pipeconnect_parse_flags
+EXT = c_uint32  # pipeconnect_ext
+TLS_STATE = c_uint32  # pipeconnect_tls_state
+STORE_FLAGS = c_uint32  # pipeconnect_store_flags
+U32 = c_uint32  # the policy's and session's kind, flag, reason and verdict typedefs
+
+
+class pipeconnect_cache(Structure):
+    """Opaque: the capability cache."""
+
+
+class pipeconnect_caps(Structure):
+    """Opaque: one EHLO reply's capabilities."""
+
+
+class pipeconnect_key(Structure):
+    """Opaque: a cache key."""
+
+
+class pipeconnect_session(Structure):
+    """Opaque: one connection's bookkeeping."""
+
+
+CACHE_P = POINTER(pipeconnect_cache)
+SESSION_P = POINTER(pipeconnect_session)
+CAPS_P = POINTER(pipeconnect_caps)
+KEY_P = POINTER(pipeconnect_key)
+
+
+class pipeconnect_cache_stats(Structure):
+    """``struct pipeconnect_cache_stats``."""
+
+    _fields_ = [
+        ("entries", c_uint64),
+        ("hits", c_uint64),
+        ("misses", c_uint64),
+        ("inserts", c_uint64),
+        ("evictions", c_uint64),
+        ("expirations", c_uint64),
+        ("invalidations", c_uint64),
+    ]
+
+
+class pipeconnect_limits(Structure):
+    """``struct pipeconnect_limits``."""
+
+    _fields_ = [
+        ("mail_max", c_uint32),
+        ("rcpt_max", c_uint32),
+        ("rcpt_domain_max", c_uint32),
+    ]
+
+
+class pipeconnect_store_options(Structure):
+    """``struct pipeconnect_store_options``."""
+
+    _fields_ = [
+        ("sets", c_uint32),
+        ("ways", c_uint32),
+        ("ttl_seconds", c_uint64),
+        ("mode", c_uint32),
+        ("flags", STORE_FLAGS),
+    ]
+
+
+class pipeconnect_command(Structure):
+    """``struct pipeconnect_command``: one command of an intended sequence."""
+
+    _fields_ = [
+        ("kind", U32),
+        ("flags", U32),
+        ("size", c_uint64),
+        ("mechanism", c_char_p),
+    ]
+
+
+class pipeconnect_situation(Structure):
+    """``struct pipeconnect_situation``."""
+
+    _fields_ = [("phase", U32), ("flags", U32)]
+
+
+class pipeconnect_settings(Structure):
+    """``struct pipeconnect_settings``."""
+
+    _fields_ = [("flags", U32), ("max_first_flight_body", c_uint64)]
+
+
+class pipeconnect_outcome(Structure):
+    """``struct pipeconnect_outcome``."""
+
+    _fields_ = [("cache", U32), ("verdict", U32), ("flags", c_uint32)]
+
+
+class pipeconnect_ehlo_check(Structure):
+    """``struct pipeconnect_ehlo_check``."""
+
+    _fields_ = [
+        ("cache", U32),
+        ("flags", c_uint32),
+        ("changed", EXT),
+        ("used_changed", EXT),
+    ]
+
+
+class pipeconnect_intent(Structure):
+    """``struct pipeconnect_intent``."""
+
+    _fields_ = [
+        ("ehlo_name", c_char_p),
+        ("flags", U32),
+        ("auth_mechanism", c_char_p),
+        ("mail_from", c_char_p),
+        ("rcpts", POINTER(c_char_p)),
+        ("rcpt_count", c_size_t),
+        ("body_size", c_uint64),
+        ("body_mode", U32),
+    ]
+
+
+class pipeconnect_session_command(Structure):
+    """``struct pipeconnect_session_command``."""
+
+    _fields_ = [
+        ("seq", c_size_t),
+        ("kind", U32),
+        ("flags", U32),
+        ("rcpt_index", c_size_t),
+        ("size", c_uint64),
+    ]
+
+
+class pipeconnect_event(Structure):
+    """``struct pipeconnect_event``."""
+
+    _fields_ = [
+        ("seq", c_size_t),
+        ("kind", U32),
+        ("verdict", U32),
+        ("flags", U32),
+        ("code", c_uint32),
+        ("rcpt_index", c_size_t),
+        ("enhanced_class", c_uint32),
+        ("enhanced_subject", c_uint32),
+        ("enhanced_detail", c_uint32),
+        ("changed_extensions", EXT),
+        ("text", POINTER(c_uint8)),
+        ("text_len", c_size_t),
+    ]
+
+
+class pipeconnect_summary(Structure):
+    """``struct pipeconnect_summary``."""
+
+    _fields_ = [
+        ("verdict", U32),
+        ("flags", U32),
+        ("rcpt_accepted", c_size_t),
+        ("rcpt_rejected", c_size_t),
+        ("rcpt_deferred", c_size_t),
+        ("rcpt_not_attempted", c_size_t),
+        ("replies_outstanding", c_size_t),
+        ("groups", c_size_t),
+    ]
+
+
+#: C struct name -> ctypes layout; a test compiles a C program against the header to
+#: compare sizes and field offsets with these.
+STRUCTS: Dict[str, Any] = {
+    "pipeconnect_cache_stats": pipeconnect_cache_stats,
+    "pipeconnect_limits": pipeconnect_limits,
+    "pipeconnect_store_options": pipeconnect_store_options,
+    "pipeconnect_command": pipeconnect_command,
+    "pipeconnect_situation": pipeconnect_situation,
+    "pipeconnect_settings": pipeconnect_settings,
+    "pipeconnect_outcome": pipeconnect_outcome,
+    "pipeconnect_ehlo_check": pipeconnect_ehlo_check,
+    "pipeconnect_intent": pipeconnect_intent,
+    "pipeconnect_session_command": pipeconnect_session_command,
+    "pipeconnect_event": pipeconnect_event,
+    "pipeconnect_summary": pipeconnect_summary,
+}
+
+_u8_p = POINTER(c_uint8)
+STORE_OPTIONS_P = POINTER(pipeconnect_store_options)
+_size_p = POINTER(c_size_t)
+CMD_P = POINTER(pipeconnect_command)
+SITUATION_P = POINTER(pipeconnect_situation)
+SETTINGS_P = POINTER(pipeconnect_settings)
+SCMD_P = POINTER(pipeconnect_session_command)
+
+# --- The function table: name -> (restype, argtypes), one line per function ------------
+
+# fmt: off
+FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
+    # version and results
+    "pipeconnect_version": (c_char_p, ()),
+    "pipeconnect_version_number": (c_uint32, ()),
+    "pipeconnect_result_message": (c_char_p, (c_int,)),
+    "pipeconnect_result_is_error": (c_bool, (c_int,)),
+    # key
+    "pipeconnect_key_new": (RESULT, (c_char_p, c_uint16, TLS_STATE, POINTER(KEY_P))),
+    "pipeconnect_key_set_local": (RESULT, (KEY_P, c_char_p)),
+    "pipeconnect_key_set_ehlo_name": (RESULT, (KEY_P, c_char_p)),
+    "pipeconnect_key_with_tls": (RESULT, (KEY_P, TLS_STATE, POINTER(KEY_P))),
+    "pipeconnect_key_to_string": (RESULT, (KEY_P, c_char_p, c_size_t, POINTER(c_size_t))),
+    "pipeconnect_key_free": (None, (KEY_P,)),
+    # capabilities
+    "pipeconnect_caps_parse": (RESULT, (_u8_p, c_size_t, PARSE_FLAGS, POINTER(CAPS_P))),
+    "pipeconnect_caps_has": (RESULT, (CAPS_P, EXT, POINTER(c_bool))),
+    "pipeconnect_caps_flags": (RESULT, (CAPS_P, POINTER(EXT))),
+    "pipeconnect_caps_size_limit": (RESULT, (CAPS_P, POINTER(c_uint64))),
+    "pipeconnect_caps_limits": (RESULT, (CAPS_P, POINTER(pipeconnect_limits))),
+    "pipeconnect_caps_auth_count": (RESULT, (CAPS_P, POINTER(c_size_t))),
+    "pipeconnect_caps_auth_name": (RESULT, (CAPS_P, c_size_t, POINTER(c_char_p))),
+    "pipeconnect_caps_has_auth": (RESULT, (CAPS_P, c_char_p, POINTER(c_bool))),
+    "pipeconnect_caps_fingerprint": (RESULT, (CAPS_P, POINTER(c_uint64))),
+    "pipeconnect_caps_learned_at": (RESULT, (CAPS_P, POINTER(c_uint64))),
+    "pipeconnect_caps_free": (None, (CAPS_P,)),
+    # in-process cache
+    "pipeconnect_cache_new": (RESULT, (c_size_t, c_uint64, POINTER(CACHE_P))),
+    "pipeconnect_cache_learn": (RESULT, (CACHE_P, KEY_P, _u8_p, c_size_t, PARSE_FLAGS)),
+    "pipeconnect_cache_learn_caps": (RESULT, (CACHE_P, KEY_P, CAPS_P)),
+    "pipeconnect_cache_lookup": (RESULT, (CACHE_P, KEY_P, POINTER(CAPS_P))),
+    "pipeconnect_cache_forget": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_clear": (RESULT, (CACHE_P,)),
+    "pipeconnect_cache_get_stats": (RESULT, (CACHE_P, POINTER(pipeconnect_cache_stats))),
+    "pipeconnect_cache_set_time": (RESULT, (CACHE_P, c_uint64)),
+    "pipeconnect_cache_free": (None, (CACHE_P,)),
+    # shared file store
+    "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),
+    "pipeconnect_cache_open": (RESULT, (c_char_p, STORE_OPTIONS_P, POINTER(CACHE_P))),
+    # policy
+    "pipeconnect_policy_early_flight": (RESULT, (CAPS_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32))),
+    "pipeconnect_policy_early_flight_cached": (RESULT, (CACHE_P, KEY_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32))),
+    "pipeconnect_policy_used_extensions": (RESULT, (CMD_P, c_size_t, POINTER(EXT))),
+    "pipeconnect_policy_outcome": (RESULT, (U32, c_uint32, U32, SETTINGS_P, POINTER(pipeconnect_outcome))),
+    "pipeconnect_policy_check_ehlo": (RESULT, (CAPS_P, CAPS_P, EXT, POINTER(pipeconnect_ehlo_check))),
+    "pipeconnect_reason_name": (c_char_p, (U32,)),
+    "pipeconnect_verdict_name": (c_char_p, (U32,)),
+    "pipeconnect_command_name": (c_char_p, (U32,)),
+    # session
+    "pipeconnect_session_begin": (RESULT, (CACHE_P, KEY_P, POINTER(pipeconnect_intent), SETTINGS_P, POINTER(SESSION_P))),
+    "pipeconnect_session_flight": (RESULT, (SESSION_P, SCMD_P, c_size_t, _size_p)),
+    "pipeconnect_session_pending": (RESULT, (SESSION_P, _size_p, _size_p)),
+    "pipeconnect_session_command_line": (RESULT, (SESSION_P, SCMD_P, c_char_p, c_size_t, _size_p)),
+    "pipeconnect_session_feed": (RESULT, (SESSION_P, _u8_p, c_size_t, _size_p)),
+    "pipeconnect_session_next_event": (RESULT, (SESSION_P, POINTER(pipeconnect_event))),
+    "pipeconnect_session_tls_started": (RESULT, (SESSION_P,)),
+    "pipeconnect_session_reason": (RESULT, (SESSION_P, _size_p, POINTER(U32))),
+    "pipeconnect_session_is_done": (RESULT, (SESSION_P, POINTER(c_bool))),
+    "pipeconnect_session_finish": (RESULT, (SESSION_P, POINTER(pipeconnect_summary))),
+    "pipeconnect_session_free": (None, (SESSION_P,)),
+}
+# fmt: on
+
+
+# --- Finding and checking the library --------------------------------------------------
+
+
+def _parse_version(text: str) -> Tuple[int, int, int]:
+    parts = text.strip().split(".")
+    if len(parts) != 3 or not all(p.isdigit() for p in parts):
+        raise LibraryVersionError(f"libpipeconnect reports an unreadable version {text!r}")
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def check_version(
+    found: str, wanted: str = __library_version__, minimum: str = MIN_LIBRARY_VERSION
+) -> Optional[str]:
+    """Compare the loaded library's version ``found`` with the binding's.
+
+    Raises :class:`LibraryVersionError` when the major versions differ or the library is
+    older than ``minimum``; returns a warning text when only minor/patch differ; returns
+    None when they are equal.
+    """
+    f, w, m = _parse_version(found), _parse_version(wanted), _parse_version(minimum)
+    if f[0] != w[0]:
+        raise LibraryVersionError(
+            f"libpipeconnect {found} is loaded, but this binding (pipeconnect for Python) "
+            f"was written for libpipeconnect {wanted}: the major versions differ, so the "
+            f"C interface is incompatible"
+        )
+    if f < m:
+        raise LibraryVersionError(
+            f"libpipeconnect {found} is loaded, but this binding (written for {wanted}) "
+            f"needs at least {minimum}: install a newer library or an older binding"
+        )
+    if f != w:
+        return (
+            f"libpipeconnect {found} is loaded; this binding was written for {wanted} "
+            f"(compatible, but functions added since {wanted} are not bound)"
+        )
+    return None
+
+
+def _package_dir() -> str:
+    return os.path.dirname(os.path.abspath(__file__))
+
+
+def library_candidates() -> List[Tuple[str, str]]:
+    """Where the library is looked for, in order, as (how, path or name) pairs."""
+    env = os.environ.get(ENV_LIBRARY)
+    if env:
+        # An explicit choice is not second-guessed: only that file is tried.
+        return [(f"${ENV_LIBRARY}", env)]
+    out: List[Tuple[str, str]] = []
+    for path in sorted(glob.glob(os.path.join(_package_dir(), "_lib", "libpipeconnect.so*"))):
+        out.append(("bundled copy", path))
+    major = __library_version__.split(".")[0]
+    out.append(("soname", f"libpipeconnect.so.{major}"))
+    found = ctypes.util.find_library("pipeconnect")
+    if found:
+        out.append(("ctypes.util.find_library", found))
+    return out
+
+
+def _open(candidates: Sequence[Tuple[str, str]]) -> Tuple[ctypes.CDLL, str]:
+    tried: List[str] = []
+    for how, where in candidates:
+        try:
+            return ctypes.CDLL(where), where
+        except OSError as e:
+            tried.append(f"  {how}: {where}: {e}")
+    if not tried:
+        tried.append("  (no candidates)")
+    raise LibraryNotFoundError(
+        "libpipeconnect could not be loaded. Tried, in order:\n"
+        + "\n".join(tried)
+        + f"\nSet {ENV_LIBRARY} to the path of libpipeconnect.so, or install the library "
+        "so that libpipeconnect.so.0 is found by the dynamic loader."
+    )
+
+
+class Library:
+    """The loaded library: one attribute per bound function, plus ``path`` and ``version``."""
+
+    path: str
+    version: str
+
+    def __init__(self, cdll: ctypes.CDLL, path: str) -> None:
+        self._cdll = cdll
+        self.path = path
+        # Bind the version function alone first, so a mismatch is reported as such
+        # rather than as a list of missing functions.
+        ver = cdll.pipeconnect_version
+        ver.restype, ver.argtypes = c_char_p, []
+        self.version = (ver() or b"?").decode("ascii", "replace")
+        warning = check_version(self.version)
+        missing = []
+        for name, (restype, argtypes) in FUNCTIONS.items():
+            try:
+                fn = getattr(cdll, name)
+            except AttributeError:
+                missing.append(name)
+                continue
+            fn.restype = restype
+            fn.argtypes = list(argtypes)
+            setattr(self, name, fn)
+        if missing:
+            raise LibraryVersionError(
+                f"libpipeconnect {self.version} at {path} lacks functions this binding "
+                f"(written for {__library_version__}) needs: {', '.join(missing)}. "
+                "The library is older than the binding (or a stale build)."
+            )
+        if warning:
+            warnings.warn(warning, RuntimeWarning, stacklevel=3)
+
+    def __getattr__(self, name: str) -> Any:
+        # Only reached for names not bound above (typing aid and a clear message).
+        raise AttributeError(f"{name} is not bound by this binding")
+
+
+def load(candidates: Optional[Sequence[Tuple[str, str]]] = None) -> Library:
+    """Find, load and check libpipeconnect."""
+    cdll, path = _open(library_candidates() if candidates is None else candidates)
+    return Library(cdll, path)
+
+
+lib: Library = load()
+
+
+def _message(code: int) -> str:
+    raw = lib.pipeconnect_result_message(int(code))
+    return raw.decode("utf-8", "replace") if raw else "unknown result"
+
+
+_errors._set_message_lookup(_message)
