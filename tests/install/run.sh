@@ -74,5 +74,25 @@ if ${CC:-cc} -std=c99 -Wall -Wextra -Werror $cflags "$stage/quickstart.c" -o "$s
 else
     bad "static link with pkg-config --static"
 fi
+# cargo-c, where installed, must give the same layout as `make install`.
+if command -v cargo-cinstall >/dev/null 2>&1; then
+    capi=$(mktemp -d)
+    if cargo cinstall --release -p pipeconnect --manifest-path "$top/Cargo.toml" \
+        --prefix="$prefix" --libdir="$prefix/lib" --destdir="$capi" >"$capi.log" 2>&1; then
+        ours=$(cd "$stage" && find . -path ./qs -prune -o \( -type f -o -type l \) -print \
+               | grep -v -e '^./quickstart.c$' -e '^./qs' | sort)
+        theirs=$(cd "$capi" && find . \( -type f -o -type l \) -print | sort)
+        if [ "$ours" = "$theirs" ] && cmp -s "$capi$prefix/include/pipeconnect.h" "$root/include/pipeconnect.h"; then
+            ok "cargo cinstall installs the same files and header as make install"
+        else
+            bad "cargo cinstall layout differs:"; echo "make install:"; echo "$ours"; echo "cargo cinstall:"; echo "$theirs"
+        fi
+    else
+        bad "cargo cinstall failed (see $capi.log)"
+    fi
+    rm -rf "$capi"
+else
+    echo "note: cargo-c is not installed; its layout was not compared (cargo install cargo-c --version 0.10.24 --locked)"
+fi
 echo "install: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]
