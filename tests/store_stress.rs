@@ -101,7 +101,7 @@ fn consistent(k: &PeerKey, c: &Capabilities) -> bool {
         && c.size_limit() == Some(d)
         && l.mail_max == Some(mix32(d, g as u64))
         && l.rcpt_max == Some(mix32(!d, g as u64))
-        && c.auth_mechanisms() == auth_names(d, g).as_slice()
+        && c.auth_mechanisms() == auth_names(d, g)
 }
 
 struct Rng(u64);

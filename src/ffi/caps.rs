@@ -83,7 +83,7 @@ impl pipeconnect_caps {
         let auth_names = caps
             .auth_mechanisms()
             .iter()
-            .map(|m| CString::new(m.as_str()).unwrap_or_default())
+            .map(|m| CString::new(*m).unwrap_or_default())
             .collect();
         pipeconnect_caps {
             caps,

@@ -9,7 +9,9 @@
 use crate::error::Error;
 use crate::key::Fnv64;
 use crate::reply::{Reply, ReplyLimits};
-use std::sync::Arc;
+
+mod auth_names;
+pub use auth_names::AuthNames;
 
 /// The most AUTH mechanism names kept; more are dropped and
 /// [`Capabilities::auth_truncated`] says so.
@@ -126,8 +128,7 @@ pub struct Capabilities {
     flags: u32,
     size: Option<u64>,
     limits: Limits,
-    /// Shared, so that a cache hit copies a pointer instead of allocating the names.
-    auth: Arc<[String]>,
+    auth: AuthNames,
     auth_truncated: bool,
     fingerprint: u64,
 }
@@ -148,12 +149,11 @@ impl Capabilities {
             flags: 0,
             size: None,
             limits: Limits::default(),
-            auth: Arc::from(Vec::new()),
+            auth: AuthNames::default(),
             auth_truncated: false,
             fingerprint: 0,
         };
         let mut normalised: Vec<String> = Vec::new();
-        let mut auth: Vec<String> = Vec::new();
         // The first line is the server's greeting, not an extension.
         for line in reply.lines().iter().skip(1) {
             let text = String::from_utf8_lossy(line);
@@ -164,7 +164,7 @@ impl Capabilities {
                 None => (first.to_ascii_uppercase(), None),
             };
             let params: Vec<&str> = inline_param.into_iter().chain(words).collect();
-            caps.take_keyword(&keyword, &params, opts, &mut auth);
+            caps.take_keyword(&keyword, &params, opts);
             let mut norm = keyword.clone();
             for p in &params {
                 norm.push(' ');
@@ -180,17 +180,10 @@ impl Capabilities {
             h.write(b"\n");
         }
         caps.fingerprint = h.finish();
-        caps.auth = Arc::from(auth);
         Ok(caps)
     }
 
-    fn take_keyword(
-        &mut self,
-        keyword: &str,
-        params: &[&str],
-        opts: ParseOptions,
-        auth: &mut Vec<String>,
-    ) {
+    fn take_keyword(&mut self, keyword: &str, params: &[&str], opts: ParseOptions) {
         let ext = match keyword {
             "PIPELINING" => Extension::Pipelining,
             "PIPECONNECT" => Extension::PipeConnect,
@@ -227,7 +220,7 @@ impl Capabilities {
             }
             "AUTH" => {
                 for p in params {
-                    self.add_auth(auth, p);
+                    self.add_auth(p);
                 }
                 Extension::Auth
             }
@@ -236,7 +229,7 @@ impl Capabilities {
         self.flags |= ext.bit();
     }
 
-    fn add_auth(&mut self, auth: &mut Vec<String>, name: &str) {
+    fn add_auth(&mut self, name: &str) {
         let valid = !name.is_empty()
             && name.len() <= AUTH_MECH_NAME_MAX
             && name
@@ -246,14 +239,12 @@ impl Capabilities {
             return;
         }
         let upper = name.to_ascii_uppercase();
-        if auth.contains(&upper) {
+        if self.auth.contains(&upper) {
             return;
         }
-        if auth.len() >= AUTH_MECHS_MAX {
+        if !self.auth.push(&upper) {
             self.auth_truncated = true;
-            return;
         }
-        auth.push(upper);
     }
 
     /// The bits of [`Extension`]s advertised.
@@ -273,8 +264,8 @@ impl Capabilities {
         self.limits
     }
     /// The AUTH mechanism names, upper case, in the server's order.
-    pub fn auth_mechanisms(&self) -> &[String] {
-        &self.auth
+    pub fn auth_mechanisms(&self) -> Vec<&str> {
+        self.auth.iter().collect()
     }
     /// Whether the server offered more mechanisms than [`AUTH_MECHS_MAX`].
     pub fn auth_truncated(&self) -> bool {
@@ -282,7 +273,7 @@ impl Capabilities {
     }
     /// Whether the mechanism `name` (any case) was offered.
     pub fn has_auth(&self, name: &str) -> bool {
-        self.auth.iter().any(|m| m.eq_ignore_ascii_case(name))
+        self.auth.contains(name)
     }
     /// A 64-bit digest of every extension line (keyword and parameters, upper case,
     /// sorted), the greeting line excluded: equal replies give equal fingerprints.
@@ -360,7 +351,7 @@ impl Capabilities {
             return Err(bad);
         }
         let mut rest = &bytes[34..];
-        let mut auth = Vec::with_capacity(count);
+        let mut auth = AuthNames::default();
         for _ in 0..count {
             let (&n, tail) = rest.split_first().ok_or(bad)?;
             let n = n as usize;
@@ -374,7 +365,7 @@ impl Capabilities {
             {
                 return Err(bad);
             }
-            auth.push(name.to_string());
+            auth.push(name);
             rest = &tail[n..];
         }
         if !rest.is_empty() {
@@ -384,7 +375,7 @@ impl Capabilities {
             flags,
             size: (size != u64::MAX).then_some(size),
             limits,
-            auth: Arc::from(auth),
+            auth,
             auth_truncated: count_byte & 0x80 != 0,
             fingerprint,
         })
@@ -420,7 +411,7 @@ mod tests {
         }
         assert!(!c.has(Extension::Dsn));
         assert_eq!(c.size_limit(), Some(52_428_800));
-        assert_eq!(c.auth_mechanisms(), &["PLAIN".to_string()]);
+        assert_eq!(c.auth_mechanisms(), ["PLAIN"]);
         assert!(c.worth_caching());
     }
 
