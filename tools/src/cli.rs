@@ -134,6 +134,35 @@ pub fn unexpected_positional(value: &str) -> UsageError {
     UsageError(format!("unexpected argument '{value}'"))
 }
 
+/// The shape every subcommand's `main` shares: parse, print help or a usage error (exit 2),
+/// then run. `run` gives the exit code, or an error that is printed after the command's
+/// name (exit 1).
+pub fn run_subcommand<T, E: fmt::Display>(
+    name: &str,
+    usage: &str,
+    parsed: Result<Parsed<T>, UsageError>,
+    run: impl FnOnce(T) -> Result<i32, E>,
+) -> i32 {
+    let options = match parsed {
+        Ok(Parsed::Run(options)) => options,
+        Ok(Parsed::Help) => {
+            println!("{usage}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("pipeconnect {name}: {e}\n{usage}");
+            return EXIT_USAGE;
+        }
+    };
+    match run(options) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("pipeconnect {name}: {e}");
+            1
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

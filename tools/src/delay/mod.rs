@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::cli::{Parsed, EXIT_USAGE};
 use crate::limit::Limiter;
 use crate::listen::bind_and_announce;
 
@@ -22,24 +21,9 @@ const MAX_CONCURRENT: usize = 64;
 
 /// Runs the subcommand; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let options = match Options::parse(args) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("pipeconnect delay: {e}\n{USAGE}");
-            return EXIT_USAGE;
-        }
-    };
-    match proxy(options) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("pipeconnect delay: {e}");
-            1
-        }
-    }
+    crate::cli::run_subcommand("delay", USAGE, Options::parse(args), |o| {
+        proxy(o).map(|()| 0)
+    })
 }
 
 fn proxy(options: Options) -> io::Result<()> {

@@ -26,8 +26,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::cli::{Parsed, EXIT_USAGE};
-
 use self::options::{Options, USAGE};
 use self::procs::{Background, Work};
 use self::table::{parse_line, Delivery, ModeResult, MODES};
@@ -37,24 +35,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Runs the subcommand; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let options = match Options::parse(args) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("pipeconnect demo: {e}\n{USAGE}");
-            return EXIT_USAGE;
-        }
-    };
-    match run(&options) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("pipeconnect demo: {e}");
-            1
-        }
-    }
+    crate::cli::run_subcommand("demo", USAGE, Options::parse(args), |o| run(&o))
 }
 
 fn default_client() -> Result<PathBuf, String> {

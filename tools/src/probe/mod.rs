@@ -19,32 +19,17 @@ use std::net::{TcpStream, ToSocketAddrs};
 use pipeconnect::caps::Extension;
 use pipeconnect::{Capabilities, ParseOptions, Reply};
 
-use crate::cli::{Parsed, EXIT_USAGE};
-
 use self::options::{Options, USAGE};
 use self::report::StateReport;
 use self::wire::Wire;
 
 /// Runs the subcommand; returns the process exit code (0 probed, 1 failed, 2 usage).
 pub fn main(args: Vec<String>) -> i32 {
-    let options = match Options::parse(args) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("pipeconnect probe: {e}\n{USAGE}");
-            return EXIT_USAGE;
-        }
-    };
-    match probe(&options) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("pipeconnect probe: {}: {e}", options.target);
-            1
-        }
-    }
+    crate::cli::run_subcommand("probe", USAGE, Options::parse(args), |o| {
+        probe(&o)
+            .map(|()| 0)
+            .map_err(|e| format!("{}: {e}", o.target))
+    })
 }
 
 fn connect(options: &Options) -> io::Result<TcpStream> {

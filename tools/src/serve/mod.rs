@@ -22,7 +22,6 @@ use std::time::{Duration, Instant};
 
 use rustls::ServerConfig;
 
-use crate::cli::{Parsed, EXIT_USAGE};
 use crate::limit::Limiter;
 use crate::listen::bind_and_announce;
 
@@ -50,24 +49,9 @@ impl Shared {
 
 /// Runs the subcommand; returns the process exit code.
 pub fn main(args: Vec<String>) -> i32 {
-    let options = match Options::parse(args) {
-        Ok(Parsed::Run(options)) => options,
-        Ok(Parsed::Help) => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("pipeconnect serve: {e}\n{USAGE}");
-            return EXIT_USAGE;
-        }
-    };
-    match serve(options) {
-        Ok(()) => 0,
-        Err(e) => {
-            eprintln!("pipeconnect serve: {e}");
-            1
-        }
-    }
+    crate::cli::run_subcommand("serve", USAGE, Options::parse(args), |o| {
+        serve(o).map(|()| 0)
+    })
 }
 
 fn serve(options: Options) -> io::Result<()> {
