@@ -1,6 +1,8 @@
 //! The file store behaves as the in-process cache does, across processes and across
 //! fork().
 
+mod common;
+
 use pipeconnect::cache::file::{inspect, StoreError, StoreOptions};
 use pipeconnect::cache::{Cache, CacheConfig, Learned};
 use pipeconnect::{Capabilities, ParseOptions, PeerKey, TlsState};
@@ -13,14 +15,7 @@ use std::sync::Arc;
 const T0: u64 = 1_700_000_000;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "pipeconnect-store-basic-{}-{}",
-        name,
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch(&format!("store-basic-{name}"))
 }
 
 fn small() -> StoreOptions {

@@ -2,6 +2,8 @@
 //! rebuilt when asked and allowed), damaged records read as misses, and the file never
 //! grows.
 
+mod common;
+
 use pipeconnect::cache::file::{inspect, StoreError, StoreOptions};
 use pipeconnect::cache::{Cache, Learned};
 use pipeconnect::{Capabilities, ParseOptions, PeerKey, TlsState};
@@ -15,14 +17,7 @@ const T0: u64 = 1_700_000_000;
 const HEADER_SIZE: u64 = 4096;
 
 fn scratch(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!(
-        "pipeconnect-store-hostile-{}-{}",
-        name,
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::scratch(&format!("store-hostile-{name}"))
 }
 
 fn small() -> StoreOptions {
