@@ -28,8 +28,17 @@ fn early_ehlo_is_accepted_with_pipeconnect_on() {
         assert!(t_ms >= 150, "{banner}");
         let ehlo = sink.wait_log("cmd=EHLO early.test");
         assert!(ehlo.contains(" conn=1 tls=0 early=1 cmd="), "{ehlo}");
+        // The log gives when the command arrived, before the banner left.
+        let arrived: u64 = ehlo["t_ms=".len()..ehlo.find(' ').unwrap()]
+            .parse()
+            .unwrap();
+        assert!(arrived < 100 && arrived < t_ms, "{ehlo} / {banner}");
         let quit = sink.wait_log("cmd=QUIT");
         assert!(quit.contains(" early=0 "), "{quit}");
+        let quit_at: u64 = quit["t_ms=".len()..quit.find(' ').unwrap()]
+            .parse()
+            .unwrap();
+        assert!(quit_at >= t_ms, "{quit} / {banner}");
     });
 }
 

@@ -7,8 +7,10 @@
 //! The channel also remembers how much input had arrived when the banner was written, so each
 //! line can say whether it was sent early.
 
+use std::collections::VecDeque;
 use std::io::{self, ErrorKind, Read, Write};
 use std::sync::Arc;
+use std::time::Instant;
 
 use rustls::ServerConfig;
 
@@ -24,6 +26,8 @@ pub struct Line {
     pub bytes: Vec<u8>,
     /// Its first byte had been received before the banner was written.
     pub early: bool,
+    /// When its first byte was read from the connection.
+    pub arrived: Instant,
     /// It was longer than allowed; the rest of it was discarded.
     pub too_long: bool,
 }
@@ -38,6 +42,9 @@ pub struct Channel {
     consumed: u64,
     /// Input offsets below this had been received when the banner was written.
     early_until: u64,
+    /// For each read still holding unconsumed input: the offset just past its bytes and
+    /// when it was read (as many entries as reads into the bounded input buffer).
+    arrivals: VecDeque<(u64, Instant)>,
 }
 
 impl Channel {
@@ -49,6 +56,7 @@ impl Channel {
             output: Vec::new(),
             consumed: 0,
             early_until: 0,
+            arrivals: VecDeque::new(),
         }
     }
 
@@ -102,6 +110,30 @@ impl Channel {
         result
     }
 
+    /// Reads input as it arrives until `deadline` (or `cap` buffered bytes, or the peer's
+    /// close), so that each line's arrival time is known even while the banner waits.
+    pub fn read_until(&mut self, deadline: Instant, cap: usize) -> io::Result<()> {
+        let tcp = self.transport.tcp().try_clone()?;
+        let before = tcp.read_timeout()?;
+        let result = loop {
+            let now = Instant::now();
+            if now >= deadline || self.buffered() >= cap {
+                break Ok(());
+            }
+            tcp.set_read_timeout(Some(deadline - now))?;
+            match self.read_some() {
+                Ok(0) => break Ok(()),
+                Ok(_) => continue,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    break Ok(())
+                }
+                Err(e) => break Err(e),
+            }
+        };
+        tcp.set_read_timeout(before)?;
+        result
+    }
+
     /// Records that the banner is being written now: everything received so far is early.
     pub fn mark_banner(&mut self) {
         self.early_until = self.consumed + self.buffered() as u64;
@@ -133,6 +165,7 @@ impl Channel {
     pub fn read_line(&mut self, max: usize) -> io::Result<Option<Line>> {
         let early = self.consumed < self.early_until;
         loop {
+            let arrived = self.arrival_of(self.consumed);
             let unread = &self.input[self.pos..];
             if let Some(i) = unread.iter().position(|&b| b == b'\n') {
                 if i < max {
@@ -144,6 +177,7 @@ impl Channel {
                     return Ok(Some(Line {
                         bytes,
                         early,
+                        arrived,
                         too_long: false,
                     }));
                 }
@@ -153,6 +187,7 @@ impl Channel {
                 return Ok(self.skip_line()?.then_some(Line {
                     bytes,
                     early,
+                    arrived,
                     too_long: true,
                 }));
             }
@@ -223,6 +258,21 @@ impl Channel {
         // consumed can still be lent out.
         self.pos += n;
         self.consumed += n as u64;
+        while self
+            .arrivals
+            .front()
+            .is_some_and(|&(end, _)| end <= self.consumed)
+        {
+            self.arrivals.pop_front();
+        }
+    }
+
+    /// When the byte at stream offset `at` was read (now, if it has not arrived yet).
+    fn arrival_of(&self, at: u64) -> Instant {
+        self.arrivals
+            .iter()
+            .find(|&&(end, _)| end > at)
+            .map_or_else(Instant::now, |&(_, t)| t)
     }
 
     /// Waits for more input, flushing queued replies first since the peer may be waiting for
@@ -250,6 +300,10 @@ impl Channel {
             }
         };
         self.input.truncate(old_len + n);
+        if n > 0 {
+            let end = self.consumed + self.buffered() as u64;
+            self.arrivals.push_back((end, Instant::now()));
+        }
         Ok(n)
     }
 }

@@ -18,8 +18,9 @@
 //! ```
 //!
 //! - `n` numbers connections from 1 in the order they were accepted.
-//! - `ms` is whole milliseconds since this connection was accepted, taken when the line is
-//!   written (for a command: when it is processed, which for early input is after the banner).
+//! - `ms` is whole milliseconds since this connection was accepted: for a command, when its
+//!   first byte was read from the connection (so an early command's time is before the
+//!   banner's); for the banner and a sync error, when the line is written.
 //! - `tls=1` when the command came over TLS (after STARTTLS).
 //! - `early=1` when the command's first byte had arrived before the banner was written.
 //! - `cmd=` is the last field and runs to the end of the line: the command as received, without

@@ -129,13 +129,19 @@ impl Session<'_> {
     /// early talkers): 554 and close.
     fn greet(&mut self, channel: &mut Channel) -> io::Result<bool> {
         let options = &self.shared.options;
-        std::thread::sleep(options.banner_delay);
+        let banner_at = self.accepted_at + options.banner_delay;
         if options.early_input_allowed() {
+            // Read early input while the banner waits, so the log knows when it arrived.
+            channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+            std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
             channel.read_available(EARLY_INPUT_CAP)?;
-        } else if channel.input_pending()? {
-            channel.queue(&single(554, "SMTP synchronization error"));
-            self.shared.log.syncerror(self.conn, self.t_ms());
-            return Ok(false);
+        } else {
+            std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+            if channel.input_pending()? {
+                channel.queue(&single(554, "SMTP synchronization error"));
+                self.shared.log.syncerror(self.conn, self.t_ms());
+                return Ok(false);
+            }
         }
         channel.mark_banner();
         let code = options.banner_code;
@@ -206,7 +212,12 @@ impl Session<'_> {
         if line.too_long {
             bytes.extend_from_slice(b"...");
         }
-        let t_ms = self.t_ms();
+        // When the command's bytes arrived, not when it was processed: early commands
+        // arrive before the banner and are processed after it.
+        let t_ms = line
+            .arrived
+            .saturating_duration_since(self.accepted_at)
+            .as_millis();
         let log = &self.shared.log;
         log.command(self.conn, t_ms, channel.is_tls(), line.early, &bytes);
     }
