@@ -63,7 +63,9 @@ pub fn parse_address(text: &str) -> Result<IpAddr, Error> {
     Ok(normalise(ip))
 }
 
-fn normalise(ip: IpAddr) -> IpAddr {
+/// The one spelling of an address used in keys: an IPv4-mapped IPv6 address becomes the
+/// IPv4 address it maps.
+pub fn normalise(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
             Some(v4) => IpAddr::V4(v4),

@@ -117,3 +117,20 @@ fn many_threads_at_once_agree_with_one() {
     let s = c.stats();
     assert_eq!((s.entries, s.inserts, s.hits), (8_000, 8_000, 8_000));
 }
+
+#[test]
+fn forget_server_drops_every_state_and_port_of_one_address() {
+    let c = Cache::in_memory(CacheConfig::default());
+    let k = PeerKey::parse("192.0.2.9", 25, TlsState::Cleartext).unwrap();
+    c.learn(&k, caps());
+    c.learn(&k.in_state(TlsState::Encrypted), caps());
+    c.learn(
+        &PeerKey::parse("192.0.2.9", 587, TlsState::Cleartext).unwrap(),
+        caps(),
+    );
+    c.learn(&key(1), caps());
+    let mapped: std::net::IpAddr = "::ffff:192.0.2.9".parse().unwrap();
+    assert_eq!(c.forget_server(mapped, Some(25)), 2);
+    assert_eq!(c.forget_server(mapped, None), 1);
+    assert_eq!(c.stats().entries, 1);
+}

@@ -14,6 +14,7 @@ use crate::clock::Clock;
 use crate::key::PeerKey;
 pub use backend::Backend;
 pub use memory::MemoryBackend;
+use std::net::IpAddr;
 
 /// Default time to live: 7 days from learning, like Exim's `retry_data_expire`.
 pub const DEFAULT_TTL_SECS: u64 = 7 * 24 * 3600;
@@ -171,6 +172,19 @@ impl Cache {
             out.push((k.clone(), e.clone(), self.is_live(e, now)));
         });
         out
+    }
+
+    /// Drop every entry about the server `addr` (any spelling; IPv4-mapped IPv6 is the
+    /// IPv4 address), on `port` or on any port, in both TLS states and for any local
+    /// address and EHLO name. Returns how many entries were dropped (each counted as an
+    /// invalidation).
+    pub fn forget_server(&self, addr: IpAddr, port: Option<u16>) -> usize {
+        let addr = crate::key::normalise(addr);
+        self.entries()
+            .into_iter()
+            .filter(|(k, _, _)| k.server() == addr && port.is_none_or(|p| k.port() == p))
+            .filter(|(k, _, _)| self.forget(k))
+            .count()
     }
 
     /// The backing store, for callers that need its specific operations.

@@ -3,24 +3,7 @@
 #include <string.h>
 #include "pipeconnect.h"
 #include "check.h"
-
-static const char EXIM_EHLO[] =
-    "250-mx.test.example Hello client.test [127.0.0.1]\r\n"
-    "250-SIZE 52428800\r\n"
-    "250-8BITMIME\r\n"
-    "250-PIPELINING\r\n"
-    "250-PIPECONNECT\r\n"
-    "250-AUTH PLAIN\r\n"
-    "250-CHUNKING\r\n"
-    "250-STARTTLS\r\n"
-    "250-SMTPUTF8\r\n"
-    "250 HELP\r\n";
-
-static pipeconnect_key *key(const char *addr, uint16_t port, pipeconnect_tls_state tls) {
-    pipeconnect_key *k = NULL;
-    CHECK_RESULT(pipeconnect_key_new(addr, port, tls, &k), PIPECONNECT_OK);
-    return k;
-}
+#include "fixtures.h"
 
 static int misses(const pipeconnect_cache *c, const pipeconnect_key *k) {
     pipeconnect_caps *caps = NULL;

@@ -11,20 +11,7 @@
 #include <unistd.h>
 #include "pipeconnect.h"
 #include "check.h"
-
-static const char EHLO[] =
-    "250-mx.test.example Hello client.test [127.0.0.1]\r\n"
-    "250-SIZE 52428800\r\n"
-    "250-PIPELINING\r\n"
-    "250-PIPECONNECT\r\n"
-    "250-AUTH PLAIN\r\n"
-    "250 CHUNKING\r\n";
-
-static pipeconnect_key *key(const char *addr, uint16_t port, pipeconnect_tls_state tls) {
-    pipeconnect_key *k = NULL;
-    CHECK_RESULT(pipeconnect_key_new(addr, port, tls, &k), PIPECONNECT_OK);
-    return k;
-}
+#include "fixtures.h"
 
 static pipeconnect_result lookup(const pipeconnect_cache *c, const pipeconnect_key *k) {
     pipeconnect_caps *caps = NULL;
@@ -91,7 +78,7 @@ int main(void) {
     pipeconnect_key *k_tls = key("192.0.2.1", 25, PIPECONNECT_TLS_ENCRYPTED);
     pipeconnect_key *k_child = key("2001:db8::9", 587, PIPECONNECT_TLS_ENCRYPTED);
     CHECK_RESULT(lookup(cache, k), PIPECONNECT_NOT_FOUND);
-    CHECK_RESULT(pipeconnect_cache_learn(cache, k, (const uint8_t *)EHLO, strlen(EHLO), 0),
+    CHECK_RESULT(pipeconnect_cache_learn(cache, k, EXIM_EHLO_BYTES, EXIM_EHLO_LEN, 0),
                  PIPECONNECT_OK);
     CHECK_RESULT(lookup(cache, k), PIPECONNECT_OK);
     CHECK_RESULT(lookup(cache, k_tls), PIPECONNECT_NOT_FOUND);
@@ -104,7 +91,7 @@ int main(void) {
     if (pid == 0) {
         int code = 0;
         if (lookup(cache, k) != PIPECONNECT_OK) code |= 1;
-        if (pipeconnect_cache_learn(cache, k_child, (const uint8_t *)EHLO, strlen(EHLO), 0) !=
+        if (pipeconnect_cache_learn(cache, k_child, EXIM_EHLO_BYTES, EXIM_EHLO_LEN, 0) !=
             PIPECONNECT_OK)
             code |= 2;
         _exit(code);

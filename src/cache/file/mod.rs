@@ -27,7 +27,6 @@ use layout::{
 use map::Mapping;
 use slot::{Read, Slot};
 use std::fmt;
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
@@ -528,25 +527,6 @@ impl Cache {
         };
         Ok(Cache::with_backend(Box::new(backend), ttl))
     }
-
-    /// Drop every entry about the server `addr` (any spelling; IPv4-mapped IPv6 is the
-    /// IPv4 address), on `port` or on any port, in both TLS states and for any local
-    /// address and EHLO name. Returns how many entries were dropped (each counted as an
-    /// invalidation).
-    pub fn forget_server(&self, addr: IpAddr, port: Option<u16>) -> usize {
-        let addr = match addr {
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map(IpAddr::V4)
-                .unwrap_or(IpAddr::V6(v6)),
-            v4 => v4,
-        };
-        self.entries()
-            .into_iter()
-            .filter(|(k, _, _)| k.server() == addr && port.is_none_or(|p| k.port() == p))
-            .filter(|(k, _, _)| self.forget(k))
-            .count()
-    }
 }
 
 #[cfg(test)]
@@ -573,7 +553,12 @@ mod tests {
     }
 
     fn key(i: u32) -> PeerKey {
-        PeerKey::new(IpAddr::from(i.to_be_bytes()), 25, TlsState::Cleartext).unwrap()
+        PeerKey::new(
+            std::net::IpAddr::from(i.to_be_bytes()),
+            25,
+            TlsState::Cleartext,
+        )
+        .unwrap()
     }
 
     fn entry() -> Entry {
