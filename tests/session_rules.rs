@@ -1710,3 +1710,30 @@ fn rule_wrong_positive_code_per_command_is_out_of_step() {
         assert_eq!(sum.verdict, Verdict::Tempfail, "{kind}");
     }
 }
+
+/// Found by the property test: a banner refused with 4xx, then 250 to everything. The
+/// server never greeted the client, so its 250 to BDAT LAST proves nothing: no
+/// acceptance (at worst a duplicate later, never a loss).
+#[test]
+fn rule_positive_replies_after_a_refused_banner_deliver_nothing() {
+    let c = &conns()[0];
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut s = Session::begin(
+        cache.clone(),
+        c.key.clone(),
+        c.intent(1, 100),
+        Settings::early(),
+    )
+    .unwrap();
+    assert_eq!(kinds(&s.next_commands()), vec![EHLO, MAIL, RCPT, BDAT]);
+    let ehlo = ehlo_reply(CLEAR);
+    let stream = format!("451 not now\r\n{ehlo}250 ok\r\n250 ok\r\n250 ok\r\n");
+    assert_eq!(s.feed(stream.as_bytes()), Ok(5));
+    while let Some(e) = s.next_event() {
+        assert!(!e.has(EVENT_MESSAGE_ACCEPTED), "{e:?}");
+    }
+    let sum = s.finish();
+    assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED));
+    assert_eq!(sum.verdict, Verdict::Reconnect);
+}

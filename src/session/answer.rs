@@ -156,11 +156,17 @@ impl Session {
     /// authentication. What the server says it did is what counts: a recipient it
     /// accepted is counted as accepted, and a 250 to the body means the message was
     /// delivered and must never be sent again. Returns whether the reply was recorded so.
-    /// Only the exact positive code of the command counts, within a transaction the
-    /// server opened (MAIL accepted), before it said it was closing (421), and while the
-    /// stream is in step: anything else proves nothing.
+    /// Only the exact positive code of the command counts, on a connection the server
+    /// greeted and whose EHLO it accepted, within a transaction it opened (MAIL
+    /// accepted), before it said it was closing (421), and while the stream is in step:
+    /// anything else proves nothing (and a message not counted as delivered is at worst
+    /// sent twice, never lost).
     fn record_despite_failure(&mut self, exp: &Expected, code: u16, ev: &mut Event) -> bool {
-        if self.out_of_step || self.server_closing || !positive_code(exp.kind, code) {
+        if self.out_of_step
+            || self.server_closing
+            || self.p.ehlo != St::Ok
+            || !positive_code(exp.kind, code)
+        {
             return false;
         }
         match exp.kind {
