@@ -1737,3 +1737,28 @@ fn rule_positive_replies_after_a_refused_banner_deliver_nothing() {
     assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED));
     assert_eq!(sum.verdict, Verdict::Reconnect);
 }
+
+/// A planned QUIT whose 221 has not come does not keep the session from being done: the
+/// delivery's outcome never depends on it.
+#[test]
+fn rule_a_missing_221_does_not_hold_the_session() {
+    let c = &conns()[0];
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut d = Drive::begin(
+        &cache,
+        c,
+        c.intent(1, 100),
+        Settings::early(),
+        server_for(c),
+    );
+    while d.step() {}
+    d.s.quit().unwrap();
+    assert!(!d.s.is_done(), "the QUIT waits to be taken");
+    assert_eq!(kinds(&d.s.next_commands()), vec![CommandKind::Quit]);
+    assert!(d.s.is_done());
+    let sum = d.s.finish();
+    assert_eq!(sum.verdict, Verdict::Continue);
+    assert_eq!(sum.replies_outstanding, 1);
+    assert!(cache.lookup(&c.tx_key()).is_some());
+}

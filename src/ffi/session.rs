@@ -635,7 +635,8 @@ pub unsafe extern "C" fn pipeconnect_session_reason(
 }
 
 /// Whether the session has nothing more to do (`*done_out`): the transaction ended or the
-/// connection failed, no reply is awaited and no command waits to be taken.
+/// connection failed, no reply is awaited (but perhaps the 221 to a QUIT already taken,
+/// which the delivery's outcome never depends on) and no command waits to be taken.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `done_out` is writable.

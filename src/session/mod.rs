@@ -366,12 +366,14 @@ impl Session {
     }
 
     /// Whether the session has nothing more to do: the transaction ended (or the
-    /// connection failed) and no reply is awaited.
+    /// connection failed) and no reply is awaited but, perhaps, the 221 to a QUIT already
+    /// taken (the delivery's outcome never depends on it: read it briefly if at all).
     pub fn is_done(&self) -> bool {
         if self.finished || self.failed.is_some() || self.abort.is_some() {
             return true;
         }
-        if self.awaiting_tls || !self.expected.is_empty() || !self.outbox.is_empty() {
+        let awaited = self.expected.iter().any(|e| e.kind != CommandKind::Quit);
+        if self.awaiting_tls || awaited || !self.outbox.is_empty() {
             return false;
         }
         match &self.fresh {
