@@ -5,7 +5,7 @@
 use super::event::{
     outcome_flags, Event, EVENT_CACHE_INVALIDATED, EVENT_FOLLOWS_FAILURE, EVENT_MESSAGE_ACCEPTED,
 };
-use super::{Expected, Refusal, Session, SessionError, St, AUTH_CHALLENGES_MAX};
+use super::{Expected, Message, Refusal, Session, SessionError, St, AUTH_CHALLENGES_MAX};
 use crate::policy::Verdict;
 use crate::policy::{outcome, positive_code, CacheAction, CommandKind, Outcome, ReplyContext};
 use crate::reply::Reply;
@@ -52,7 +52,7 @@ impl Session {
             CommandKind::Mail => self.on_mail(ok, &o),
             CommandKind::Rcpt => self.on_rcpt(ok, &exp, &o),
             CommandKind::Data => self.on_data(ok, &o),
-            CommandKind::BdatLast | CommandKind::Body => self.on_end_of_data(ok, exp.kind, &o),
+            CommandKind::BdatLast | CommandKind::Body => self.on_end_of_data(ok, &o),
             CommandKind::Quit => self.on_quit(ok),
         }
         // Every reply to QUIT ends the connection, but only an out-of-step one says
@@ -184,7 +184,7 @@ impl Session {
                 self.p.accepted += 1;
             }
             CommandKind::BdatLast | CommandKind::Body => {
-                self.p.message_accepted = true;
+                self.p.message = Message::Delivered;
                 ev.flags |= EVENT_MESSAGE_ACCEPTED;
             }
             _ => return false,

@@ -72,15 +72,37 @@ struct Progress {
     starttls: St,
     auth: St,
     mail: St,
-    body: St,
-    data_body: St,
+    message: Message,
     rcpts_released: usize,
     quit: St,
     rcpt_replied: usize,
     accepted: usize,
     rejected: usize,
     deferred: usize,
-    message_accepted: bool,
+}
+
+impl Progress {
+    /// Whether the server took the message (a 250 to BDAT LAST or the end of data).
+    fn delivered(&self) -> bool {
+        self.message == Message::Delivered
+    }
+}
+
+/// Where the message itself stands: a phase of its own, as each of its replies may only
+/// come in one of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum Message {
+    /// Neither DATA nor BDAT LAST released yet.
+    #[default]
+    NotSent,
+    /// DATA sent: its 354 is awaited.
+    AwaitingGoAhead,
+    /// BDAT LAST and the body, or the body after the 354, sent: the 250 is awaited.
+    AwaitingVerdict,
+    /// DATA, BDAT LAST or the end of data refused (or answered out of step).
+    Refused,
+    /// A 250 to BDAT LAST or to the end of data, in its place: never send it again.
+    Delivered,
 }
 
 /// Why an early flight was refused (see [`Session::early_flight_refused`]).
@@ -406,7 +428,7 @@ impl Session {
     fn summary(&self) -> Summary {
         let p = &self.p;
         // Once the server took the message, nothing may send it again.
-        let verdict = if p.message_accepted {
+        let verdict = if p.delivered() {
             Verdict::Continue
         } else if self.reconnect || self.abort == Some(Verdict::Reconnect) {
             Verdict::Reconnect
@@ -423,7 +445,7 @@ impl Session {
             Verdict::Tempfail
         };
         let flags = bits(&[
-            (p.message_accepted, SUMMARY_MESSAGE_ACCEPTED),
+            (p.delivered(), SUMMARY_MESSAGE_ACCEPTED),
             (self.cleartext_early_used, SUMMARY_CLEARTEXT_EARLY),
             (self.encrypted_early_used, SUMMARY_ENCRYPTED_EARLY),
             (self.invalidated, SUMMARY_CACHE_INVALIDATED),
@@ -450,7 +472,7 @@ impl Session {
             self.failed = Some(e);
             // A broken stream after an early flight cannot be told apart from a server
             // confused by early input (once the message is accepted it no longer matters).
-            if self.early_in_phase && !self.p.message_accepted {
+            if self.early_in_phase && !self.p.delivered() {
                 if e == SessionError::UnexpectedReply {
                     self.early_flight_refused(Refusal::UnexpectedReply);
                 } else {

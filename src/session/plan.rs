@@ -4,7 +4,7 @@
 
 use super::event::PlannedCommand;
 use super::intent::BodyMode;
-use super::{Expected, Next, Session, SessionError, St};
+use super::{Expected, Message, Next, Session, SessionError, St};
 use crate::caps::{Capabilities, Extension};
 use crate::policy::flight::positive;
 use crate::policy::{
@@ -154,8 +154,8 @@ impl Session {
             CommandKind::Auth => p.auth = St::Sent,
             CommandKind::Mail => p.mail = St::Sent,
             CommandKind::Rcpt => p.rcpts_released += 1,
-            CommandKind::Data | CommandKind::BdatLast => p.body = St::Sent,
-            CommandKind::Body => p.data_body = St::Sent,
+            CommandKind::Data => p.message = Message::AwaitingGoAhead,
+            CommandKind::BdatLast | CommandKind::Body => p.message = Message::AwaitingVerdict,
             CommandKind::Quit => p.quit = St::Sent,
             CommandKind::Banner => {}
         }
@@ -198,7 +198,7 @@ impl Session {
         if p.rcpts_released < self.rcpt_target(caps) {
             return Some(Next::Rcpt);
         }
-        if p.body == St::NotYet && p.rcpts_released > 0 {
+        if p.message == Message::NotSent && p.rcpts_released > 0 {
             let kind = self.body_kind(Some(caps));
             if kind == CommandKind::BdatLast
                 && self.intent.body.size > self.settings.max_first_flight_body

@@ -19,7 +19,7 @@ impl Session {
         if self.finished || self.awaiting_tls || self.p.quit != St::NotYet {
             return Err(SessionError::BadState);
         }
-        let settled = self.abort.is_some() || self.tx_failure.is_some() || self.p.message_accepted;
+        let settled = self.abort.is_some() || self.tx_failure.is_some() || self.p.delivered();
         let body_last = self
             .expected
             .back()

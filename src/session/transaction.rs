@@ -1,7 +1,7 @@
 //! The replies of the transaction: MAIL (250), RCPT (250 or 251), DATA (354), and the
 //! end of data or BDAT LAST (250: the message is delivered).
 
-use super::{Expected, Session, St};
+use super::{Expected, Message, Session, St};
 use crate::policy::{CommandKind, Outcome};
 
 impl Session {
@@ -30,25 +30,20 @@ impl Session {
     /// DATA: a 354 releases the body.
     pub(super) fn on_data(&mut self, ok: bool, o: &Outcome) {
         if ok {
-            self.p.body = St::Ok;
             self.release(CommandKind::Body, None, 0, false);
             self.groups += 1;
         } else {
-            self.p.body = St::Failed;
+            self.p.message = Message::Refused;
             self.tx_failure = Some(o.verdict);
         }
     }
 
     /// The end of data or BDAT LAST: a 250 in its place delivers the message.
-    pub(super) fn on_end_of_data(&mut self, ok: bool, kind: CommandKind, o: &Outcome) {
+    pub(super) fn on_end_of_data(&mut self, ok: bool, o: &Outcome) {
         if ok {
-            self.p.message_accepted = true;
-            if kind == CommandKind::Body {
-                self.p.data_body = St::Ok;
-            } else {
-                self.p.body = St::Ok;
-            }
+            self.p.message = Message::Delivered;
         } else {
+            self.p.message = Message::Refused;
             self.tx_failure = Some(o.verdict);
         }
     }
