@@ -15,7 +15,15 @@
 //!    learned; every other reply is judged by [`crate::policy::outcome`].
 //! 3. After a 220 to STARTTLS and a completed handshake, [`Session::tls_started`] plans
 //!    the encrypted phase (with the key in the encrypted state).
-//! 4. [`Session::finish`] ends it and returns a [`Summary`].
+//! 4. Once the body command is taken (or the transaction ended), [`Session::quit`] may
+//!    plan a QUIT, pipelined behind it if the caller likes.
+//! 5. [`Session::finish`] ends it and returns a [`Summary`].
+//!
+//! Each reply must be the code its command calls for ([`crate::policy::positive_code`]);
+//! any other positive reply is out of step and never delivers a message. The reply path
+//! is `answer.rs` (which command a reply answers, and whether an earlier failure decided
+//! it), then one handler per command kind (`setup.rs`, `transaction.rs`, `quit.rs`);
+//! planning is `plan.rs`.
 //!
 //! Memory is bounded: the reply parser has limits, the queues of expected replies and of
 //! events hold at most one entry per command of the intent (plus a few AUTH challenges),
@@ -46,6 +54,7 @@ use std::sync::Arc;
 /// out of step (SASL mechanisms in use need two or three).
 pub const AUTH_CHALLENGES_MAX: u32 = 8;
 
+/// Where one setup or transaction command stands (EHLO, STARTTLS, AUTH, MAIL, QUIT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum St {
     #[default]
@@ -55,6 +64,7 @@ enum St {
     Failed,
 }
 
+/// A reply the session waits for: which command it answers.
 #[derive(Debug, Clone, Copy)]
 struct Expected {
     seq: usize,
@@ -66,6 +76,8 @@ struct Expected {
     taken: bool,
 }
 
+/// How far the conversation got: each command's step, the message's phase, and the
+/// recipients' counts.
 #[derive(Debug, Default)]
 struct Progress {
     ehlo: St,
@@ -118,6 +130,7 @@ enum Refusal {
     UnexpectedReply,
 }
 
+/// The next command classic rules allow (see `plan.rs`).
 enum Next {
     StartTls,
     Auth,
@@ -473,7 +486,8 @@ impl Session {
             // A broken stream after an early flight cannot be told apart from a server
             // confused by early input (once the message is accepted it no longer matters).
             if self.early_in_phase && !self.p.delivered() {
-                if e == SessionError::UnexpectedReply {
+                if e == SessionError::UnexpectedReply && !self.out_of_step {
+                    // (After an out-of-step reply the refusal was already recorded.)
                     self.early_flight_refused(Refusal::UnexpectedReply);
                 } else {
                     self.invalidate();
@@ -499,8 +513,7 @@ impl Session {
     /// these: a 421, a 4xx banner or EHLO, a timeout or dropped connection (see
     /// [`Session::finish`]), a malformed stream and a TLS failure do not. Today it
     /// removes the entry.
-    fn early_flight_refused(&mut self, cause: Refusal) {
-        let _ = cause;
+    fn early_flight_refused(&mut self, _cause: Refusal) {
         self.invalidate();
     }
 
