@@ -1020,10 +1020,13 @@ enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconn
                                                            pipeconnect_ext *used_out);
 
 // What reply `code` (100 to 599) to `answered` (a `PIPECONNECT_CMD_*`; BANNER for the
-// greeting, BODY for the end-of-data reply) means, in `context`
-// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). A
-// 250 to EHLO gives CONTINUE and NOTHING here: compare what it advertised with
-// `pipeconnect_policy_check_ehlo()`. Thread-safe.
+// greeting, BODY for the end-of-data reply, QUIT) means, in `context`
+// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). Only
+// the command's own positive code continues (banner 220, EHLO 250, STARTTLS 220, AUTH
+// 235 or a 334 challenge, MAIL 250, RCPT 250 or 251, DATA 354, BODY and BDAT_LAST 250,
+// QUIT 221); any other positive code is `PIPECONNECT_EVENT_OUT_OF_STEP`, never
+// `_MESSAGE_ACCEPTED` (docs/RULES.md §3.1). A 250 to EHLO gives CONTINUE and NOTHING
+// here: compare what it advertised with `pipeconnect_policy_check_ehlo()`. Thread-safe.
 //
 // # Safety
 // `settings` is readable; `outcome_out` is writable.
