@@ -54,7 +54,7 @@ use std::sync::Arc;
 /// out of step (SASL mechanisms in use need two or three).
 pub const AUTH_CHALLENGES_MAX: u32 = 8;
 
-/// Where one setup or transaction command stands (EHLO, STARTTLS, AUTH, MAIL, QUIT).
+/// Where one setup or transaction command stands (EHLO, AUTH, MAIL, QUIT).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 enum St {
     #[default]
@@ -81,7 +81,7 @@ struct Expected {
 #[derive(Debug, Default)]
 struct Progress {
     ehlo: St,
-    starttls: St,
+    starttls: StartTls,
     auth: St,
     mail: St,
     message: Message,
@@ -98,6 +98,24 @@ impl Progress {
     fn delivered(&self) -> bool {
         self.message == Message::Delivered
     }
+}
+
+/// Where STARTTLS stands: a phase of its own, since between its 220 and the handshake no
+/// byte may be read (RFC 3207 §5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+enum StartTls {
+    /// Not sent (or not asked for).
+    #[default]
+    NotSent,
+    /// Sent: its 220 is awaited.
+    Sent,
+    /// The 220 came: the caller does the handshake; nothing may be fed until
+    /// [`Session::tls_started`].
+    Handshake,
+    /// The handshake completed: the encrypted phase runs.
+    Done,
+    /// Refused (or answered out of step).
+    Refused,
 }
 
 /// Where the message itself stands: a phase of its own, as each of its replies may only
@@ -162,7 +180,6 @@ pub struct Session {
     cleartext_early_used: bool,
     encrypted_early_used: bool,
     early_withdrawn: bool,
-    awaiting_tls: bool,
 
     next_seq: usize,
     outbox: VecDeque<PlannedCommand>,
@@ -237,7 +254,6 @@ impl Session {
             cleartext_early_used: false,
             encrypted_early_used: false,
             early_withdrawn: false,
-            awaiting_tls: false,
             next_seq: 1,
             outbox: VecDeque::new(),
             expected: VecDeque::new(),
@@ -351,7 +367,7 @@ impl Session {
         let mut count = 0;
         let mut rest = data;
         while !rest.is_empty() {
-            if self.awaiting_tls {
+            if self.p.starttls == StartTls::Handshake {
                 return Err(self.fail(SessionError::CleartextAfterStartTls));
             }
             // One line at a time, so the end of the STARTTLS reply is seen exactly.
@@ -388,13 +404,13 @@ impl Session {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        if self.finished || !self.awaiting_tls || !self.expected.is_empty() {
+        if self.finished || self.p.starttls != StartTls::Handshake || !self.expected.is_empty() {
             return Err(SessionError::BadState);
         }
         if !self.parser.is_idle() {
             return Err(self.fail(SessionError::CleartextAfterStartTls));
         }
-        self.awaiting_tls = false;
+        self.p.starttls = StartTls::Done;
         self.parser.reset();
         self.phase = ConnPhase::AfterStartTls;
         self.start_phase()
@@ -408,7 +424,7 @@ impl Session {
             return true;
         }
         let awaited = self.expected.iter().any(|e| e.kind != CommandKind::Quit);
-        if self.awaiting_tls || awaited || !self.outbox.is_empty() {
+        if self.p.starttls == StartTls::Handshake || awaited || !self.outbox.is_empty() {
             return false;
         }
         match &self.fresh {

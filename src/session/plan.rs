@@ -4,7 +4,7 @@
 
 use super::event::PlannedCommand;
 use super::intent::BodyMode;
-use super::{Expected, Message, Next, Session, SessionError, St};
+use super::{Expected, Message, Next, Session, SessionError, St, StartTls};
 use crate::caps::{Capabilities, Extension};
 use crate::policy::flight::positive;
 use crate::policy::{
@@ -150,7 +150,7 @@ impl Session {
         let p = &mut self.p;
         match kind {
             CommandKind::Ehlo => p.ehlo = St::Sent,
-            CommandKind::StartTls => p.starttls = St::Sent,
+            CommandKind::StartTls => p.starttls = StartTls::Sent,
             CommandKind::Auth => p.auth = St::Sent,
             CommandKind::Mail => p.mail = St::Sent,
             CommandKind::Rcpt => p.rcpts_released += 1,
@@ -183,7 +183,7 @@ impl Session {
             return None;
         }
         if self.phase == ConnPhase::Cleartext && self.intent.starttls {
-            return (p.starttls == St::NotYet).then_some(Next::StartTls);
+            return (p.starttls == StartTls::NotSent).then_some(Next::StartTls);
         }
         if self.intent.auth.is_some() {
             match p.auth {
@@ -216,7 +216,7 @@ impl Session {
     pub(super) fn pump(&mut self) {
         if self.abort.is_some()
             || self.failed.is_some()
-            || self.awaiting_tls
+            || self.p.starttls == StartTls::Handshake
             || self.finished
             || self.p.quit != St::NotYet
         {

@@ -1,6 +1,6 @@
 //! QUIT: planned on request once nothing else will follow it, answered by 221.
 
-use super::{Expected, Session, SessionError, St};
+use super::{Expected, Session, SessionError, St, StartTls};
 use crate::policy::CommandKind;
 use crate::reply::Reply;
 
@@ -16,7 +16,7 @@ impl Session {
         if let Some(e) = self.failed {
             return Err(e);
         }
-        if self.finished || self.awaiting_tls || self.p.quit != St::NotYet {
+        if self.finished || self.p.starttls == StartTls::Handshake || self.p.quit != St::NotYet {
             return Err(SessionError::BadState);
         }
         let settled = self.abort.is_some() || self.tx_failure.is_some() || self.p.delivered();

@@ -2,7 +2,7 @@
 //! learned), STARTTLS and AUTH.
 
 use super::event::{Event, EVENT_CACHE_INVALIDATED, EVENT_CACHE_STORED, EVENT_EARLY_STOPPED};
-use super::{Expected, Refusal, Session, St};
+use super::{Expected, Refusal, Session, St, StartTls};
 use crate::cache::Learned;
 use crate::caps::{Capabilities, ParseOptions};
 use crate::policy::{check_ehlo, CacheAction, CommandKind, Outcome};
@@ -30,12 +30,11 @@ impl Session {
     /// The STARTTLS reply (220): the caller starts the handshake; nothing may be read
     /// until [`Session::tls_started`].
     pub(super) fn on_starttls(&mut self, ok: bool) {
-        if ok {
-            self.p.starttls = St::Ok;
-            self.awaiting_tls = true;
+        self.p.starttls = if ok {
+            StartTls::Handshake
         } else {
-            self.p.starttls = St::Failed;
-        }
+            StartTls::Refused
+        };
     }
 
     /// The AUTH reply: 235, or a 334 challenge (the same AUTH answers again after the
