@@ -359,6 +359,13 @@ typedef struct pipeconnect_event {
     const uint8_t *text;
     // The text's length in bytes (at most 2048).
     size_t text_len;
+    // The reply as received, codes and enhanced status codes included, each line ending
+    // in CRLF (not NUL-terminated), for callers that parse replies themselves; owned by
+    // the session, valid until the next call on the session. Whole lines only.
+    const uint8_t *raw;
+    // The raw reply's length in bytes (at most 4096; see
+    // `PIPECONNECT_EVENT_RAW_TRUNCATED`).
+    size_t raw_len;
 } pipeconnect_event;
 
 // Summary flags, OR-ed in `pipeconnect_summary.flags`.
@@ -494,6 +501,10 @@ typedef struct pipeconnect_store_options {
 // end-of-data reply. Sessions hand it out; the policy does not take it.
 #define PIPECONNECT_CMD_BODY 8
 
+// `QUIT`; its reply is 221. Sessions plan it on request (`pipeconnect_session_quit()`);
+// early-flight sequences do not take it.
+#define PIPECONNECT_CMD_QUIT 9
+
 // The AUTH line carries the SASL initial response (RFC 4954 §4).
 #define PIPECONNECT_COMMAND_INITIAL_RESPONSE 1
 
@@ -619,6 +630,11 @@ typedef struct pipeconnect_store_options {
 // For AUTH replies: commands were pipelined after this AUTH.
 #define PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH 4
 
+// Some of the message body went out on this connection (BDAT LAST with its body, or
+// the body after a 354): an out-of-step reply then gives TEMPFAIL, as the server may
+// hold the message. Implied for replies to BDAT_LAST and BODY.
+#define PIPECONNECT_CONTEXT_BODY_SENT 8
+
 
 
 // STARTTLS on the cleartext connection (AUTH and the transaction follow the handshake).
@@ -676,6 +692,9 @@ typedef struct pipeconnect_store_options {
 
 // The text was cut at 2048 bytes.
 #define PIPECONNECT_EVENT_TEXT_TRUNCATED 512
+
+// The raw reply was cut after its last whole line within 4096 bytes.
+#define PIPECONNECT_EVENT_RAW_TRUNCATED 1024
 
 // The server accepted the message.
 #define PIPECONNECT_SUMMARY_MESSAGE_ACCEPTED 1
@@ -1001,10 +1020,13 @@ enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconn
                                                            pipeconnect_ext *used_out);
 
 // What reply `code` (100 to 599) to `answered` (a `PIPECONNECT_CMD_*`; BANNER for the
-// greeting, BODY for the end-of-data reply) means, in `context`
-// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). A
-// 250 to EHLO gives CONTINUE and NOTHING here: compare what it advertised with
-// `pipeconnect_policy_check_ehlo()`. Thread-safe.
+// greeting, BODY for the end-of-data reply, QUIT) means, in `context`
+// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). Only
+// the command's own positive code continues (banner 220, EHLO 250, STARTTLS 220, AUTH
+// 235 or a 334 challenge, MAIL 250, RCPT 250 or 251, DATA 354, BODY and BDAT_LAST 250,
+// QUIT 221); any other positive code is `PIPECONNECT_EVENT_OUT_OF_STEP`, never
+// `_MESSAGE_ACCEPTED` (docs/RULES.md §3.1). A 250 to EHLO gives CONTINUE and NOTHING
+// here: compare what it advertised with `pipeconnect_policy_check_ehlo()`. Thread-safe.
 //
 // # Safety
 // `settings` is readable; `outcome_out` is writable.
@@ -1214,7 +1236,8 @@ enum pipeconnect_result pipeconnect_session_reason(const struct pipeconnect_sess
                                                    pipeconnect_reason *reason_out);
 
 // Whether the session has nothing more to do (`*done_out`): the transaction ended or the
-// connection failed, no reply is awaited and no command waits to be taken.
+// connection failed, no reply is awaited (but perhaps the 221 to a QUIT already taken,
+// which the delivery's outcome never depends on) and no command waits to be taken.
 //
 // # Safety
 // `session` is a live session used by no other thread; `done_out` is writable.
@@ -1231,6 +1254,30 @@ enum pipeconnect_result pipeconnect_session_is_done(const struct pipeconnect_ses
 // `session` is a live session used by no other thread; `summary_out` is writable.
 enum pipeconnect_result pipeconnect_session_finish(struct pipeconnect_session *session,
                                                    struct pipeconnect_summary *summary_out);
+
+// Plan a QUIT: take it with `pipeconnect_session_flight()` (a `PIPECONNECT_CMD_QUIT`);
+// its reply is expected to be 221. Allowed once nothing more can follow it: the body
+// command was handed out (QUIT may then be pipelined right behind BDAT LAST or the
+// body), or the transaction ended. A 221 in its place keeps the entry; a 221 where
+// another reply was due (a stream shifted by one) is out of step, so the message is
+// never reported accepted by it. A 221 fed when nothing is awaited and the transaction
+// is over is also taken as the reply to a QUIT the caller sent unplanned.
+// `PIPECONNECT_ERR_BAD_STATE` when more commands may still follow, a QUIT was planned
+// already, during the STARTTLS handshake, or after finish.
+//
+// # Safety
+// `session` is a live session used by no other thread.
+enum pipeconnect_result pipeconnect_session_quit(struct pipeconnect_session *session);
+
+// The capabilities the server advertised in the current phase's real EHLO reply: on
+// `PIPECONNECT_OK`, `*caps_out` is a new snapshot the caller frees with
+// `pipeconnect_caps_free()`; `PIPECONNECT_NOT_FOUND` (nothing written) before that
+// reply is in, after a failed EHLO, and after STARTTLS until the new EHLO reply.
+//
+// # Safety
+// `session` is a live session used by no other thread; `caps_out` is writable.
+enum pipeconnect_result pipeconnect_session_server_caps(const struct pipeconnect_session *session,
+                                                        struct pipeconnect_caps **caps_out);
 
 // Release a session. NULL is allowed. A session freed without
 // `pipeconnect_session_finish()` records nothing more.

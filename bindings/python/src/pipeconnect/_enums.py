@@ -86,6 +86,7 @@ class CommandKind(IntEnum):
     DATA = 6
     BDAT_LAST = 7
     BODY = 8
+    QUIT = 9
 
 
 class CommandFlags(IntFlag):
@@ -175,6 +176,7 @@ class ReplyContext(IntFlag):
     EARLY_USED = 1
     AUTH_REQUIRED = 2
     COMMANDS_AFTER_AUTH = 4
+    BODY_SENT = 8
 
 
 class IntentFlags(IntFlag):
@@ -215,6 +217,7 @@ class EventFlags(IntFlag):
     MESSAGE_ACCEPTED = 128
     OUT_OF_STEP = 256
     TEXT_TRUNCATED = 512
+    RAW_TRUNCATED = 1024
 
 
 class SummaryFlags(IntFlag):

@@ -206,6 +206,8 @@ class pipeconnect_event(Structure):
         ("changed_extensions", EXT),
         ("text", POINTER(c_uint8)),
         ("text_len", c_size_t),
+        ("raw", POINTER(c_uint8)),
+        ("raw_len", c_size_t),
     ]
 
 
@@ -310,6 +312,8 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_session_reason": (RESULT, (SESSION_P, _size_p, POINTER(U32))),
     "pipeconnect_session_is_done": (RESULT, (SESSION_P, POINTER(c_bool))),
     "pipeconnect_session_finish": (RESULT, (SESSION_P, POINTER(pipeconnect_summary))),
+    "pipeconnect_session_quit": (RESULT, (SESSION_P,)),
+    "pipeconnect_session_server_caps": (RESULT, (SESSION_P, POINTER(CAPS_P))),
     "pipeconnect_session_free": (None, (SESSION_P,)),
 }
 # fmt: on
