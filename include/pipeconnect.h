@@ -145,6 +145,26 @@ typedef struct pipeconnect_key pipeconnect_key;
 // overlap (different sessions, and the cache they share, may be used from any threads).
 typedef struct pipeconnect_session pipeconnect_session;
 
+// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
+// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
+// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
+// each further refusal after a hold-down ended multiplies the next one by `growth`, up
+// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+// step off; a server's record is forgotten `remember_seconds` after its hold-down
+// ended. Fill it with `pipeconnect_hold_down_default()`.
+typedef struct pipeconnect_hold_down {
+    // The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    uint64_t first_seconds;
+    // The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    uint64_t max_seconds;
+    // Seconds a server's record is kept after its hold-down ended (default 7 days).
+    uint64_t remember_seconds;
+    // Growth from one hold-down to the next (default 4; at least 1).
+    uint32_t growth;
+    // Early successes after a hold-down that take one step off (default 20; at least 1).
+    uint32_t decay_after;
+} pipeconnect_hold_down;
+
 // Options for reading an EHLO reply, OR-ed together; 0 for none.
 typedef uint32_t pipeconnect_parse_flags;
 
@@ -164,6 +184,12 @@ typedef struct pipeconnect_cache_stats {
     uint64_t expirations;
     // Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     uint64_t invalidations;
+    // Hold-downs entered: early flights refused by a server that did not expect them.
+    uint64_t hold_downs_entered;
+    // Early flights not sent because their server was held down.
+    uint64_t early_skipped_held_down;
+    // Servers held down now.
+    uint64_t hold_downs_current;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -234,7 +260,7 @@ typedef struct pipeconnect_command {
 } pipeconnect_command;
 
 // Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 typedef uint32_t pipeconnect_reason;
 
 // The context of a reply, for `pipeconnect_policy_outcome()`: `PIPECONNECT_CONTEXT_*`
@@ -411,6 +437,9 @@ typedef struct pipeconnect_store_options {
     uint32_t mode;
     // `PIPECONNECT_STORE_*` flags.
     pipeconnect_store_flags flags;
+    // How long this opener's hold-downs last (the records are kept in the file and
+    // shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
+    struct pipeconnect_hold_down hold_down;
 } pipeconnect_store_options;
 
 // RFC 2920 PIPELINING.
@@ -583,6 +612,10 @@ typedef struct pipeconnect_store_options {
 // after the replies, with DATA or BDAT).
 #define PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT 17
 
+// The server refused an early flight not long ago and is held down: classic until the
+// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+#define PIPECONNECT_REASON_HELD_DOWN 18
+
 // The reply is the one hoped for: go on.
 #define PIPECONNECT_VERDICT_CONTINUE 0
 
@@ -710,6 +743,24 @@ typedef struct pipeconnect_store_options {
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
+// after each further refusal up to 1 day, 20 early successes per step off, records kept
+// 7 days.
+//
+// # Safety
+// `out_config` is writable.
+enum pipeconnect_result pipeconnect_hold_down_default(struct pipeconnect_hold_down *out_config);
+
+// Set how long this cache handle's hold-downs last (an in-process cache, or this
+// process's handle of a store file; the records themselves are shared). `first_seconds
+// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
+// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `cache` is a live handle; `config` is readable.
+enum pipeconnect_result pipeconnect_cache_set_hold_down(const struct pipeconnect_cache *cache,
+                                                        const struct pipeconnect_hold_down *config);
 
 // Make an in-process cache holding at most `capacity` entries (0: 10000), each living
 // `ttl_seconds` after it was learned (0: 7 days, like Exim). A cache of 512 entries or

@@ -124,7 +124,7 @@ pub struct pipeconnect_settings {
 }
 
 /// Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-/// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+/// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 pub type pipeconnect_reason = u32;
 /// Every command of the sequence may go early.
 pub const PIPECONNECT_REASON_END_OF_SEQUENCE: pipeconnect_reason = 0;
@@ -163,6 +163,9 @@ pub const PIPECONNECT_REASON_SIZE_EXCEEDED: pipeconnect_reason = 16;
 /// The body is larger than `max_first_flight_body` (stops before BDAT LAST: send the body
 /// after the replies, with DATA or BDAT).
 pub const PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT: pipeconnect_reason = 17;
+/// The server refused an early flight not long ago and is held down: classic until the
+/// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+pub const PIPECONNECT_REASON_HELD_DOWN: pipeconnect_reason = 18;
 
 /// What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
 pub type pipeconnect_verdict = u32;
@@ -609,6 +612,7 @@ mod tests {
             PIPECONNECT_REASON_MAILMAX_REACHED,
             PIPECONNECT_REASON_SIZE_EXCEEDED,
             PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT,
+            PIPECONNECT_REASON_HELD_DOWN,
         ];
         for (c, r) in reasons.iter().zip(StopReason::ALL) {
             assert_eq!(*c, r as u32);

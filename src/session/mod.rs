@@ -432,6 +432,7 @@ impl Session {
         };
         let flight = early_flight(self.cached.as_ref(), &situation, &self.settings, &cmds)
             .map_err(SessionError::Policy)?;
+        let flight = self.hold_down_gate(&key, flight); // hold-down
         self.flight = flight;
         let banner = self.phase != ConnPhase::AfterStartTls;
         // After STARTTLS the EHLO goes at once anyway; early means more than EHLO.
@@ -465,6 +466,28 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// Hold-down (docs/RULES.md): an early flight the policy allows does not go to a key
+    /// whose server is held down; the phase starts classic, with reason `HeldDown`.
+    fn hold_down_gate(&self, key: &PeerKey, flight: Flight) -> Flight {
+        let early = flight.allowed >= if self.phase == ConnPhase::AfterStartTls { 2 } else { 1 };
+        if early && self.cache.held_down(key).is_some() {
+            self.cache.note_early_skipped(key);
+            return Flight {
+                allowed: 0,
+                reason: StopReason::HeldDown,
+            };
+        }
+        flight
+    }
+
+    /// Hold-down: the early flight of this phase was refused in a way that says the
+    /// server did not expect it (a 5xx banner or EHLO reply, an EHLO reply without
+    /// PIPECONNECT, an out-of-step reply). Not for 421, timeouts, dropped connections or
+    /// TLS failures, which say nothing about PIPECONNECT.
+    fn early_flight_refused(&mut self) {
+        self.cache.note_early_refused(&self.phase_key());
     }
 
     /// The commands of the current phase, as the policy sees them.
@@ -664,6 +687,9 @@ impl Session {
             if self.early_in_phase && !self.p.message_accepted {
                 self.invalidate();
                 self.reconnect = true;
+                if e == SessionError::UnexpectedReply {
+                    self.early_flight_refused(); // hold-down: a reply no command asked for
+                }
             }
             self.outbox.clear();
             self.expected.retain(|x| x.taken);
@@ -774,6 +800,10 @@ impl Session {
         if o.cache == CacheAction::Invalidate {
             self.invalidate();
             ev.flags |= EVENT_CACHE_INVALIDATED;
+        }
+        let setup_refused = matches!(exp.kind, CommandKind::Banner | CommandKind::Ehlo) && code >= 500;
+        if self.early_in_phase && (o.out_of_step || setup_refused) {
+            self.early_flight_refused(); // hold-down: 5xx banner/EHLO or out of step
         }
         let ok = o.verdict == Verdict::Continue && !o.out_of_step;
         match exp.kind {
@@ -938,6 +968,15 @@ impl Session {
         if check.stop_early {
             self.early_withdrawn = true;
             ev.flags |= EVENT_EARLY_STOPPED;
+        }
+        if self.early_in_phase {
+            // hold-down: an EHLO reply after an early flight that drops PIPECONNECT is a
+            // refusal; one that keeps it is a success.
+            if check.stop_early {
+                self.early_flight_refused();
+            } else {
+                self.cache.note_early_success(&self.phase_key());
+            }
         }
         self.fresh = Some(fresh);
     }
