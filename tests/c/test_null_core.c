@@ -83,6 +83,11 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(NULL, &st));
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(c, NULL));
     NULL_ROW(pipeconnect_cache_set_time, pipeconnect_cache_set_time(NULL, 1));
+    pipeconnect_hold_down hd;
+    NULL_ROW(pipeconnect_hold_down_default, pipeconnect_hold_down_default(NULL));
+    CHECK(pipeconnect_hold_down_default(&hd) == PIPECONNECT_OK);
+    NULL_ROW(pipeconnect_cache_set_hold_down, pipeconnect_cache_set_hold_down(NULL, &hd));
+    NULL_ROW(pipeconnect_cache_set_hold_down, pipeconnect_cache_set_hold_down(c, NULL));
 
     /* The file store. NULL options means the defaults, so only path and out are rows. */
     pipeconnect_cache *sc = NULL;
