@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import pipeconnect
-from pipeconnect import Extension, Key, Result, TlsState
+from pipeconnect import Extension, Key, PipeconnectError, Reason, Result, TlsState
 
 from conftest import EXIM_EHLO, T0, TTL
 
@@ -203,3 +203,15 @@ def test_many_threads_use_one_cache_at_once():
     for k in keys:
         k.close()
     cache.close()
+
+
+def test_hold_down_settings_and_counters(cache):
+    s = cache.stats
+    assert (s.hold_downs_entered, s.early_skipped_held_down, s.hold_downs_current) == (0, 0, 0)
+    cache.set_hold_down(first=600, max=7200, growth=2, decay_after=10)
+    cache.set_hold_down(first=0)  # off
+    with pytest.raises(PipeconnectError):
+        cache.set_hold_down(first=3600, max=60)  # the cap below the first length
+    with pytest.raises(PipeconnectError):
+        cache.set_hold_down(growth=0)
+    assert Reason.HELD_DOWN.is_classic

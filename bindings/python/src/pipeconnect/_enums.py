@@ -142,11 +142,12 @@ class Reason(IntEnum):
     MAILMAX_REACHED = 15
     SIZE_EXCEEDED = 16
     BODY_TOO_LARGE_FOR_ONE_FLIGHT = 17
+    HELD_DOWN = 18
 
     @property
     def is_classic(self) -> bool:
-        """Whether this reason means no early flight at all (values 1 to 7)."""
-        return 1 <= int(self) <= 7
+        """Whether this reason means no early flight at all (values 1 to 7, and 18)."""
+        return 1 <= int(self) <= 7 or int(self) == 18
 
 
 class Verdict(IntEnum):

@@ -98,6 +98,21 @@ class pipeconnect_cache_stats(Structure):
         ("evictions", c_uint64),
         ("expirations", c_uint64),
         ("invalidations", c_uint64),
+        ("hold_downs_entered", c_uint64),
+        ("early_skipped_held_down", c_uint64),
+        ("hold_downs_current", c_uint64),
+    ]
+
+
+class pipeconnect_hold_down(Structure):
+    """``struct pipeconnect_hold_down``: how long hold-downs last."""
+
+    _fields_ = [
+        ("first_seconds", c_uint64),
+        ("max_seconds", c_uint64),
+        ("remember_seconds", c_uint64),
+        ("growth", c_uint32),
+        ("decay_after", c_uint32),
     ]
 
 
@@ -120,6 +135,7 @@ class pipeconnect_store_options(Structure):
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
+        ("hold_down", pipeconnect_hold_down),
     ]
 
 
@@ -228,6 +244,7 @@ class pipeconnect_summary(Structure):
 #: compare sizes and field offsets with these.
 STRUCTS: Dict[str, Any] = {
     "pipeconnect_cache_stats": pipeconnect_cache_stats,
+    "pipeconnect_hold_down": pipeconnect_hold_down,
     "pipeconnect_limits": pipeconnect_limits,
     "pipeconnect_store_options": pipeconnect_store_options,
     "pipeconnect_command": pipeconnect_command,
@@ -286,6 +303,8 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_cache_clear": (RESULT, (CACHE_P,)),
     "pipeconnect_cache_get_stats": (RESULT, (CACHE_P, POINTER(pipeconnect_cache_stats))),
     "pipeconnect_cache_set_time": (RESULT, (CACHE_P, c_uint64)),
+    "pipeconnect_hold_down_default": (RESULT, (POINTER(pipeconnect_hold_down),)),
+    "pipeconnect_cache_set_hold_down": (RESULT, (CACHE_P, POINTER(pipeconnect_hold_down))),
     "pipeconnect_cache_free": (None, (CACHE_P,)),
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),
