@@ -3,7 +3,6 @@
 //! expires, lengthens on repeated refusals, and decays after early successes that came
 //! after it ended, so that a server that settles gets early pipelining back.
 
-#[allow(dead_code)]
 mod common;
 
 use pipeconnect::cache::file::StoreOptions;
@@ -194,7 +193,11 @@ fn the_server_that_settles_gets_early_pipelining_back(cache: Arc<Cache>) {
     let d = deliver(c, Backend::Pipeconnect, Backend::Pipeconnect);
     assert_eq!((d.early, d.reason), (false, StopReason::NoEntry));
     assert!(c.lookup(&key()).is_some(), "kept learning");
-    assert_eq!(c.stats().early_skipped_held_down, 2, "skips with an entry only");
+    assert_eq!(
+        c.stats().early_skipped_held_down,
+        2,
+        "skips with an entry only"
+    );
     assert_eq!(held_until(c), Some(T0 + 10 + HOUR));
 
     // It expires: early again.
@@ -271,7 +274,9 @@ fn only_refusals_that_say_the_server_did_not_expect_it(cache: Arc<Cache>) {
     prime();
     let d = deliver(c, Backend::OutOfStep, Backend::Pipeconnect);
     assert!(d.early);
-    let h = c.held_down(&key()).expect("held after an out-of-step reply");
+    let h = c
+        .held_down(&key())
+        .expect("held after an out-of-step reply");
     assert_eq!(h.level, 2);
     // Hold-downs off for this handle: a refusal is recorded nowhere and holds nothing.
     c.set_hold_down_config(HoldDownConfig::OFF);
@@ -304,7 +309,10 @@ fn file_hold_down_is_shared_by_every_opener_and_survives_forget() {
     assert_eq!(refuse_at(&a, T0), HOUR);
     assert!(b.held_down(&key()).is_some(), "another opener sees it");
     assert!(b.forget(&key()));
-    assert!(b.held_down(&key()).is_some(), "forgetting the entry keeps the tombstone");
+    assert!(
+        b.held_down(&key()).is_some(),
+        "forgetting the entry keeps the tombstone"
+    );
     assert_eq!(b.stats().hold_downs_current, 1);
     // An unchanged EHLO reply with SIZE 2^64-1 leaves the entry alone: presence bits,
     // not a sentinel.
@@ -316,7 +324,11 @@ fn file_hold_down_is_shared_by_every_opener_and_survives_forget() {
     at(&a, T0 + 30);
     let d2 = deliver(&a, Backend::Pipeconnect, Backend::Pipeconnect);
     assert_eq!(d2.reason, StopReason::HeldDown);
-    assert_eq!(b.stats().inserts, inserts, "an unchanged EHLO rewrote the entry");
+    assert_eq!(
+        b.stats().inserts,
+        inserts,
+        "an unchanged EHLO rewrote the entry"
+    );
     // The operator's forget of the server drops the hold-down too.
     b.forget_server(key().server(), None);
     assert!(b.held_down(&key()).is_none());

@@ -226,15 +226,16 @@ impl Cache {
         let now = self.clock.now();
         let mut entered = false;
         self.backend
-            .update_hold_down(&hold_down::hold_key(key), &mut |old| {
-                match hold_down::on_refused(old, now, &config) {
+            .update_hold_down(
+                &hold_down::hold_key(key),
+                &mut |old| match hold_down::on_refused(old, now, &config) {
                     hold_down::Refused::Entered(h) => {
                         entered = true;
                         Some(h)
                     }
                     hold_down::Refused::AlreadyHeld(h) => Some(h),
-                }
-            });
+                },
+            );
         if entered {
             self.backend.count_hold_down_entered();
         }
@@ -251,9 +252,8 @@ impl Cache {
             return;
         }
         let now = self.clock.now();
-        self.backend.update_hold_down(&hk, &mut |old| {
-            hold_down::on_success(old, now, &config)
-        });
+        self.backend
+            .update_hold_down(&hk, &mut |old| hold_down::on_success(old, now, &config));
     }
 
     /// Count an early flight to `key` that was not sent because of a hold-down.

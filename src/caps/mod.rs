@@ -20,8 +20,7 @@ pub const AUTH_MECHS_MAX: usize = 16;
 /// are not mechanisms and are dropped.
 pub const AUTH_MECH_NAME_MAX: usize = 20;
 /// The most bytes [`Capabilities::encode`] produces.
-pub const ENCODED_MAX: usize =
-    ENCODED_FIXED + AUTH_MECHS_MAX * (1 + AUTH_MECH_NAME_MAX);
+pub const ENCODED_MAX: usize = ENCODED_FIXED + AUTH_MECHS_MAX * (1 + AUTH_MECH_NAME_MAX);
 /// The encoding's version (its first byte).
 const ENCODING_VERSION: u8 = 2;
 /// Bytes of the encoding before the AUTH names: version, presence bits, flags, SIZE,
@@ -570,7 +569,11 @@ mod tests {
         assert_eq!(c.limits().rcpt_max, Some(u32::MAX));
         let back = Capabilities::decode(&c.encode()).unwrap();
         assert_eq!(back, c);
-        assert_eq!(back.changed_bits(&c), 0, "an unchanged reply changes nothing");
+        assert_eq!(
+            back.changed_bits(&c),
+            0,
+            "an unchanged reply changes nothing"
+        );
         // Zero is a value too (SIZE 0: no fixed limit), distinct from absent.
         let zero = parse(b"250-mx\r\n250-SIZE 0\r\n250 LIMITS RCPTMAX=0\r\n");
         let back = Capabilities::decode(&zero.encode()).unwrap();
@@ -578,14 +581,22 @@ mod tests {
         assert_eq!(back.limits().rcpt_max, Some(0));
         assert_eq!(back.limits().mail_max, None);
         let none = parse(b"250-mx\r\n250 SIZE\r\n");
-        assert_eq!(Capabilities::decode(&none.encode()).unwrap().size_limit(), None);
+        assert_eq!(
+            Capabilities::decode(&none.encode()).unwrap().size_limit(),
+            None
+        );
     }
 
     #[test]
     fn a_number_without_its_presence_bit_is_corrupt() {
         let c = parse(b"250-mx\r\n250 PIPELINING\r\n");
         let e = c.encode();
-        for (at, what) in [(6, "size"), (14, "mailmax"), (18, "rcptmax"), (22, "domainmax")] {
+        for (at, what) in [
+            (6, "size"),
+            (14, "mailmax"),
+            (18, "rcptmax"),
+            (22, "domainmax"),
+        ] {
             let mut bad = e.clone();
             bad[at] ^= 1;
             assert!(Capabilities::decode(&bad).is_err(), "{what}");
@@ -595,7 +606,10 @@ mod tests {
         assert!(Capabilities::decode(&bad).is_err(), "unknown presence bit");
         let mut old = e.clone();
         old[0] = 1;
-        assert!(Capabilities::decode(&old).is_err(), "the old encoding is not read");
+        assert!(
+            Capabilities::decode(&old).is_err(),
+            "the old encoding is not read"
+        );
     }
 
     #[test]

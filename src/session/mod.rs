@@ -471,7 +471,12 @@ impl Session {
     /// Hold-down (docs/RULES.md): an early flight the policy allows does not go to a key
     /// whose server is held down; the phase starts classic, with reason `HeldDown`.
     fn hold_down_gate(&self, key: &PeerKey, flight: Flight) -> Flight {
-        let early = flight.allowed >= if self.phase == ConnPhase::AfterStartTls { 2 } else { 1 };
+        let early = flight.allowed
+            >= if self.phase == ConnPhase::AfterStartTls {
+                2
+            } else {
+                1
+            };
         if early && self.cache.held_down(key).is_some() {
             self.cache.note_early_skipped(key);
             return Flight {
@@ -801,7 +806,8 @@ impl Session {
             self.invalidate();
             ev.flags |= EVENT_CACHE_INVALIDATED;
         }
-        let setup_refused = matches!(exp.kind, CommandKind::Banner | CommandKind::Ehlo) && code >= 500;
+        let setup_refused =
+            matches!(exp.kind, CommandKind::Banner | CommandKind::Ehlo) && code >= 500;
         if self.early_in_phase && (o.out_of_step || setup_refused) {
             self.early_flight_refused(); // hold-down: 5xx banner/EHLO or out of step
         }

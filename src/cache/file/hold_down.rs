@@ -2,8 +2,8 @@
 //! capability entry (so invalidating the entry leaves it), placed by a digest taken
 //! over a tag and the key. Written under the set's lock like entries; read without one.
 
-use super::layout::{self, C_EARLY_SKIPPED, C_HOLD_DOWNS, STATS_OFFSET, STATS_STRIPES};
 use super::layout::STATS_STRIPE_SIZE;
+use super::layout::{self, C_EARLY_SKIPPED, C_HOLD_DOWNS, STATS_OFFSET, STATS_STRIPES};
 use super::slot::{Kind, Read};
 use super::FileBackend;
 use crate::cache::{HoldDown, HoldDownStore};
@@ -113,10 +113,13 @@ impl HoldDownStore for FileBackend {
         }
         let _lock = self.lock(p.set);
         let scan = self.scan_hold_down(&p);
-        let old = scan.matches.iter().find_map(|&w| match self.slot(p.set, w).read(None) {
-            Read::Record(r) => HoldDown::decode(r.caps()),
-            _ => None,
-        });
+        let old = scan
+            .matches
+            .iter()
+            .find_map(|&w| match self.slot(p.set, w).read(None) {
+                Read::Record(r) => HoldDown::decode(r.caps()),
+                _ => None,
+            });
         let new = f(old);
         let mut entries = scan.entries;
         let mut dups = scan.matches.as_slice();
@@ -192,11 +195,13 @@ impl HoldDownStore for FileBackend {
     }
 
     fn count_hold_down_entered(&self) {
-        self.hold_counter(C_HOLD_DOWNS).fetch_add(1, Ordering::Relaxed);
+        self.hold_counter(C_HOLD_DOWNS)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn count_early_skipped(&self) {
-        self.hold_counter(C_EARLY_SKIPPED).fetch_add(1, Ordering::Relaxed);
+        self.hold_counter(C_EARLY_SKIPPED)
+            .fetch_add(1, Ordering::Relaxed);
     }
 
     fn hold_down_counters(&self) -> (u64, u64) {
