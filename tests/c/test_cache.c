@@ -153,6 +153,28 @@ int main(void) {
     CHECK_RESULT(pipeconnect_cache_clear(cache), PIPECONNECT_OK);
     CHECK(misses(cache, k));
 
+    /* Hold-down: its settings, its counters at the end of the stats, its reason. */
+    {
+        pipeconnect_hold_down hd;
+        pipeconnect_cache_stats st;
+        CHECK_RESULT(pipeconnect_hold_down_default(&hd), PIPECONNECT_OK);
+        CHECK(hd.first_seconds == 3600 && hd.max_seconds == 86400 && hd.growth == 4);
+        CHECK(hd.decay_after == 20 && hd.remember_seconds == 7 * 86400);
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
+        hd.max_seconds = 60; /* below the first length */
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        hd.max_seconds = 86400;
+        hd.growth = 0;
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        hd.growth = 4;
+        hd.first_seconds = 0; /* off */
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_get_stats(cache, &st), PIPECONNECT_OK);
+        CHECK(st.hold_downs_entered == 0 && st.early_skipped_held_down == 0 &&
+              st.hold_downs_current == 0);
+        CHECK(strcmp(pipeconnect_reason_name(PIPECONNECT_REASON_HELD_DOWN), "HELD_DOWN") == 0);
+    }
+
     pipeconnect_key_free(k);
     pipeconnect_key_free(enc);
     pipeconnect_key_free(p587);
