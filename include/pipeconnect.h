@@ -206,6 +206,9 @@ typedef struct pipeconnect_limits {
     uint32_t rcpt_domain_max;
 } pipeconnect_limits;
 
+// One RFC 9422 LIMITS value, for `pipeconnect_caps_limit()`.
+typedef uint32_t pipeconnect_limit;
+
 // A TLS state, as a plain integer so that no out-of-range value can reach the library
 // as an enum: one of `PIPECONNECT_TLS_CLEARTEXT` or `PIPECONNECT_TLS_ENCRYPTED`.
 typedef uint32_t pipeconnect_tls_state;
@@ -487,6 +490,15 @@ typedef struct pipeconnect_store_options {
 // Also take the legacy keywords `PIPE_CONNECT` and `X_PIPE_CONNECT` (Exim 4.92 to 4.95)
 // as early pipelining.
 #define PIPECONNECT_PARSE_LEGACY_KEYWORDS 1
+
+// MAILMAX: transactions per connection.
+#define PIPECONNECT_LIMIT_MAILMAX 1
+
+// RCPTMAX: recipients per transaction.
+#define PIPECONNECT_LIMIT_RCPTMAX 2
+
+// RCPTDOMAINMAX: recipient domains per transaction.
+#define PIPECONNECT_LIMIT_RCPTDOMAINMAX 3
 
 // Before STARTTLS, or a connection without TLS.
 #define PIPECONNECT_TLS_CLEARTEXT 0
@@ -840,6 +852,39 @@ enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cac
 enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cache *cache,
                                                    uint64_t unix_seconds);
 
+// For MTAs that drive the policy functions themselves (a session does this on its own):
+// an early flight to `key` was refused in a way that says the server did not expect it
+// (a 5xx banner or EHLO reply, an EHLO reply without PIPECONNECT, an out-of-step reply;
+// not a 421, a timeout, a dropped connection or a TLS failure). The server is held down:
+// `pipeconnect_policy_early_flight_cached()` plans no early flight to it, in either TLS
+// state, until the hold-down ends (docs/RULES.md 3.10). `PIPECONNECT_OK` when a new
+// hold-down began; `PIPECONNECT_NOT_FOUND` when one was already running or hold-downs
+// are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_refused(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// For MTAs that drive the policy functions themselves: an early flight to `key` went
+// through (its EHLO reply still advertised PIPECONNECT). After a hold-down ended, enough
+// of these take a step off the next one.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_success(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// Whether `key`'s server is held down now (either TLS state): `PIPECONNECT_OK` and
+// `*until_out` = when it ends (Unix seconds), or `PIPECONNECT_NOT_FOUND` (nothing
+// written) when it is not, or hold-downs are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles; `until_out` is writable.
+enum pipeconnect_result pipeconnect_cache_held_down(const struct pipeconnect_cache *cache,
+                                                    const struct pipeconnect_key *key,
+                                                    uint64_t *until_out);
+
 // Release a cache handle. NULL is allowed. Sessions made from it keep working.
 //
 // # Safety
@@ -884,12 +929,24 @@ enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *ca
 enum pipeconnect_result pipeconnect_caps_size_limit(const struct pipeconnect_caps *caps,
                                                     uint64_t *size_out);
 
-// The LIMITS values (0 for those not advertised).
+// The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
+// advertised 0 apart).
 //
 // # Safety
 // `caps` is a live snapshot; `limits_out` is writable.
 enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *caps,
                                                 struct pipeconnect_limits *limits_out);
+
+// One LIMITS value (`which`: a `PIPECONNECT_LIMIT_*`), telling "not advertised" apart
+// from every value, 0 and 4294967295 included: `PIPECONNECT_OK` and `*value_out`, or
+// `PIPECONNECT_NOT_FOUND` (nothing written) when the server did not advertise it. An
+// unknown `which` is `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `caps` is a live snapshot; `value_out` is writable.
+enum pipeconnect_result pipeconnect_caps_limit(const struct pipeconnect_caps *caps,
+                                               pipeconnect_limit which,
+                                               uint32_t *value_out);
 
 // How many AUTH mechanism names were kept (at most 16; see
 // `pipeconnect_caps_auth_name()`).
@@ -1027,7 +1084,10 @@ enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect
 // As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 // TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 // encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+// information never licenses early commands after STARTTLS or on port 465. An early
+// flight to a server that is held down becomes classic with
+// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 //
 // # Safety
 // `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.

@@ -350,6 +350,81 @@ pub unsafe extern "C" fn pipeconnect_cache_set_time(
     })
 }
 
+/// For MTAs that drive the policy functions themselves (a session does this on its own):
+/// an early flight to `key` was refused in a way that says the server did not expect it
+/// (a 5xx banner or EHLO reply, an EHLO reply without PIPECONNECT, an out-of-step reply;
+/// not a 421, a timeout, a dropped connection or a TLS failure). The server is held down:
+/// `pipeconnect_policy_early_flight_cached()` plans no early flight to it, in either TLS
+/// state, until the hold-down ends (docs/RULES.md 3.10). `PIPECONNECT_OK` when a new
+/// hold-down began; `PIPECONNECT_NOT_FOUND` when one was already running or hold-downs
+/// are off for this handle.
+///
+/// # Safety
+/// `cache` and `key` are live handles.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_note_early_refused(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        Ok(if cache.cache.note_early_refused(&key.inner) {
+            R::PIPECONNECT_OK
+        } else {
+            R::PIPECONNECT_NOT_FOUND
+        })
+    })
+}
+
+/// For MTAs that drive the policy functions themselves: an early flight to `key` went
+/// through (its EHLO reply still advertised PIPECONNECT). After a hold-down ended, enough
+/// of these take a step off the next one.
+///
+/// # Safety
+/// `cache` and `key` are live handles.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_note_early_success(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        cache.cache.note_early_success(&key.inner);
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// Whether `key`'s server is held down now (either TLS state): `PIPECONNECT_OK` and
+/// `*until_out` = when it ends (Unix seconds), or `PIPECONNECT_NOT_FOUND` (nothing
+/// written) when it is not, or hold-downs are off for this handle.
+///
+/// # Safety
+/// `cache` and `key` are live handles; `until_out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_held_down(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+    until_out: *mut u64,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        let until_out = unsafe { out(until_out) }?;
+        match cache.cache.held_down(&key.inner) {
+            Some(h) => {
+                *until_out = h.until;
+                Ok(R::PIPECONNECT_OK)
+            }
+            None => Ok(R::PIPECONNECT_NOT_FOUND),
+        }
+    })
+}
+
 /// Release a cache handle. NULL is allowed. Sessions made from it keep working.
 ///
 /// # Safety

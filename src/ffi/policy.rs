@@ -367,7 +367,10 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
 /// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 /// TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 /// encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-/// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+/// information never licenses early commands after STARTTLS or on port 465. An early
+/// flight to a server that is held down becomes classic with
+/// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+/// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 ///
 /// # Safety
 /// `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
@@ -395,13 +398,27 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
             return Err(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH);
         }
         let entry = cache.cache.lookup(&key.inner);
-        let f = early_flight_for_key(
+        let mut f = early_flight_for_key(
             entry.as_ref().map(|e| &e.caps),
             key.inner.tls(),
             &situation,
             &settings,
             &cmds,
         )?;
+        // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
+        let early = f.allowed
+            >= if situation.phase == ConnPhase::AfterStartTls {
+                2
+            } else {
+                1
+            };
+        if early && cache.cache.held_down(&key.inner).is_some() {
+            cache.cache.note_early_skipped(&key.inner);
+            f = crate::policy::Flight {
+                allowed: 0,
+                reason: StopReason::HeldDown,
+            };
+        }
         Ok(write_flight(f, allowed_out, reason_out))
     })
 }

@@ -74,6 +74,14 @@ class StoreFlags(IntFlag):
     REBUILD_IF_INVALID = 1 << 0
 
 
+class Limit(IntEnum):
+    """One RFC 9422 LIMITS value (``PIPECONNECT_LIMIT_*``)."""
+
+    MAILMAX = 1
+    RCPTMAX = 2
+    RCPTDOMAINMAX = 3
+
+
 class CommandKind(IntEnum):
     """A command, or the reply it gets (``PIPECONNECT_CMD_*``)."""
 
@@ -241,6 +249,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_TLS_": TlsState,
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
+    "PIPECONNECT_LIMIT_": Limit,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

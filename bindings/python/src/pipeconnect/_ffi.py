@@ -288,6 +288,7 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_caps_flags": (RESULT, (CAPS_P, POINTER(EXT))),
     "pipeconnect_caps_size_limit": (RESULT, (CAPS_P, POINTER(c_uint64))),
     "pipeconnect_caps_limits": (RESULT, (CAPS_P, POINTER(pipeconnect_limits))),
+    "pipeconnect_caps_limit": (RESULT, (CAPS_P, U32, POINTER(c_uint32))),
     "pipeconnect_caps_auth_count": (RESULT, (CAPS_P, POINTER(c_size_t))),
     "pipeconnect_caps_auth_name": (RESULT, (CAPS_P, c_size_t, POINTER(c_char_p))),
     "pipeconnect_caps_has_auth": (RESULT, (CAPS_P, c_char_p, POINTER(c_bool))),
@@ -305,6 +306,9 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_cache_set_time": (RESULT, (CACHE_P, c_uint64)),
     "pipeconnect_hold_down_default": (RESULT, (POINTER(pipeconnect_hold_down),)),
     "pipeconnect_cache_set_hold_down": (RESULT, (CACHE_P, POINTER(pipeconnect_hold_down))),
+    "pipeconnect_cache_note_early_refused": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_note_early_success": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_held_down": (RESULT, (CACHE_P, KEY_P, POINTER(c_uint64))),
     "pipeconnect_cache_free": (None, (CACHE_P,)),
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),

@@ -205,6 +205,30 @@ class Cache(Handle):
                 setattr(c, field, as_uint(value, bits, field))
         check(_lib.pipeconnect_cache_set_hold_down(self._handle(), ctypes.byref(c)))
 
+    def note_early_refused(self, key: Key) -> bool:
+        """An early flight to ``key`` was refused (for MTAs driving the policy themselves).
+
+        Returns whether a new hold-down began.
+        """
+        rc = check(
+            _lib.pipeconnect_cache_note_early_refused(self._handle(), key._handle()),
+            Result.NOT_FOUND,
+        )
+        return rc == Result.OK
+
+    def note_early_success(self, key: Key) -> None:
+        """An early flight to ``key`` went through (for MTAs driving the policy themselves)."""
+        check(_lib.pipeconnect_cache_note_early_success(self._handle(), key._handle()))
+
+    def held_down_until(self, key: Key) -> Optional[int]:
+        """When the hold-down of ``key``'s server ends (Unix seconds), or None if none runs."""
+        out = ctypes.c_uint64(0)
+        rc = check(
+            _lib.pipeconnect_cache_held_down(self._handle(), key._handle(), ctypes.byref(out)),
+            Result.NOT_FOUND,
+        )
+        return None if rc == Result.NOT_FOUND else int(out.value)
+
     def set_time(self, unix_seconds: Optional[int]) -> None:
         """Pin the cache's clock at ``unix_seconds``, or return to the system clock (None).
 
