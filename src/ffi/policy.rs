@@ -406,13 +406,12 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
             &cmds,
         )?;
         // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
-        let early = f.allowed
-            >= if situation.phase == ConnPhase::AfterStartTls {
-                2
-            } else {
-                1
-            };
-        if early && cache.cache.held_down(&key.inner).is_some() {
+        let least = if situation.phase == ConnPhase::AfterStartTls {
+            2
+        } else {
+            1
+        };
+        if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
             cache.cache.note_early_skipped(&key.inner);
             f = crate::policy::Flight {
                 allowed: 0,

@@ -471,13 +471,13 @@ impl Session {
     /// Hold-down (docs/RULES.md): an early flight the policy allows does not go to a key
     /// whose server is held down; the phase starts classic, with reason `HeldDown`.
     fn hold_down_gate(&self, key: &PeerKey, flight: Flight) -> Flight {
-        let early = flight.allowed
-            >= if self.phase == ConnPhase::AfterStartTls {
-                2
-            } else {
-                1
-            };
-        if early && self.cache.held_down(key).is_some() {
+        // After STARTTLS the EHLO goes at once anyway: early means more than EHLO.
+        let least = if self.phase == ConnPhase::AfterStartTls {
+            2
+        } else {
+            1
+        };
+        if flight.allowed >= least && self.cache.held_down(key).is_some() {
             self.cache.note_early_skipped(key);
             return Flight {
                 allowed: 0,
