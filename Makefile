@@ -19,7 +19,7 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim lint fmt demo clean
+        test-exim test-holddown lint fmt demo clean
 
 all: build
 
@@ -74,7 +74,11 @@ test-python: build
 test-exim: build
 	sh tests/exim/run.sh
 
-test: lint test-rust test-c-install test-python test-exim
+# The hold-down behind a balancer in front of two real Exims; prints its figures.
+test-holddown: build
+	sh tests/exim/run-holddown.sh
+
+test: lint test-rust test-c-install test-python test-exim test-holddown
 	@echo "make test: all suites passed"
 
 demo: build

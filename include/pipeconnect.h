@@ -145,6 +145,26 @@ typedef struct pipeconnect_key pipeconnect_key;
 // overlap (different sessions, and the cache they share, may be used from any threads).
 typedef struct pipeconnect_session pipeconnect_session;
 
+// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
+// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
+// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
+// each further refusal after a hold-down ended multiplies the next one by `growth`, up
+// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+// step off; a server's record is forgotten `remember_seconds` after its hold-down
+// ended. Fill it with `pipeconnect_hold_down_default()`.
+typedef struct pipeconnect_hold_down {
+    // The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    uint64_t first_seconds;
+    // The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    uint64_t max_seconds;
+    // Seconds a server's record is kept after its hold-down ended (default 7 days).
+    uint64_t remember_seconds;
+    // Growth from one hold-down to the next (default 4; at least 1).
+    uint32_t growth;
+    // Early successes after a hold-down that take one step off (default 20; at least 1).
+    uint32_t decay_after;
+} pipeconnect_hold_down;
+
 // Options for reading an EHLO reply, OR-ed together; 0 for none.
 typedef uint32_t pipeconnect_parse_flags;
 
@@ -164,6 +184,12 @@ typedef struct pipeconnect_cache_stats {
     uint64_t expirations;
     // Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     uint64_t invalidations;
+    // Hold-downs entered: early flights refused by a server that did not expect them.
+    uint64_t hold_downs_entered;
+    // Early flights not sent because their server was held down.
+    uint64_t early_skipped_held_down;
+    // Servers held down now.
+    uint64_t hold_downs_current;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -179,6 +205,9 @@ typedef struct pipeconnect_limits {
     // RCPTDOMAINMAX: recipient domains per transaction.
     uint32_t rcpt_domain_max;
 } pipeconnect_limits;
+
+// One RFC 9422 LIMITS value, for `pipeconnect_caps_limit()`.
+typedef uint32_t pipeconnect_limit;
 
 // A TLS state, as a plain integer so that no out-of-range value can reach the library
 // as an enum: one of `PIPECONNECT_TLS_CLEARTEXT` or `PIPECONNECT_TLS_ENCRYPTED`.
@@ -234,7 +263,7 @@ typedef struct pipeconnect_command {
 } pipeconnect_command;
 
 // Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 typedef uint32_t pipeconnect_reason;
 
 // The context of a reply, for `pipeconnect_policy_outcome()`: `PIPECONNECT_CONTEXT_*`
@@ -418,6 +447,9 @@ typedef struct pipeconnect_store_options {
     uint32_t mode;
     // `PIPECONNECT_STORE_*` flags.
     pipeconnect_store_flags flags;
+    // How long this opener's hold-downs last (the records are kept in the file and
+    // shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
+    struct pipeconnect_hold_down hold_down;
 } pipeconnect_store_options;
 
 // RFC 2920 PIPELINING.
@@ -465,6 +497,15 @@ typedef struct pipeconnect_store_options {
 // Also take the legacy keywords `PIPE_CONNECT` and `X_PIPE_CONNECT` (Exim 4.92 to 4.95)
 // as early pipelining.
 #define PIPECONNECT_PARSE_LEGACY_KEYWORDS 1
+
+// MAILMAX: transactions per connection.
+#define PIPECONNECT_LIMIT_MAILMAX 1
+
+// RCPTMAX: recipients per transaction.
+#define PIPECONNECT_LIMIT_RCPTMAX 2
+
+// RCPTDOMAINMAX: recipient domains per transaction.
+#define PIPECONNECT_LIMIT_RCPTDOMAINMAX 3
 
 // Before STARTTLS, or a connection without TLS.
 #define PIPECONNECT_TLS_CLEARTEXT 0
@@ -593,6 +634,10 @@ typedef struct pipeconnect_store_options {
 // The body is larger than `max_first_flight_body` (stops before BDAT LAST: send the body
 // after the replies, with DATA or BDAT).
 #define PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT 17
+
+// The server refused an early flight not long ago and is held down: classic until the
+// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+#define PIPECONNECT_REASON_HELD_DOWN 18
 
 // The reply is the one hoped for: go on.
 #define PIPECONNECT_VERDICT_CONTINUE 0
@@ -730,6 +775,24 @@ typedef struct pipeconnect_store_options {
 extern "C" {
 #endif // __cplusplus
 
+// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
+// after each further refusal up to 1 day, 20 early successes per step off, records kept
+// 7 days.
+//
+// # Safety
+// `out_config` is writable.
+enum pipeconnect_result pipeconnect_hold_down_default(struct pipeconnect_hold_down *out_config);
+
+// Set how long this cache handle's hold-downs last (an in-process cache, or this
+// process's handle of a store file; the records themselves are shared). `first_seconds
+// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
+// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `cache` is a live handle; `config` is readable.
+enum pipeconnect_result pipeconnect_cache_set_hold_down(const struct pipeconnect_cache *cache,
+                                                        const struct pipeconnect_hold_down *config);
+
 // Make an in-process cache holding at most `capacity` entries (0: 10000), each living
 // `ttl_seconds` after it was learned (0: 7 days, like Exim). A cache of 512 entries or
 // more is split into shards of at least 256 entries so that threads rarely wait on one
@@ -808,6 +871,39 @@ enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cac
 enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cache *cache,
                                                    uint64_t unix_seconds);
 
+// For MTAs that drive the policy functions themselves (a session does this on its own):
+// an early flight to `key` was refused in a way that says the server did not expect it
+// (a 5xx banner or EHLO reply, an EHLO reply without PIPECONNECT, an out-of-step reply;
+// not a 421, a timeout, a dropped connection or a TLS failure). The server is held down:
+// `pipeconnect_policy_early_flight_cached()` plans no early flight to it, in either TLS
+// state, until the hold-down ends (docs/RULES.md 3.10). `PIPECONNECT_OK` when a new
+// hold-down began; `PIPECONNECT_NOT_FOUND` when one was already running or hold-downs
+// are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_refused(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// For MTAs that drive the policy functions themselves: an early flight to `key` went
+// through (its EHLO reply still advertised PIPECONNECT). After a hold-down ended, enough
+// of these take a step off the next one.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_success(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// Whether `key`'s server is held down now (either TLS state): `PIPECONNECT_OK` and
+// `*until_out` = when it ends (Unix seconds), or `PIPECONNECT_NOT_FOUND` (nothing
+// written) when it is not, or hold-downs are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles; `until_out` is writable.
+enum pipeconnect_result pipeconnect_cache_held_down(const struct pipeconnect_cache *cache,
+                                                    const struct pipeconnect_key *key,
+                                                    uint64_t *until_out);
+
 // Release a cache handle. NULL is allowed. Sessions made from it keep working.
 //
 // # Safety
@@ -852,12 +948,24 @@ enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *ca
 enum pipeconnect_result pipeconnect_caps_size_limit(const struct pipeconnect_caps *caps,
                                                     uint64_t *size_out);
 
-// The LIMITS values (0 for those not advertised).
+// The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
+// advertised 0 apart).
 //
 // # Safety
 // `caps` is a live snapshot; `limits_out` is writable.
 enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *caps,
                                                 struct pipeconnect_limits *limits_out);
+
+// One LIMITS value (`which`: a `PIPECONNECT_LIMIT_*`), telling "not advertised" apart
+// from every value, 0 and 4294967295 included: `PIPECONNECT_OK` and `*value_out`, or
+// `PIPECONNECT_NOT_FOUND` (nothing written) when the server did not advertise it. An
+// unknown `which` is `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `caps` is a live snapshot; `value_out` is writable.
+enum pipeconnect_result pipeconnect_caps_limit(const struct pipeconnect_caps *caps,
+                                               pipeconnect_limit which,
+                                               uint32_t *value_out);
 
 // How many AUTH mechanism names were kept (at most 16; see
 // `pipeconnect_caps_auth_name()`).
@@ -995,7 +1103,10 @@ enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect
 // As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 // TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 // encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+// information never licenses early commands after STARTTLS or on port 465. An early
+// flight to a server that is held down becomes classic with
+// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 //
 // # Safety
 // `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.

@@ -231,7 +231,8 @@ fn bad_magic_is_refused_or_rebuilt() {
 fn another_version_is_refused_or_rebuilt() {
     let d = scratch("version");
     let p = valid_store(&d, "store");
-    patch(&p, 8, &2u32.to_le_bytes());
+    // Format 1 (capabilities with sentinel values, no hold-down records) is refused.
+    patch(&p, 8, &1u32.to_le_bytes());
     assert_eq!(open_err(&p, &small()), Some(StoreError::Version));
     assert_eq!(
         open_err(&p, &StoreOptions::default()),

@@ -124,7 +124,7 @@ pub struct pipeconnect_settings {
 }
 
 /// Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-/// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+/// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 pub type pipeconnect_reason = u32;
 /// Every command of the sequence may go early.
 pub const PIPECONNECT_REASON_END_OF_SEQUENCE: pipeconnect_reason = 0;
@@ -163,6 +163,9 @@ pub const PIPECONNECT_REASON_SIZE_EXCEEDED: pipeconnect_reason = 16;
 /// The body is larger than `max_first_flight_body` (stops before BDAT LAST: send the body
 /// after the replies, with DATA or BDAT).
 pub const PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT: pipeconnect_reason = 17;
+/// The server refused an early flight not long ago and is held down: classic until the
+/// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+pub const PIPECONNECT_REASON_HELD_DOWN: pipeconnect_reason = 18;
 
 /// What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
 pub type pipeconnect_verdict = u32;
@@ -370,7 +373,10 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
 /// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 /// TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 /// encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-/// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+/// information never licenses early commands after STARTTLS or on port 465. An early
+/// flight to a server that is held down becomes classic with
+/// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+/// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 ///
 /// # Safety
 /// `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
@@ -398,13 +404,26 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
             return Err(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH);
         }
         let entry = cache.cache.lookup(&key.inner);
-        let f = early_flight_for_key(
+        let mut f = early_flight_for_key(
             entry.as_ref().map(|e| &e.caps),
             key.inner.tls(),
             &situation,
             &settings,
             &cmds,
         )?;
+        // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
+        let least = if situation.phase == ConnPhase::AfterStartTls {
+            2
+        } else {
+            1
+        };
+        if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
+            cache.cache.note_early_skipped(&key.inner);
+            f = crate::policy::Flight {
+                allowed: 0,
+                reason: StopReason::HeldDown,
+            };
+        }
         Ok(write_flight(f, allowed_out, reason_out))
     })
 }
@@ -612,6 +631,7 @@ mod tests {
             PIPECONNECT_REASON_MAILMAX_REACHED,
             PIPECONNECT_REASON_SIZE_EXCEEDED,
             PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT,
+            PIPECONNECT_REASON_HELD_DOWN,
         ];
         for (c, r) in reasons.iter().zip(StopReason::ALL) {
             assert_eq!(*c, r as u32);

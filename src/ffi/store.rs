@@ -3,12 +3,12 @@
 //! the same path.
 #![allow(non_camel_case_types)]
 
-use super::cache::pipeconnect_cache;
+use super::cache::{pipeconnect_cache, pipeconnect_hold_down};
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::{guard, into_handle, out};
 use crate::cache::file::{StoreError, StoreOptions, DEFAULT_MODE};
-use crate::cache::Cache;
+use crate::cache::{Cache, HoldDownConfig};
 use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -48,6 +48,9 @@ pub struct pipeconnect_store_options {
     pub mode: u32,
     /// `PIPECONNECT_STORE_*` flags.
     pub flags: pipeconnect_store_flags,
+    /// How long this opener's hold-downs last (the records are kept in the file and
+    /// shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
+    pub hold_down: pipeconnect_hold_down,
 }
 
 /// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
@@ -68,6 +71,7 @@ pub unsafe extern "C" fn pipeconnect_store_options_default(
             ttl_seconds: 0,
             mode: DEFAULT_MODE,
             flags: 0,
+            hold_down: HoldDownConfig::default().into(),
         };
         Ok(R::PIPECONNECT_OK)
     })
@@ -163,6 +167,7 @@ pub unsafe extern "C" fn pipeconnect_cache_open(
             ttl_secs: o.ttl_seconds,
             mode: o.mode,
             rebuild_if_invalid: o.flags & PIPECONNECT_STORE_REBUILD_IF_INVALID != 0,
+            hold_down: o.hold_down.config()?,
         };
         let cache = Cache::open_file(path, &options)?;
         *cache_out = into_handle(pipeconnect_cache {

@@ -527,10 +527,12 @@ impl Session {
     /// PIPELINING where the entry had them, or a reply out of step with the commands
     /// (including one that answers no command). Every such case comes here, and only
     /// these: a 421, a 4xx banner or EHLO, a timeout or dropped connection (see
-    /// [`Session::finish`]), a malformed stream and a TLS failure do not. Today it
-    /// removes the entry.
+    /// [`Session::finish`]), a malformed stream and a TLS failure do not. It removes the
+    /// entry and puts the server in a hold-down (docs/RULES.md §3.10), so the next
+    /// deliveries go classic for a while instead of flapping.
     fn early_flight_refused(&mut self, _cause: Refusal) {
         self.invalidate();
+        self.cache.note_early_refused(&self.phase_key());
     }
 
     fn push(&mut self, ev: Event) {

@@ -6,9 +6,11 @@ use super::event::PlannedCommand;
 use super::intent::BodyMode;
 use super::{Expected, Message, Next, Session, SessionError, St, StartTls};
 use crate::caps::{Capabilities, Extension};
+use crate::key::PeerKey;
 use crate::policy::flight::positive;
 use crate::policy::{
-    auth_pipelinable, early_flight, used_extensions, Command, CommandKind, ConnPhase, Situation,
+    auth_pipelinable, early_flight, used_extensions, Command, CommandKind, ConnPhase, Flight,
+    Situation, StopReason,
 };
 
 impl Session {
@@ -27,6 +29,7 @@ impl Session {
         };
         let flight = early_flight(self.cached.as_ref(), &situation, &self.settings, &cmds)
             .map_err(SessionError::Policy)?;
+        let flight = self.hold_down_gate(&key, flight);
         self.flight = flight;
         let banner = self.phase != ConnPhase::AfterStartTls;
         // After STARTTLS the EHLO goes at once anyway; early means more than EHLO.
@@ -60,6 +63,25 @@ impl Session {
             }
         }
         Ok(())
+    }
+
+    /// A server in a hold-down (docs/RULES.md §3.10) gets no early flight: the phase
+    /// starts classic with reason `HeldDown`, and the skip is counted.
+    fn hold_down_gate(&self, key: &PeerKey, flight: Flight) -> Flight {
+        // After STARTTLS the EHLO goes at once anyway: early means more than EHLO.
+        let least = if self.phase == ConnPhase::AfterStartTls {
+            2
+        } else {
+            1
+        };
+        if flight.allowed >= least && self.cache.held_down(key).is_some() {
+            self.cache.note_early_skipped(key);
+            return Flight {
+                allowed: 0,
+                reason: StopReason::HeldDown,
+            };
+        }
+        flight
     }
 
     /// The commands of the current phase, as the policy sees them.

@@ -84,6 +84,10 @@ impl Session {
         if check.stop_early {
             self.early_withdrawn = true;
             ev.flags |= EVENT_EARLY_STOPPED;
+        } else if self.early_in_phase {
+            // The early flight was taken as it should be: a success counts toward
+            // shortening a past hold-down.
+            self.cache.note_early_success(&self.phase_key());
         }
         self.fresh = Some(fresh);
     }

@@ -1,7 +1,8 @@
 //! `pipeconnect cache`: look inside, and tidy, a shared store file, for operators.
 //!
 //! ```text
-//! pipeconnect cache dump  --file PATH          one line per entry: key, TLS state, caps, age
+//! pipeconnect cache dump  --file PATH          one line per entry: key, TLS state, caps, age;
+//!                                              then one per hold-down record
 //! pipeconnect cache stats --file PATH          geometry and counters
 //! pipeconnect cache forget --file PATH <ip[:port]>   drop a server's entries (both TLS states)
 //! pipeconnect cache flush <PATH>               drop every entry
@@ -88,7 +89,33 @@ fn dump(path: &Path) -> Result<i32, String> {
             if live { "" } else { " expired" }
         );
     }
+    let mut holds = cache.hold_downs();
+    holds.sort_by_key(|(k, _, _)| k.to_string());
+    for (key, h, holds_now) in holds {
+        println!("{}", describe_hold_down(&key, &h, holds_now, now));
+    }
     Ok(0)
+}
+
+/// A hold-down record as `hold-down ADDR:PORT/any-tls [from L] [as N] level=L
+/// remaining=T|ended=T successes=N`. The key is the record's hold key, shown with
+/// `any-tls`: one record covers both TLS states.
+pub fn describe_hold_down(
+    key: &pipeconnect::PeerKey,
+    h: &pipeconnect::cache::HoldDown,
+    holds_now: bool,
+    now: u64,
+) -> String {
+    let key = key.to_string().replacen("/cleartext", "/any-tls", 1);
+    let when = if holds_now {
+        format!("remaining={}", age(h.until.saturating_sub(now)))
+    } else {
+        format!("ended={} ago", age(now.saturating_sub(h.until)))
+    };
+    format!(
+        "hold-down {key} level={} {when} successes={}",
+        h.level, h.successes
+    )
 }
 
 /// The capabilities as `caps=A,B size=N auth=X,Y limits=…`.
@@ -146,6 +173,10 @@ fn stats(path: &Path) -> Result<i32, String> {
     println!(
         "entries={} hits={} misses={} inserts={} evictions={} expirations={} invalidations={}",
         s.entries, s.hits, s.misses, s.inserts, s.evictions, s.expirations, s.invalidations
+    );
+    println!(
+        "hold_downs_entered={} early_skipped_held_down={} hold_downs_current={}",
+        s.hold_downs_entered, s.early_skipped_held_down, s.hold_downs_current
     );
     Ok(0)
 }

@@ -115,3 +115,48 @@ fn a_missing_or_hostile_file_is_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dump_and_stats_show_hold_downs() {
+    let dir = std::env::temp_dir().join(format!("pc-cache-cmd-hold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("store");
+    let opts = StoreOptions {
+        sets: 16,
+        ways: 4,
+        ..StoreOptions::default()
+    };
+    let cache = Cache::open_file(&store, &opts).unwrap();
+    let k = PeerKey::parse("192.0.2.5", 25, TlsState::Cleartext).unwrap();
+    cache.learn(
+        &k,
+        Capabilities::parse_ehlo(EXIM, ParseOptions::default()).unwrap(),
+    );
+    // Refused in the encrypted state: one record for the server, shown for any TLS state.
+    assert!(cache.note_early_refused(&k.in_state(TlsState::Encrypted)));
+    cache.forget(&k);
+    drop(cache);
+
+    let (code, out) = tool(&["dump"], &store);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("hold-down 192.0.2.5:25/any-tls level=1 remaining=")
+            && lines[0].ends_with(" successes=0"),
+        "{out}"
+    );
+    let (code, out) = tool(&["stats"], &store);
+    assert_eq!(code, 0);
+    assert!(out.contains("entries=0 "), "{out}");
+    assert!(
+        out.contains("hold_downs_entered=1 early_skipped_held_down=0 hold_downs_current=1"),
+        "{out}"
+    );
+    let (code, _) = tool(&["forget", "192.0.2.5"], &store);
+    assert_eq!(code, 1, "no entry left to forget");
+    let (_, out) = tool(&["dump"], &store);
+    assert!(out.is_empty(), "the hold-down went with the server: {out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

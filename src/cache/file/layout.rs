@@ -30,7 +30,8 @@ use crate::caps::ENCODED_MAX;
 /// The first eight bytes of every store file.
 pub const MAGIC: [u8; 8] = *b"PIPECSTO";
 /// The format version this library reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// 2: capability records with presence bits, hold-down records, two more counters.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the first set: the header, the counters, room to grow.
 pub const HEADER_SIZE: usize = 4096;
 /// The bytes of the header covered by its checksum.
@@ -75,7 +76,8 @@ pub const W_CHECKSUM: usize = 2;
 pub const W_DIGEST: usize = 3;
 /// When the record was learned (Unix seconds).
 pub const W_LEARNED_AT: usize = 4;
-/// Key length (bits 0..16) and caps length (bits 16..32).
+/// Key length (bits 0..16), payload length (bits 16..32), record kind (bits 32..40:
+/// 0 capability entry, 1 hold-down record).
 pub const W_LENGTHS: usize = 5;
 /// First data word.
 pub const W_DATA: usize = SLOT_META_WORDS;
@@ -99,6 +101,10 @@ pub const C_EVICTIONS: usize = 3;
 pub const C_EXPIRATIONS: usize = 4;
 /// Records dropped on request.
 pub const C_INVALIDATIONS: usize = 5;
+/// Hold-downs entered.
+pub const C_HOLD_DOWNS: usize = 6;
+/// Early flights not sent because of a hold-down.
+pub const C_EARLY_SKIPPED: usize = 7;
 
 /// The default number of sets.
 pub const DEFAULT_SETS: u32 = 4096;
@@ -312,8 +318,12 @@ mod tests {
         m[0] ^= 1;
         assert_eq!(check_header(&m, size, any), Err(StoreError::BadMagic));
         let mut v = b.clone();
-        v[8] = 2;
+        v[8] ^= 0x40;
         assert_eq!(check_header(&v, size, any), Err(StoreError::Version));
+        // A file of the format before capability presence bits and hold-down records.
+        let mut v1 = b.clone();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(check_header(&v1, size, any), Err(StoreError::Version));
         let mut c = b.clone();
         c[17] ^= 0x40;
         assert_eq!(check_header(&c, size, any), Err(StoreError::Checksum));

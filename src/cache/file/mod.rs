@@ -9,6 +9,7 @@
 //! lock, writers lock one set with a lock that a killed process cannot keep; nothing
 //! read from the file is trusted before it is checked.
 
+mod hold_down;
 mod layout;
 mod lock;
 mod map;
@@ -17,7 +18,7 @@ mod slot;
 pub use layout::{DEFAULT_SETS, DEFAULT_WAYS, FORMAT_VERSION, MAX_FILE_SIZE, MAX_SETS, MAX_WAYS};
 
 use super::backend::Backend;
-use super::{Cache, CacheStats, Entry, DEFAULT_TTL_SECS};
+use super::{Cache, CacheStats, Entry, HoldDownConfig, DEFAULT_TTL_SECS};
 use crate::caps::Capabilities;
 use crate::key::{Fnv64, PeerKey};
 use layout::{
@@ -51,6 +52,9 @@ pub struct StoreOptions {
     /// file that is not a regular file, owned by another user or writable by others is
     /// always refused.
     pub rebuild_if_invalid: bool,
+    /// How long this opener's hold-downs last (kept in the file, shared by every
+    /// opener; each opener decides the length of those it starts).
+    pub hold_down: HoldDownConfig,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +65,7 @@ impl Default for StoreOptions {
             ttl_secs: 0,
             mode: DEFAULT_MODE,
             rebuild_if_invalid: false,
+            hold_down: HoldDownConfig::default(),
         }
     }
 }
@@ -70,7 +75,7 @@ impl StoreOptions {
         if (self.sets != 0 && self.sets > MAX_SETS) || (self.ways != 0 && self.ways > MAX_WAYS) {
             return Err(StoreError::InvalidOptions);
         }
-        if self.mode & 0o600 != 0o600 || self.mode & !0o644 != 0 {
+        if self.mode & 0o600 != 0o600 || self.mode & !0o644 != 0 || !self.hold_down.is_valid() {
             return Err(StoreError::InvalidOptions);
         }
         let g = Geometry {
@@ -322,8 +327,9 @@ impl FileBackend {
             let slot = self.slot(p.set, way);
             match slot.read(None) {
                 Read::Record(r) => {
-                    s.used += 1;
-                    if r.digest == p.digest && r.key() == p.bytes {
+                    // Hold-down records take room but are not entries.
+                    s.used += u64::from(r.is_entry());
+                    if r.is_entry() && r.digest == p.digest && r.key() == p.bytes {
                         s.matches.push(way);
                     } else {
                         let stamp = slot.last_used();
@@ -358,7 +364,7 @@ impl Backend for FileBackend {
             let Read::Record(r) = slot.read(Some(p.digest)) else {
                 continue;
             };
-            if r.key() != p.bytes {
+            if r.key() != p.bytes || !r.is_entry() {
                 continue;
             }
             let Ok(caps) = Capabilities::decode(r.caps()) else {
@@ -484,6 +490,7 @@ impl Backend for FileBackend {
             evictions: c[C_EVICTIONS],
             expirations: c[C_EXPIRATIONS],
             invalidations: c[C_INVALIDATIONS],
+            ..CacheStats::default()
         }
     }
 
@@ -493,6 +500,9 @@ impl Backend for FileBackend {
                 let Read::Record(r) = self.slot(set, way).read(None) else {
                     continue;
                 };
+                if !r.is_entry() {
+                    continue;
+                }
                 let (Ok(key), Ok(caps)) =
                     (PeerKey::from_bytes(r.key()), Capabilities::decode(r.caps()))
                 else {
@@ -525,7 +535,9 @@ impl Cache {
         } else {
             options.ttl_secs
         };
-        Ok(Cache::with_backend(Box::new(backend), ttl))
+        let cache = Cache::with_backend(Box::new(backend), ttl);
+        cache.set_hold_down_config(options.hold_down);
+        Ok(cache)
     }
 }
 

@@ -74,6 +74,14 @@ class StoreFlags(IntFlag):
     REBUILD_IF_INVALID = 1 << 0
 
 
+class Limit(IntEnum):
+    """One RFC 9422 LIMITS value (``PIPECONNECT_LIMIT_*``)."""
+
+    MAILMAX = 1
+    RCPTMAX = 2
+    RCPTDOMAINMAX = 3
+
+
 class CommandKind(IntEnum):
     """A command, or the reply it gets (``PIPECONNECT_CMD_*``)."""
 
@@ -143,11 +151,12 @@ class Reason(IntEnum):
     MAILMAX_REACHED = 15
     SIZE_EXCEEDED = 16
     BODY_TOO_LARGE_FOR_ONE_FLIGHT = 17
+    HELD_DOWN = 18
 
     @property
     def is_classic(self) -> bool:
-        """Whether this reason means no early flight at all (values 1 to 7)."""
-        return 1 <= int(self) <= 7
+        """Whether this reason means no early flight at all (values 1 to 7, and 18)."""
+        return 1 <= int(self) <= 7 or int(self) == 18
 
 
 class Verdict(IntEnum):
@@ -243,6 +252,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_TLS_": TlsState,
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
+    "PIPECONNECT_LIMIT_": Limit,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

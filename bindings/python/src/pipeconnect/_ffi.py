@@ -98,6 +98,21 @@ class pipeconnect_cache_stats(Structure):
         ("evictions", c_uint64),
         ("expirations", c_uint64),
         ("invalidations", c_uint64),
+        ("hold_downs_entered", c_uint64),
+        ("early_skipped_held_down", c_uint64),
+        ("hold_downs_current", c_uint64),
+    ]
+
+
+class pipeconnect_hold_down(Structure):
+    """``struct pipeconnect_hold_down``: how long hold-downs last."""
+
+    _fields_ = [
+        ("first_seconds", c_uint64),
+        ("max_seconds", c_uint64),
+        ("remember_seconds", c_uint64),
+        ("growth", c_uint32),
+        ("decay_after", c_uint32),
     ]
 
 
@@ -120,6 +135,7 @@ class pipeconnect_store_options(Structure):
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
+        ("hold_down", pipeconnect_hold_down),
     ]
 
 
@@ -230,6 +246,7 @@ class pipeconnect_summary(Structure):
 #: compare sizes and field offsets with these.
 STRUCTS: Dict[str, Any] = {
     "pipeconnect_cache_stats": pipeconnect_cache_stats,
+    "pipeconnect_hold_down": pipeconnect_hold_down,
     "pipeconnect_limits": pipeconnect_limits,
     "pipeconnect_store_options": pipeconnect_store_options,
     "pipeconnect_command": pipeconnect_command,
@@ -273,6 +290,7 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_caps_flags": (RESULT, (CAPS_P, POINTER(EXT))),
     "pipeconnect_caps_size_limit": (RESULT, (CAPS_P, POINTER(c_uint64))),
     "pipeconnect_caps_limits": (RESULT, (CAPS_P, POINTER(pipeconnect_limits))),
+    "pipeconnect_caps_limit": (RESULT, (CAPS_P, U32, POINTER(c_uint32))),
     "pipeconnect_caps_auth_count": (RESULT, (CAPS_P, POINTER(c_size_t))),
     "pipeconnect_caps_auth_name": (RESULT, (CAPS_P, c_size_t, POINTER(c_char_p))),
     "pipeconnect_caps_has_auth": (RESULT, (CAPS_P, c_char_p, POINTER(c_bool))),
@@ -288,6 +306,11 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_cache_clear": (RESULT, (CACHE_P,)),
     "pipeconnect_cache_get_stats": (RESULT, (CACHE_P, POINTER(pipeconnect_cache_stats))),
     "pipeconnect_cache_set_time": (RESULT, (CACHE_P, c_uint64)),
+    "pipeconnect_hold_down_default": (RESULT, (POINTER(pipeconnect_hold_down),)),
+    "pipeconnect_cache_set_hold_down": (RESULT, (CACHE_P, POINTER(pipeconnect_hold_down))),
+    "pipeconnect_cache_note_early_refused": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_note_early_success": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_held_down": (RESULT, (CACHE_P, KEY_P, POINTER(c_uint64))),
     "pipeconnect_cache_free": (None, (CACHE_P,)),
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),

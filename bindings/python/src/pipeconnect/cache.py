@@ -40,6 +40,12 @@ class CacheStats:
     expirations: int
     #: Entries dropped by forget() or by the protocol's rules.
     invalidations: int
+    #: Hold-downs entered (early flights refused by a server that did not expect them).
+    hold_downs_entered: int = 0
+    #: Early flights not sent because their server was held down.
+    early_skipped_held_down: int = 0
+    #: Servers held down now.
+    hold_downs_current: int = 0
 
 
 class Cache(Handle):
@@ -169,7 +175,59 @@ class Cache(Handle):
             evictions=out.evictions,
             expirations=out.expirations,
             invalidations=out.invalidations,
+            hold_downs_entered=out.hold_downs_entered,
+            early_skipped_held_down=out.early_skipped_held_down,
+            hold_downs_current=out.hold_downs_current,
         )
+
+    def set_hold_down(
+        self,
+        first: Optional[int] = None,
+        max: Optional[int] = None,
+        growth: Optional[int] = None,
+        decay_after: Optional[int] = None,
+        remember: Optional[int] = None,
+    ) -> None:
+        """Set how long this handle's hold-downs last (seconds; None keeps the default).
+
+        ``first=0`` turns hold-downs off for this handle. See docs/RULES.md, "Hold-down".
+        """
+        c = _ffi.pipeconnect_hold_down()
+        check(_lib.pipeconnect_hold_down_default(ctypes.byref(c)))
+        for field, value, bits in (
+            ("first_seconds", first, 64),
+            ("max_seconds", max, 64),
+            ("growth", growth, 32),
+            ("decay_after", decay_after, 32),
+            ("remember_seconds", remember, 64),
+        ):
+            if value is not None:
+                setattr(c, field, as_uint(value, bits, field))
+        check(_lib.pipeconnect_cache_set_hold_down(self._handle(), ctypes.byref(c)))
+
+    def note_early_refused(self, key: Key) -> bool:
+        """An early flight to ``key`` was refused (for MTAs driving the policy themselves).
+
+        Returns whether a new hold-down began.
+        """
+        rc = check(
+            _lib.pipeconnect_cache_note_early_refused(self._handle(), key._handle()),
+            Result.NOT_FOUND,
+        )
+        return rc == Result.OK
+
+    def note_early_success(self, key: Key) -> None:
+        """An early flight to ``key`` went through (for MTAs driving the policy themselves)."""
+        check(_lib.pipeconnect_cache_note_early_success(self._handle(), key._handle()))
+
+    def held_down_until(self, key: Key) -> Optional[int]:
+        """When the hold-down of ``key``'s server ends (Unix seconds), or None if none runs."""
+        out = ctypes.c_uint64(0)
+        rc = check(
+            _lib.pipeconnect_cache_held_down(self._handle(), key._handle(), ctypes.byref(out)),
+            Result.NOT_FOUND,
+        )
+        return None if rc == Result.NOT_FOUND else int(out.value)
 
     def set_time(self, unix_seconds: Optional[int]) -> None:
         """Pin the cache's clock at ``unix_seconds``, or return to the system clock (None).
