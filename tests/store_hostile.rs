@@ -66,9 +66,14 @@ fn open_err(p: &Path, o: &StoreOptions) -> Option<StoreError> {
     Cache::open_file(p, o).err()
 }
 
-fn patch(p: &Path, offset: u64, bytes: &[u8]) {
-    let f = OpenOptions::new().write(true).open(p).unwrap();
-    f.write_at(bytes, offset).unwrap();
+/// Flip the bits of `mask` in the byte at `offset` (a flip always changes the byte,
+/// whatever it held; setting a fixed value would change nothing 1 time in 256).
+fn flip(p: &Path, offset: u64, mask: u8) {
+    assert_ne!(mask, 0, "a flip must change something");
+    let f = OpenOptions::new().read(true).write(true).open(p).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_at(&[b[0] ^ mask], offset).unwrap();
 }
 
 fn ino(p: &Path) -> u64 {
@@ -216,7 +221,7 @@ fn a_truncated_file_is_refused_or_rebuilt() {
 fn bad_magic_is_refused_or_rebuilt() {
     let d = scratch("magic");
     let p = valid_store(&d, "store");
-    patch(&p, 0, b"X");
+    flip(&p, 0, 0x08);
     assert_eq!(open_err(&p, &small()), Some(StoreError::BadMagic));
     assert_rebuilt(&p);
     // A text file that happens to be at the path.
@@ -231,7 +236,7 @@ fn bad_magic_is_refused_or_rebuilt() {
 fn another_version_is_refused_or_rebuilt() {
     let d = scratch("version");
     let p = valid_store(&d, "store");
-    patch(&p, 8, &2u32.to_le_bytes());
+    flip(&p, 8, 0x40);
     assert_eq!(open_err(&p, &small()), Some(StoreError::Version));
     assert_eq!(
         open_err(&p, &StoreOptions::default()),
@@ -283,10 +288,11 @@ fn another_geometry_is_refused_or_rebuilt() {
 #[test]
 fn a_bad_header_checksum_is_refused_or_rebuilt() {
     let d = scratch("checksum");
-    // A changed geometry field without a matching checksum, then a changed timestamp.
-    for (offset, byte) in [(16u64, 0x20u8), (20, 0x02), (40, 0x55), (56, 0x01)] {
+    // A changed geometry field without a matching checksum, a changed timestamp, a
+    // changed checksum: each byte's bits are flipped, so it changes whatever it held.
+    for (offset, mask) in [(16u64, 0x20u8), (20, 0x02), (40, 0x55), (56, 0x01)] {
         let p = valid_store(&d, &format!("store{offset}"));
-        patch(&p, offset, &[byte]);
+        flip(&p, offset, mask);
         assert_eq!(
             open_err(&p, &small()),
             Some(StoreError::Checksum),

@@ -50,6 +50,10 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries dropped on request (forget) or by the rules (a reply that invalidates).
     pub invalidations: u64,
+    /// Writes the file store gave up because another writer had taken the set over
+    /// from this one (a writer stalled past the lock's takeover time), or because every
+    /// slot of the set was being written by a stalled writer. Always 0 in memory.
+    pub writes_abandoned: u64,
 }
 
 /// How to build an in-process cache.

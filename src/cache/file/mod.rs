@@ -21,14 +21,48 @@ use super::{Cache, CacheStats, Entry, DEFAULT_TTL_SECS};
 use crate::caps::Capabilities;
 use crate::key::{Fnv64, PeerKey};
 use layout::{
-    Geometry, C_EVICTIONS, C_EXPIRATIONS, C_HITS, C_INSERTS, C_INVALIDATIONS, C_MISSES, SET_W_LOCK,
-    SET_W_TICK, SET_W_USED, STATS_OFFSET, STATS_STRIPES, STATS_STRIPE_SIZE,
+    Geometry, COUNTERS, C_ABANDONED, C_EVICTIONS, C_EXPIRATIONS, C_HITS, C_INSERTS,
+    C_INVALIDATIONS, C_MISSES, SET_W_LOCK, SET_W_TICK, SET_W_USED, STATS_OFFSET, STATS_STRIPES,
+    STATS_STRIPE_SIZE,
 };
 use map::Mapping;
-use slot::{Read, Slot};
+use slot::{hook, Read, Slot};
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Hits and misses a handle counts before adding them to the file's shared counters: a
+/// read-mostly workload then writes to the shared header once per this many lookups
+/// rather than at each one.
+const COUNT_BATCH: u64 = 64;
+
+/// Bumped in the child at every `fork()`, so a handle inherited by a child drops the
+/// counts its parent had not yet added to the file (the parent adds them).
+static FORK_GENERATION: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn forked_child() {
+    FORK_GENERATION.fetch_add(1, Ordering::Relaxed);
+}
+
+fn watch_forks() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a handler that only bumps an atomic (async-signal-safe).
+        // glibc ties the handler to this library and removes it if the library is
+        // unloaded.
+        unsafe {
+            libc::pthread_atfork(None, None, Some(forked_child));
+        }
+    });
+}
+
+/// A handle's own hit and miss counts, not yet in the file.
+#[derive(Debug, Default)]
+struct LocalCounts {
+    hits: AtomicU64,
+    misses: AtomicU64,
+    generation: AtomicU64,
+}
 
 /// The default file mode of a new store: read and write for its owner only.
 pub const DEFAULT_MODE: u32 = 0o600;
@@ -51,6 +85,23 @@ pub struct StoreOptions {
     /// file that is not a regular file, owned by another user or writable by others is
     /// always refused.
     pub rebuild_if_invalid: bool,
+    /// The owner a new file gets (user id, group id), for a process running as root that
+    /// creates the store its MTA's unprivileged processes use. `None`: the creator's.
+    /// A file rebuilt by root keeps the owner of the file it replaces unless this names
+    /// one. A process that is not root can only name its own user (and one of its
+    /// groups); anything else fails as the system refuses it (`Io(EPERM)`).
+    pub owner: Option<(u32, u32)>,
+    /// Group mode: the group whose members share the store. A new file gets this group
+    /// and may have mode 0o660; an existing file owned by another user is accepted when
+    /// its group is this one, the process is a member, and nobody else may write it.
+    /// `None`: only the owner (and root) may open a file.
+    pub group: Option<u32>,
+    /// Accept a store on a network or other non-local filesystem (NFS, CIFS, FUSE…).
+    /// Refused by default ([`StoreError::RemoteFilesystem`]): the store's locks are
+    /// compare-and-swap operations in shared memory and its liveness checks are process
+    /// ids, neither of which means anything across hosts. Allow it only when every
+    /// process that opens the file runs on one host.
+    pub allow_remote_fs: bool,
 }
 
 impl Default for StoreOptions {
@@ -61,6 +112,9 @@ impl Default for StoreOptions {
             ttl_secs: 0,
             mode: DEFAULT_MODE,
             rebuild_if_invalid: false,
+            owner: None,
+            group: None,
+            allow_remote_fs: false,
         }
     }
 }
@@ -70,7 +124,16 @@ impl StoreOptions {
         if (self.sets != 0 && self.sets > MAX_SETS) || (self.ways != 0 && self.ways > MAX_WAYS) {
             return Err(StoreError::InvalidOptions);
         }
-        if self.mode & 0o600 != 0o600 || self.mode & !0o644 != 0 {
+        // Group write only in group mode; never anything for others but read.
+        let allowed = if self.group.is_some() { 0o664 } else { 0o644 };
+        if self.mode & 0o600 != 0o600 || self.mode & !allowed != 0 {
+            return Err(StoreError::InvalidOptions);
+        }
+        if self.group == Some(u32::MAX)
+            || self
+                .owner
+                .is_some_and(|(u, g)| u == u32::MAX || g == u32::MAX)
+        {
             return Err(StoreError::InvalidOptions);
         }
         let g = Geometry {
@@ -102,9 +165,10 @@ pub enum StoreError {
     Symlink,
     /// The path is not a regular file (a directory, a FIFO, a device, a socket).
     NotRegular,
-    /// The file is owned by another user than the process's effective user.
+    /// The file is owned by another user than the process's effective user (and the
+    /// process is not root, and not a member of the store's group in group mode).
     WrongOwner,
-    /// The file is writable by its group or by others.
+    /// The file is writable by others, or by its group outside group mode.
     Permissions,
     /// The file is shorter than its header, or than its geometry needs.
     Truncated,
@@ -116,6 +180,9 @@ pub enum StoreError {
     Geometry,
     /// The header's checksum does not match.
     Checksum,
+    /// The file is on a network or other non-local filesystem, where the store's locks
+    /// and liveness checks do not hold (see [`StoreOptions::allow_remote_fs`]).
+    RemoteFilesystem,
 }
 
 impl StoreError {
@@ -135,6 +202,9 @@ impl StoreError {
                 "the store file's geometry differs from the one asked for or is out of range"
             }
             StoreError::Checksum => "the store file's header checksum does not match",
+            StoreError::RemoteFilesystem => {
+                "the store file is on a network or non-local filesystem; refused"
+            }
         }
     }
 }
@@ -202,6 +272,7 @@ pub struct FileBackend {
     geometry: Geometry,
     path: PathBuf,
     info: StoreInfo,
+    local: LocalCounts,
 }
 
 impl fmt::Debug for FileBackend {
@@ -223,6 +294,11 @@ struct Placed {
 
 /// What one scan of a set (under its lock) found.
 struct SetScan {
+    /// The version each way had when read (meaningful for the ways in `writable`).
+    versions: [u64; layout::MAX_WAYS as usize],
+    /// Ways that may be written (bit per way): every way but those a writer that may
+    /// still be alive left in the middle of a write.
+    writable: u64,
     /// Ways holding the key looked for.
     matches: Vec<usize>,
     /// First way holding no valid record.
@@ -238,13 +314,31 @@ impl FileBackend {
     /// callers use instead.
     pub fn open(path: &Path, options: &StoreOptions) -> Result<FileBackend, StoreError> {
         let opened = map::open(path, options)?;
+        map::note_pid_namespace(&opened.mapping);
+        watch_forks();
+        Ok(Self::over(opened, path))
+    }
+
+    fn over(opened: map::Opened, path: &Path) -> FileBackend {
         let info = info_of(opened.header, opened.mapping.len() as u64);
-        Ok(FileBackend {
+        FileBackend {
             geometry: opened.header.geometry,
             map: opened.mapping,
             path: path.to_path_buf(),
             info,
-        })
+            local: LocalCounts {
+                generation: AtomicU64::new(FORK_GENERATION.load(Ordering::Relaxed)),
+                ..LocalCounts::default()
+            },
+        }
+    }
+
+    /// A private copy of the store file at `path`, read with `pread` and never mapped,
+    /// so that nothing another user does to the file (truncating it, say) can fault the
+    /// reading process; see [`Cache::open_file_copy`].
+    pub fn read_copy(path: &Path, options: &StoreOptions) -> Result<FileBackend, StoreError> {
+        let opened = map::read_copy(path, options)?;
+        Ok(Self::over(opened, path))
     }
 
     /// What the store's header says.
@@ -294,10 +388,58 @@ impl FileBackend {
     }
 
     fn count(&self, set: usize, c: usize) {
+        self.count_n(set, c, 1);
+    }
+
+    fn count_n(&self, set: usize, c: usize, n: u64) {
+        if n == 0 {
+            return;
+        }
         let stripe = set % STATS_STRIPES;
         self.map
             .word(STATS_OFFSET + stripe * STATS_STRIPE_SIZE + c * 8)
-            .fetch_add(1, Ordering::Relaxed);
+            .fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// This handle's counts, after dropping those a parent process left it at `fork()`.
+    fn local_counts(&self) -> &LocalCounts {
+        let now = FORK_GENERATION.load(Ordering::Relaxed);
+        if self.local.generation.load(Ordering::Relaxed) != now {
+            self.local.hits.store(0, Ordering::Relaxed);
+            self.local.misses.store(0, Ordering::Relaxed);
+            self.local.generation.store(now, Ordering::Relaxed);
+        }
+        &self.local
+    }
+
+    /// Count a lookup in this handle; add the handle's counts to the file's every
+    /// [`COUNT_BATCH`] lookups.
+    fn count_lookup(&self, set: usize, hit: bool) {
+        let l = self.local_counts();
+        let c = if hit { &l.hits } else { &l.misses };
+        if c.fetch_add(1, Ordering::Relaxed) + 1 >= COUNT_BATCH {
+            self.flush_counts(set);
+        }
+    }
+
+    /// Add this handle's hit and miss counts to the file's.
+    fn flush_counts(&self, set: usize) {
+        let l = self.local_counts();
+        self.count_n(set, C_HITS, l.hits.swap(0, Ordering::Relaxed));
+        self.count_n(set, C_MISSES, l.misses.swap(0, Ordering::Relaxed));
+    }
+
+    /// The version to write `slot` from, or `None` while a writer that may still be
+    /// alive is in the middle of writing it (its lock word is the slot's odd version).
+    fn writable_from(&self, slot: &Slot<'_>) -> Option<u64> {
+        let v = slot.version();
+        (v & 1 == 0 || lock::holder_is_gone(&self.map, v)).then_some(v)
+    }
+
+    /// A fresh even version for a slot of `set` (from the set's tick, which only grows,
+    /// so no slot of the set ever returns to an even version a reader may hold).
+    fn next_version(&self, set: usize) -> u64 {
+        self.tick(set).wrapping_shl(1)
     }
 
     fn tick(&self, set: usize) -> u64 {
@@ -310,9 +452,15 @@ impl FileBackend {
         lock::lock(&self.map, self.geometry.set_offset(set) + SET_W_LOCK * 8)
     }
 
+    fn try_lock(&self, set: usize) -> Option<lock::SetLock<'_>> {
+        lock::try_lock(&self.map, self.geometry.set_offset(set) + SET_W_LOCK * 8)
+    }
+
     /// Look at every slot of a set; the caller holds the set's lock.
     fn scan(&self, p: &Placed) -> SetScan {
         let mut s = SetScan {
+            versions: [0; layout::MAX_WAYS as usize],
+            writable: 0,
             matches: Vec::new(),
             free: None,
             oldest: None,
@@ -320,8 +468,16 @@ impl FileBackend {
         };
         for way in 0..self.ways() {
             let slot = self.slot(p.set, way);
+            let Some(from) = self.writable_from(&slot) else {
+                // A stalled writer's slot: neither free nor evictable while it may
+                // still write there.
+                continue;
+            };
+            s.versions[way] = from;
+            s.writable |= 1 << way;
             match slot.read(None) {
                 Read::Record(r) => {
+                    s.versions[way] = r.version;
                     s.used += 1;
                     if r.digest == p.digest && r.key() == p.bytes {
                         s.matches.push(way);
@@ -332,8 +488,9 @@ impl FileBackend {
                         }
                     }
                 }
-                // Under the lock a slot is busy only if its writer died or the lock was
-                // taken over from a stalled writer: either way it is reclaimable.
+                // Under the lock a slot is busy only if its writer died (checked above)
+                // or the lock was taken over from a stalled writer: then the write
+                // below finds the version changed and gives up.
                 Read::Empty | Read::Busy | Read::Other => {
                     if s.free.is_none() {
                         s.free = Some(way);
@@ -347,6 +504,12 @@ impl FileBackend {
     fn set_used(&self, set: usize, used: u64) {
         self.set_word(set, SET_W_USED)
             .store(used, Ordering::Relaxed);
+    }
+}
+
+impl Drop for FileBackend {
+    fn drop(&mut self) {
+        self.flush_counts(0);
     }
 }
 
@@ -369,26 +532,30 @@ impl Backend for FileBackend {
                 learned_at: r.learned_at,
             };
             if live(&entry) {
-                // Already the set's most recent use: no need to write (a write to a page
-                // of the shared file costs more than a read, most of all the first one in
-                // a process).
-                if slot.last_used() != self.set_word(p.set, SET_W_TICK).load(Ordering::Relaxed) {
+                // The use stamp is coarse: it is renewed only once the set has seen
+                // more uses than it has ways since, so a read-mostly workload does not
+                // write to the shared file at each hit (a write dirties a shared page
+                // and takes its cache line from the other CPUs).
+                let now = self.set_word(p.set, SET_W_TICK).load(Ordering::Relaxed);
+                if now.wrapping_sub(slot.last_used()) > self.ways() as u64 {
                     slot.touch(self.tick(p.set));
                 }
-                self.count(p.set, C_HITS);
+                self.count_lookup(p.set, true);
                 return Some(entry);
             }
-            // Expired: remove it, unless a writer replaced it meanwhile.
-            let _lock = self.lock(p.set);
-            if slot.version() == r.version {
-                slot.clear();
-                self.count(p.set, C_EXPIRATIONS);
-                let used = self.scan(&p).used;
-                self.set_used(p.set, used);
+            // Expired: remove it, unless a writer replaced it meanwhile. A lookup never
+            // waits for a writer: if the set is locked, the entry is left for a writer
+            // to clear (the next learn of this set does).
+            if let Some(lock) = self.try_lock(p.set) {
+                if slot.clear(r.version, lock.word(), self.next_version(p.set)) {
+                    self.count(p.set, C_EXPIRATIONS);
+                    let used = self.scan(&p).used;
+                    self.set_used(p.set, used);
+                }
             }
             break;
         }
-        self.count(p.set, C_MISSES);
+        self.count_lookup(p.set, false);
         None
     }
 
@@ -398,7 +565,8 @@ impl Backend for FileBackend {
         if p.bytes.len() > layout::KEY_MAX || caps.len() > layout::CAPS_MAX {
             return; // cannot happen with this library's keys and records
         }
-        let _lock = self.lock(p.set);
+        self.flush_counts(p.set);
+        let lock = self.lock(p.set);
         let scan = self.scan(&p);
         let mut used = scan.used;
         let (way, evicted) = match (scan.matches.first(), scan.free, scan.oldest) {
@@ -408,14 +576,37 @@ impl Backend for FileBackend {
                 (w, false)
             }
             (None, None, Some((w, _))) => (w, true),
-            (None, None, None) => return, // no ways: excluded by the geometry check
+            // Every way is held by a stalled writer.
+            (None, None, None) => {
+                self.count(p.set, C_ABANDONED);
+                return;
+            }
         };
+        hook::at(hook::Point::BeforeOdd);
         let stamp = self.tick(p.set);
-        self.slot(p.set, way)
-            .write(p.digest, entry.learned_at, &p.bytes, &caps, stamp);
+        let wrote = self.slot(p.set, way).write(
+            p.digest,
+            entry.learned_at,
+            &p.bytes,
+            &caps,
+            stamp,
+            scan.versions[way],
+            lock.word(),
+            self.next_version(p.set),
+        );
+        if !wrote {
+            // The set was taken over from this writer and the slot written meanwhile.
+            self.count(p.set, C_ABANDONED);
+            return;
+        }
         for &dup in scan.matches.iter().skip(1) {
-            self.slot(p.set, dup).clear();
-            used -= 1;
+            if self.slot(p.set, dup).clear(
+                scan.versions[dup],
+                lock.word(),
+                self.next_version(p.set),
+            ) {
+                used -= 1;
+            }
         }
         self.set_used(p.set, used);
         self.count(p.set, C_INSERTS);
@@ -431,13 +622,21 @@ impl Backend for FileBackend {
         if !(0..self.ways()).any(|w| self.slot(p.set, w).digest_is(p.digest)) {
             return false;
         }
-        let _lock = self.lock(p.set);
+        let lock = self.lock(p.set);
         let scan = self.scan(&p);
+        let mut removed = 0u64;
         for &w in &scan.matches {
-            self.slot(p.set, w).clear();
+            if self
+                .slot(p.set, w)
+                .clear(scan.versions[w], lock.word(), self.next_version(p.set))
+            {
+                removed += 1;
+            } else {
+                self.count(p.set, C_ABANDONED);
+            }
         }
-        self.set_used(p.set, scan.used - scan.matches.len() as u64);
-        if scan.matches.is_empty() {
+        self.set_used(p.set, scan.used - removed);
+        if removed == 0 {
             return false;
         }
         self.count(p.set, C_INVALIDATIONS);
@@ -446,19 +645,27 @@ impl Backend for FileBackend {
 
     fn clear(&self) {
         for set in 0..self.geometry.sets as usize {
-            let _lock = self.lock(set);
+            let lock = self.lock(set);
+            let mut used = 0;
             for way in 0..self.ways() {
                 let slot = self.slot(set, way);
-                if !slot.is_clean() {
-                    slot.clear();
+                if slot.is_clean() {
+                    continue;
+                }
+                // A slot a writer that may be alive is writing is left to it.
+                let cleared = self
+                    .writable_from(&slot)
+                    .is_some_and(|from| slot.clear(from, lock.word(), self.next_version(set)));
+                if !cleared {
+                    used += 1;
                 }
             }
-            self.set_used(set, 0);
+            self.set_used(set, used);
         }
     }
 
     fn stats(&self) -> CacheStats {
-        let mut c = [0u64; 6];
+        let mut c = [0u64; COUNTERS];
         for stripe in 0..STATS_STRIPES {
             for (i, v) in c.iter_mut().enumerate() {
                 *v = v.wrapping_add(
@@ -468,6 +675,7 @@ impl Backend for FileBackend {
                 );
             }
         }
+        let l = self.local_counts();
         let ways = self.geometry.ways as u64;
         let entries = (0..self.geometry.sets as usize)
             .map(|s| {
@@ -478,12 +686,13 @@ impl Backend for FileBackend {
             .sum();
         CacheStats {
             entries,
-            hits: c[C_HITS],
-            misses: c[C_MISSES],
+            hits: c[C_HITS].wrapping_add(l.hits.load(Ordering::Relaxed)),
+            misses: c[C_MISSES].wrapping_add(l.misses.load(Ordering::Relaxed)),
             inserts: c[C_INSERTS],
             evictions: c[C_EVICTIONS],
             expirations: c[C_EXPIRATIONS],
             invalidations: c[C_INVALIDATIONS],
+            writes_abandoned: c[C_ABANDONED],
         }
     }
 
@@ -520,6 +729,23 @@ impl Cache {
     /// shared mapping.
     pub fn open_file(path: &Path, options: &StoreOptions) -> Result<Cache, StoreError> {
         let backend = FileBackend::open(path, options)?;
+        let ttl = if options.ttl_secs == 0 {
+            DEFAULT_TTL_SECS
+        } else {
+            options.ttl_secs
+        };
+        Ok(Cache::with_backend(Box::new(backend), ttl))
+    }
+
+    /// A private copy of the store file at `path`, read with `pread` and never mapped:
+    /// for operators' tools that read a store another user owns (`pipeconnect cache
+    /// dump` and `stats` as root), since that user could truncate a mapped file and so
+    /// make the mapping process fault (`SIGBUS`). The same file checks as
+    /// [`Cache::open_file`] apply (`options.rebuild_if_invalid` is ignored: nothing is
+    /// ever written to the file). Lookups, entries and counters read the copy as it was
+    /// when read; changes made through the returned cache stay in the copy.
+    pub fn open_file_copy(path: &Path, options: &StoreOptions) -> Result<Cache, StoreError> {
+        let backend = FileBackend::read_copy(path, options)?;
         let ttl = if options.ttl_secs == 0 {
             DEFAULT_TTL_SECS
         } else {
