@@ -10,6 +10,7 @@ use pipeconnect::{Capabilities, ParseOptions, PeerKey, TlsState};
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 const T0: u64 = 1_700_000_000;
@@ -152,20 +153,90 @@ fn a_device_is_refused() {
     );
 }
 
+/// The user id the tests use as "another user".
+const NOBODY: u32 = 65534;
+
+/// The child side of `a_file_of_another_owner_is_refused`: runs only when that test
+/// starts this binary as another user with the variable set; exits with 0 when the file
+/// is refused as another owner's, to open and to inspect.
+#[test]
+fn other_user_role() {
+    let Ok(path) = std::env::var("PIPECONNECT_OTHER_USER_STORE") else {
+        return;
+    };
+    let p = PathBuf::from(path);
+    let code = match (
+        open_err(&p, &small()),
+        open_err(&p, &rebuild()),
+        inspect(&p).err(),
+    ) {
+        (
+            Some(StoreError::WrongOwner),
+            Some(StoreError::WrongOwner),
+            Some(StoreError::WrongOwner),
+        ) => 0,
+        other => {
+            eprintln!("as uid {}: {other:?}", unsafe { libc::geteuid() });
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
 #[test]
 fn a_file_of_another_owner_is_refused() {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to give a file to another user");
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        // Without root no file can be given away, but a file of root's is another
+        // user's: the owner check must refuse it before reading a byte.
+        let p = Path::new("/etc/passwd");
+        let owner = std::fs::metadata(p).expect("/etc/passwd exists").uid();
+        assert_ne!(
+            owner, euid,
+            "this test needs a file of another user than {euid}"
+        );
+        assert_eq!(open_err(p, &small()), Some(StoreError::WrongOwner));
+        assert_eq!(inspect(p).err(), Some(StoreError::WrongOwner));
         return;
     }
+    // As root: a store of root's is another user's to `nobody`, who is refused (in a
+    // child process that runs as nobody), and the file is left alone.
     let d = scratch("owner");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let p = valid_store(&d, "store");
-    std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
-    assert_eq!(open_err(&p, &small()), Some(StoreError::WrongOwner));
-    assert_eq!(open_err(&p, &rebuild()), Some(StoreError::WrongOwner));
-    assert_eq!(inspect(&p).err(), Some(StoreError::WrongOwner));
-    assert_eq!(std::fs::metadata(&p).unwrap().uid(), 65534, "left alone");
+    let before = std::fs::read(&p).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "other_user_role",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("PIPECONNECT_OTHER_USER_STORE", &p)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .status()
+        .expect("run the test binary as nobody (it must be readable by nobody)");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "nobody is refused a store of root's"
+    );
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0), "left alone");
+    assert_eq!(std::fs::read(&p).unwrap(), before, "not a byte changed");
+    // Root itself may open another user's store, and leaves its owner as it is.
+    std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+    let c = Cache::open_file(&p, &small()).expect("root opens nobody's store");
+    c.clock().set(T0);
+    assert!(c.lookup(&key(0x0a00_0001)).is_some());
+    drop(c);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().uid(),
+        NOBODY,
+        "owner unchanged"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 

@@ -39,6 +39,10 @@ pub struct pipeconnect_cache_stats {
     pub expirations: u64,
     /// Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     pub invalidations: u64,
+    /// File store only: writes given up because another writer had taken the set over
+    /// from a writer that stalled past the lock's takeover time, or because every slot of
+    /// the set was held by such a writer. Always 0 for an in-process cache.
+    pub writes_abandoned: u64,
 }
 
 impl From<CacheStats> for pipeconnect_cache_stats {
@@ -51,6 +55,7 @@ impl From<CacheStats> for pipeconnect_cache_stats {
             evictions: s.evictions,
             expirations: s.expirations,
             invalidations: s.invalidations,
+            writes_abandoned: s.writes_abandoned,
         }
     }
 }

@@ -33,7 +33,7 @@ pub const PIPECONNECT_STORE_ALLOW_REMOTE_FS: pipeconnect_store_flags = 1 << 1;
 
 /// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
 /// (`(uid_t)-1`, as `chown()` reads it).
-pub const PIPECONNECT_STORE_NO_ID: u32 = u32::MAX;
+pub const PIPECONNECT_STORE_ID_NONE: u32 = u32::MAX;
 
 const KNOWN_FLAGS: pipeconnect_store_flags =
     PIPECONNECT_STORE_REBUILD_IF_INVALID | PIPECONNECT_STORE_ALLOW_REMOTE_FS;
@@ -62,18 +62,18 @@ pub struct pipeconnect_store_options {
     pub flags: pipeconnect_store_flags,
     /// The user a new file gets, for a process running as root that creates the store
     /// its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
-    /// both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_NO_ID` (the
+    /// both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
     /// default): the creator's. A file root rebuilds keeps its old owner unless this
     /// names one. A process that is not root may only name itself (else
     /// `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
     pub owner_uid: u32,
-    /// The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_NO_ID`: the
+    /// The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
     /// creator's.
     pub owner_gid: u32,
     /// Group mode, for MTAs whose processes run as different users of one group: the
     /// group's id. A new file gets this group, and `mode` may then be 0660. A file owned
     /// by another user is opened when its group is this one, the process is a member of
-    /// it, and others may not write it. `PIPECONNECT_STORE_NO_ID` (the default): only the
+    /// it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
     /// file's owner (and root) may open it.
     pub group_gid: u32,
 }
@@ -96,9 +96,9 @@ pub unsafe extern "C" fn pipeconnect_store_options_default(
             ttl_seconds: 0,
             mode: DEFAULT_MODE,
             flags: 0,
-            owner_uid: PIPECONNECT_STORE_NO_ID,
-            owner_gid: PIPECONNECT_STORE_NO_ID,
-            group_gid: PIPECONNECT_STORE_NO_ID,
+            owner_uid: PIPECONNECT_STORE_ID_NONE,
+            owner_gid: PIPECONNECT_STORE_ID_NONE,
+            group_gid: PIPECONNECT_STORE_ID_NONE,
         };
         Ok(R::PIPECONNECT_OK)
     })
@@ -194,7 +194,7 @@ pub unsafe extern "C" fn pipeconnect_cache_open(
         if o.flags & !KNOWN_FLAGS != 0 {
             return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
         }
-        let id = |v: u32| (v != PIPECONNECT_STORE_NO_ID).then_some(v);
+        let id = |v: u32| (v != PIPECONNECT_STORE_ID_NONE).then_some(v);
         let owner = match (id(o.owner_uid), id(o.owner_gid)) {
             (Some(u), Some(g)) => Some((u, g)),
             (None, None) => None,

@@ -56,6 +56,43 @@ fn watch_forks() {
     });
 }
 
+/// The open handles of this process (addresses of boxed backends), so that their
+/// counts reach the file when the process calls `exit()` without closing them.
+static OPEN_HANDLES: std::sync::Mutex<Vec<usize>> = std::sync::Mutex::new(Vec::new());
+
+extern "C" fn flush_at_exit() {
+    // Never wait at exit (a thread may be opening or closing a handle right now).
+    let Ok(handles) = OPEN_HANDLES.try_lock() else {
+        return;
+    };
+    for &h in handles.iter() {
+        // SAFETY: a registered address is a live boxed backend: it is removed from the
+        // list (under this lock) before the backend is dropped.
+        let b = unsafe { &*(h as *const FileBackend) };
+        b.flush_counts(0);
+    }
+}
+
+fn register(b: &FileBackend) {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: registers a function run at exit (or when this library is unloaded).
+        unsafe {
+            libc::atexit(flush_at_exit);
+        }
+    });
+    if let Ok(mut handles) = OPEN_HANDLES.lock() {
+        handles.push(b as *const FileBackend as usize);
+    }
+}
+
+fn unregister(b: &FileBackend) {
+    let me = b as *const FileBackend as usize;
+    if let Ok(mut handles) = OPEN_HANDLES.lock() {
+        handles.retain(|&h| h != me);
+    }
+}
+
 /// A handle's own hit and miss counts, not yet in the file.
 #[derive(Debug, Default)]
 struct LocalCounts {
@@ -509,6 +546,7 @@ impl FileBackend {
 
 impl Drop for FileBackend {
     fn drop(&mut self) {
+        unregister(self);
         self.flush_counts(0);
     }
 }
@@ -728,13 +766,16 @@ impl Cache {
     /// The handle stays valid across `fork()`: parent and child keep using the same
     /// shared mapping.
     pub fn open_file(path: &Path, options: &StoreOptions) -> Result<Cache, StoreError> {
-        let backend = FileBackend::open(path, options)?;
+        let backend = Box::new(FileBackend::open(path, options)?);
+        // Its address is stable from here on: counts not yet in the file get there at
+        // exit() too.
+        register(&backend);
         let ttl = if options.ttl_secs == 0 {
             DEFAULT_TTL_SECS
         } else {
             options.ttl_secs
         };
-        Ok(Cache::with_backend(Box::new(backend), ttl))
+        Ok(Cache::with_backend(backend, ttl))
     }
 
     /// A private copy of the store file at `path`, read with `pread` and never mapped:

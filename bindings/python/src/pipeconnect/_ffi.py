@@ -98,6 +98,7 @@ class pipeconnect_cache_stats(Structure):
         ("evictions", c_uint64),
         ("expirations", c_uint64),
         ("invalidations", c_uint64),
+        ("writes_abandoned", c_uint64),
     ]
 
 
@@ -120,6 +121,9 @@ class pipeconnect_store_options(Structure):
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
+        ("owner_uid", c_uint32),
+        ("owner_gid", c_uint32),
+        ("group_gid", c_uint32),
     ]
 
 
