@@ -251,7 +251,7 @@ fn check_local(fd: &Fd, options: &StoreOptions) -> Result<(), StoreError> {
 
 /// The identity of this process's pid namespace (0 when it cannot be told, as in a
 /// chroot without /proc).
-fn pid_namespace_id() -> u64 {
+pub(crate) fn pid_namespace_id() -> u64 {
     // SAFETY: a zeroed stat is a valid out-buffer; the path is NUL-terminated.
     let mut st: libc::stat = unsafe { std::mem::zeroed() };
     if unsafe { libc::stat(c"/proc/self/ns/pid".as_ptr(), &mut st) } != 0 {

@@ -922,6 +922,261 @@ mod tests {
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
+    fn entry_from(writer: u64) -> Entry {
+        let reply = format!(
+            "250-mx\r\n250-PIPELINING\r\n250-SIZE {}\r\n250 PIPECONNECT\r\n",
+            1000 + writer
+        );
+        Entry {
+            caps: Capabilities::parse_ehlo(reply.as_bytes(), Default::default()).unwrap(),
+            learned_at: 1_700_000_000 + writer,
+        }
+    }
+
+    /// A slot's words, but for the use stamp (a hint that lookups may renew).
+    fn raw_slot(b: &FileBackend, set: usize, way: usize) -> Vec<u64> {
+        let off = b.geometry.slot_offset(set, way);
+        (0..layout::SLOT_WORDS)
+            .filter(|&i| i != layout::W_LAST_USED)
+            .map(|i| b.map.word(off + i * 8).load(Ordering::Relaxed))
+            .collect()
+    }
+
+    /// Stop a writer at `point` while another writer takes its set over and writes the
+    /// same key, with readers looking the key up all along; then let the stopped writer
+    /// go on. Returns the backend, the ways' words just before the stopped writer went
+    /// on and just after it finished, and every entry the readers saw.
+    #[allow(clippy::type_complexity)]
+    fn stall_a_writer(
+        name: &str,
+        ways: u32,
+        point: hook::Point,
+    ) -> (
+        std::sync::Arc<FileBackend>,
+        Vec<Vec<u64>>,
+        Vec<Vec<u64>>,
+        Vec<Entry>,
+        PathBuf,
+    ) {
+        use std::sync::atomic::AtomicBool;
+        use std::sync::{mpsc, Arc};
+        let (b, dir) = backend(name, 1, ways);
+        let b = Arc::new(b);
+        let k = key(7);
+        let (stopped_tx, stopped_rx) = mpsc::channel::<()>();
+        let (go_tx, go_rx) = mpsc::channel::<()>();
+        let writer = {
+            let b = Arc::clone(&b);
+            let k = k.clone();
+            std::thread::spawn(move || {
+                let mut first = true;
+                hook::HOOK.with(|h| {
+                    *h.borrow_mut() = Some(Box::new(move |p| {
+                        if p == point && first {
+                            first = false;
+                            stopped_tx.send(()).unwrap();
+                            go_rx.recv().unwrap();
+                        }
+                    }))
+                });
+                b.insert(&k, entry_from(1));
+            })
+        };
+        stopped_rx.recv().unwrap();
+        let done = Arc::new(AtomicBool::new(false));
+        let reader = {
+            let (b, k, done) = (Arc::clone(&b), k.clone(), Arc::clone(&done));
+            std::thread::spawn(move || {
+                let mut seen = Vec::new();
+                while !done.load(Ordering::Relaxed) {
+                    if let Some(e) = b.lookup(&k, &|_| true) {
+                        seen.push(e);
+                    }
+                }
+                seen
+            })
+        };
+        // The stopped writer holds the set's lock: this one takes it over after
+        // STALE_AFTER (the holder is this very process, so alive) and writes.
+        let start = Instant::now();
+        b.insert(&k, entry_from(2));
+        assert!(
+            start.elapsed() >= lock::STALE_AFTER,
+            "{:?}",
+            start.elapsed()
+        );
+        let before: Vec<_> = (0..ways as usize).map(|w| raw_slot(&b, 0, w)).collect();
+        go_tx.send(()).unwrap();
+        writer.join().unwrap();
+        let after: Vec<_> = (0..ways as usize).map(|w| raw_slot(&b, 0, w)).collect();
+        std::thread::sleep(Duration::from_millis(20));
+        done.store(true, Ordering::Relaxed);
+        let seen = reader.join().unwrap();
+        (b, before, after, seen, dir)
+    }
+
+    #[test]
+    fn a_writer_stalled_before_marking_odd_gives_up_and_leaves_the_later_record() {
+        let (b, before, after, seen, dir) = stall_a_writer("stall-odd", 2, hook::Point::BeforeOdd);
+        // The stalled writer read the slot's version before the other wrote it: its
+        // compare-and-swap from that version fails, and it writes nothing.
+        assert_eq!(before, after, "the later writer's record is untouched");
+        assert_eq!(b.stats().writes_abandoned, 1);
+        assert_eq!(b.lookup(&key(7), &|_| true), Some(entry_from(2)));
+        assert!(!seen.is_empty());
+        assert!(seen.iter().all(|e| *e == entry_from(2)), "{seen:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_writer_stalled_mid_copy_keeps_its_slot_and_no_reader_sees_a_mix() {
+        let (b, before, after, seen, dir) = stall_a_writer("stall-copy", 2, hook::Point::MidCopy);
+        // The later writer left the stalled writer's slot (odd, its holder alive) alone
+        // and wrote the other way; the stalled writer then finished its own slot only.
+        let (a_way, b_way) = if before[0][layout::W_VERSION] & 1 == 1 {
+            (0, 1)
+        } else {
+            (1, 0)
+        };
+        assert_eq!(before[a_way][layout::W_VERSION] & 1, 1, "{before:?}");
+        assert_eq!(before[b_way], after[b_way], "the later record is untouched");
+        assert_eq!(after[a_way][layout::W_VERSION] & 1, 0, "finished");
+        let records: Vec<Entry> = [a_way, b_way]
+            .iter()
+            .filter_map(|&w| match b.slot(0, w).read(None) {
+                Read::Record(r) => Some(Entry {
+                    caps: Capabilities::decode(r.caps()).unwrap(),
+                    learned_at: r.learned_at,
+                }),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(records, vec![entry_from(1), entry_from(2)]);
+        assert!(
+            seen.iter()
+                .all(|e| *e == entry_from(1) || *e == entry_from(2)),
+            "a reader saw a record of neither writer"
+        );
+        assert_eq!(b.stats().writes_abandoned, 0);
+        // The next writer keeps one record of the key.
+        b.insert(&key(7), entry_from(3));
+        assert_eq!(b.lookup(&key(7), &|_| true), Some(entry_from(3)));
+        assert_eq!(b.scan(&b.place(&key(7))).matches.len(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_set_whose_only_slot_a_stalled_writer_holds_is_not_written() {
+        let (b, before, after, seen, dir) = stall_a_writer("stall-full", 1, hook::Point::MidCopy);
+        // The later writer found no slot it could write: it gave up, and the stalled
+        // writer's record is whole once it finished.
+        assert_eq!(before[0][layout::W_VERSION] & 1, 1);
+        assert_eq!(after[0][layout::W_VERSION] & 1, 0);
+        assert_eq!(b.stats().writes_abandoned, 1);
+        assert_eq!(b.lookup(&key(7), &|_| true), Some(entry_from(1)));
+        assert!(seen.iter().all(|e| *e == entry_from(1)), "{seen:?}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn an_expired_hit_does_not_wait_for_a_held_lock() {
+        let (b, dir) = backend("expire-busy", 2, 2);
+        let k = key(8);
+        b.insert(&k, entry());
+        let set = b.place(&k).set;
+        let held = (std::process::id() as u64) << 32 | 3;
+        b.set_word(set, SET_W_LOCK).store(held, Ordering::Relaxed);
+        let start = Instant::now();
+        assert!(b.lookup(&k, &|_| false).is_none());
+        assert!(
+            start.elapsed() < Duration::from_millis(100),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(b.stats().expirations, 0, "left for a writer");
+        assert!(b.lookup(&k, &|_| true).is_some(), "still there");
+        b.set_word(set, SET_W_LOCK).store(0, Ordering::Relaxed);
+        assert!(b.lookup(&k, &|_| false).is_none());
+        assert_eq!(b.stats().expirations, 1);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_foreign_pid_namespace_turns_the_dead_holder_shortcut_off_for_good() {
+        let (b, dir) = backend("pidns", 4, 2);
+        assert!(lock::esrch_is_trusted(&b.map), "one namespace so far");
+        assert_ne!(b.map.word(layout::H_PID_NS).load(Ordering::Relaxed), 0);
+        // An opener from another namespace (as recorded by the first opener).
+        b.map.word(layout::H_PID_NS).store(12345, Ordering::Relaxed);
+        let again = FileBackend::open(&b.path, &StoreOptions::default()).unwrap();
+        assert!(!lock::esrch_is_trusted(&b.map));
+        // Set the first opener's namespace back: the flag stays.
+        b.map
+            .word(layout::H_PID_NS)
+            .store(map::pid_namespace_id(), Ordering::Relaxed);
+        drop(FileBackend::open(&b.path, &StoreOptions::default()).unwrap());
+        assert!(!lock::esrch_is_trusted(&again.map), "sticky");
+        // A lock word naming a pid that does not exist here may be a live process of
+        // the other namespace: it is waited for, not taken at once.
+        let k = key(9);
+        let set = b.place(&k).set;
+        let word = (dead_pid() as u64) << 32 | 7;
+        b.set_word(set, SET_W_LOCK).store(word, Ordering::Relaxed);
+        let start = Instant::now();
+        b.insert(&k, entry());
+        assert!(
+            start.elapsed() >= lock::STALE_AFTER,
+            "{:?}",
+            start.elapsed()
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn hits_are_counted_in_the_handle_and_reach_the_file() {
+        let (b, dir) = backend("counts", 4, 2);
+        let k = key(10);
+        b.insert(&k, entry());
+        let shared = |b: &FileBackend| -> u64 {
+            (0..STATS_STRIPES)
+                .map(|s| {
+                    b.map
+                        .word(STATS_OFFSET + s * STATS_STRIPE_SIZE + C_HITS * 8)
+                        .load(Ordering::Relaxed)
+                })
+                .sum()
+        };
+        for _ in 0..COUNT_BATCH - 1 {
+            assert!(b.lookup(&k, &|_| true).is_some());
+        }
+        assert_eq!(shared(&b), 0, "nothing written to the file yet");
+        assert_eq!(b.stats().hits, COUNT_BATCH - 1, "but counted");
+        assert!(b.lookup(&k, &|_| true).is_some());
+        assert_eq!(shared(&b), COUNT_BATCH);
+        assert!(b.lookup(&k, &|_| true).is_some());
+        let other = FileBackend::open(&b.path, &StoreOptions::default()).unwrap();
+        assert_eq!(other.stats().hits, COUNT_BATCH);
+        drop(b);
+        assert_eq!(other.stats().hits, COUNT_BATCH + 1, "added when closed");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_mostly_lookups_do_not_write_the_shared_file() {
+        let (b, dir) = backend("quiet", 1, 4);
+        let k = key(11);
+        b.insert(&k, entry());
+        let tick = || b.set_word(0, SET_W_TICK).load(Ordering::Relaxed);
+        let t0 = tick();
+        let stamp = b.slot(0, 0).last_used();
+        for _ in 0..(COUNT_BATCH - 2) {
+            assert!(b.lookup(&k, &|_| true).is_some());
+        }
+        assert_eq!(tick(), t0, "no use stamp written");
+        assert_eq!(b.slot(0, 0).last_used(), stamp);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
     #[test]
     fn an_expired_entry_is_removed_and_counted() {
         let (b, dir) = backend("expire", 2, 2);
