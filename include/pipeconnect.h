@@ -27,7 +27,7 @@
 
 // "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
 // (`(uid_t)-1`, as `chown()` reads it).
-#define PIPECONNECT_STORE_NO_ID UINT32_MAX
+#define PIPECONNECT_STORE_ID_NONE UINT32_MAX
 
 // The result of a libpipeconnect function. `PIPECONNECT_OK` is 0; every other value is
 // at least 7000, so a result is never mistaken for an errno value. Values from 7001 to
@@ -172,6 +172,10 @@ typedef struct pipeconnect_cache_stats {
     uint64_t expirations;
     // Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     uint64_t invalidations;
+    // File store only: writes given up because another writer had taken the set over
+    // from a writer that stalled past the lock's takeover time, or because every slot of
+    // the set was held by such a writer. Always 0 for an in-process cache.
+    uint64_t writes_abandoned;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -421,18 +425,18 @@ typedef struct pipeconnect_store_options {
     pipeconnect_store_flags flags;
     // The user a new file gets, for a process running as root that creates the store
     // its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
-    // both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_NO_ID` (the
+    // both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
     // default): the creator's. A file root rebuilds keeps its old owner unless this
     // names one. A process that is not root may only name itself (else
     // `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
     uint32_t owner_uid;
-    // The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_NO_ID`: the
+    // The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
     // creator's.
     uint32_t owner_gid;
     // Group mode, for MTAs whose processes run as different users of one group: the
     // group's id. A new file gets this group, and `mode` may then be 0660. A file owned
     // by another user is opened when its group is this one, the process is a member of
-    // it, and others may not write it. `PIPECONNECT_STORE_NO_ID` (the default): only the
+    // it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
     // file's owner (and root) may open it.
     uint32_t group_gid;
 } pipeconnect_store_options;
