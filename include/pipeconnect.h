@@ -27,7 +27,7 @@
 
 // "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
 // (`(uid_t)-1`, as `chown()` reads it).
-#define PIPECONNECT_STORE_ID_NONE UINT32_MAX
+#define PIPECONNECT_STORE_ID_NONE 4294967295
 
 // The result of a libpipeconnect function. `PIPECONNECT_OK` is 0; every other value is
 // at least 7000, so a result is never mistaken for an errno value. Values from 7001 to

@@ -33,7 +33,7 @@ pub const PIPECONNECT_STORE_ALLOW_REMOTE_FS: pipeconnect_store_flags = 1 << 1;
 
 /// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
 /// (`(uid_t)-1`, as `chown()` reads it).
-pub const PIPECONNECT_STORE_ID_NONE: u32 = u32::MAX;
+pub const PIPECONNECT_STORE_ID_NONE: u32 = 0xFFFF_FFFF;
 
 const KNOWN_FLAGS: pipeconnect_store_flags =
     PIPECONNECT_STORE_REBUILD_IF_INVALID | PIPECONNECT_STORE_ALLOW_REMOTE_FS;
