@@ -357,6 +357,40 @@ fn another_geometry_is_refused_or_rebuilt() {
 }
 
 #[test]
+fn a_rebuild_asked_for_0_sets_or_ways_keeps_the_files() {
+    let d = scratch("rebuild-zero");
+    let p = d.join("store");
+    let made = StoreOptions {
+        sets: 32,
+        ways: 2,
+        ..StoreOptions::default()
+    };
+    drop(Cache::open_file(&p, &made).unwrap());
+    flip(&p, 8, 0x40); // another format version: rebuilt
+    let any = StoreOptions {
+        sets: 0,
+        ways: 0,
+        rebuild_if_invalid: true,
+        ..StoreOptions::default()
+    };
+    let before = ino(&p);
+    drop(Cache::open_file(&p, &any).unwrap());
+    assert_ne!(ino(&p), before, "rebuilt");
+    let info = inspect(&p).unwrap();
+    assert_eq!(
+        (info.sets, info.ways),
+        (32, 2),
+        "the file's geometry, both fields"
+    );
+    // One field asked for, the other the file's.
+    flip(&p, 40, 0x01); // a bad checksum: rebuilt
+    drop(Cache::open_file(&p, &StoreOptions { ways: 4, ..any }).unwrap());
+    let info = inspect(&p).unwrap();
+    assert_eq!((info.sets, info.ways), (32, 4));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn a_bad_header_checksum_is_refused_or_rebuilt() {
     let d = scratch("checksum");
     // A changed geometry field without a matching checksum, a changed timestamp, a
