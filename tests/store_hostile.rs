@@ -597,3 +597,35 @@ fn a_million_keys_never_grow_the_file() {
     assert_eq!(recent, 4);
     std::fs::remove_dir_all(&d).unwrap();
 }
+
+#[test]
+fn a_copy_read_for_tools_survives_the_file_being_truncated() {
+    let d = scratch("copy");
+    let p = valid_store(&d, "store");
+    let copy = Cache::open_file_copy(&p, &StoreOptions::default()).unwrap();
+    copy.clock().set(T0);
+    // The owner truncates the file: a mapping would fault on the next touch (SIGBUS);
+    // the copy was read with pread and is not affected.
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    assert_eq!(copy.entries().len(), 10);
+    assert!(copy.lookup(&key(0x0a00_0003)).is_some());
+    assert_eq!(copy.stats().entries, 10);
+    // The truncated file itself is refused as a copy too, as it is to open.
+    assert_eq!(
+        Cache::open_file_copy(&p, &StoreOptions::default()).err(),
+        Some(StoreError::Truncated)
+    );
+    // The same file checks as an open.
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    assert_eq!(
+        Cache::open_file_copy(&link, &StoreOptions::default()).err(),
+        Some(StoreError::Symlink)
+    );
+    std::fs::remove_dir_all(&d).unwrap();
+}

@@ -283,10 +283,14 @@ pub(crate) mod hook {
         MidCopy,
     }
 
+    /// A test's hook: called with each point this thread's writes reach.
+    #[cfg(test)]
+    pub(crate) type Hook = Box<dyn FnMut(Point)>;
+
     #[cfg(test)]
     thread_local! {
         /// This thread's hook.
-        pub(crate) static HOOK: std::cell::RefCell<Option<Box<dyn FnMut(Point)>>> =
+        pub(crate) static HOOK: std::cell::RefCell<Option<Hook>> =
             const { std::cell::RefCell::new(None) };
     }
 
