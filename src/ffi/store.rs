@@ -16,12 +16,14 @@ use std::sync::Arc;
 
 /// Flags of `pipeconnect_store_options.flags`, combined with `|`.
 pub type pipeconnect_store_flags = u32;
-/// Replace a store file of ours (a regular file owned by the process's effective user,
-/// not writable by group or others) that is truncated, corrupt, of another format
-/// version, or of another geometry than asked for, instead of refusing it. The new file
+/// Replace a store file this process may open (a regular file of its effective user, or
+/// any user's for root, or its group's in group mode; not writable by others) that is
+/// truncated, corrupt, of another format version, or of another geometry than asked for,
+/// instead of refusing it. Sets or ways given as 0 are the old file's when its header
+/// still says them; a file root rebuilds keeps its owner. The new file
 /// is built beside the old one and renamed over it, so no opener ever sees a half-built
-/// file. A symbolic link, a file of another owner, a file writable by others and
-/// anything that is not a regular file are always refused.
+/// file. A symbolic link, a file of another owner (to a process that is not root), a file
+/// writable by others and anything that is not a regular file are always refused.
 pub const PIPECONNECT_STORE_REBUILD_IF_INVALID: pipeconnect_store_flags = 1 << 0;
 
 /// Accept a store file on a network or other non-local filesystem (NFS, CIFS, FUSE…),

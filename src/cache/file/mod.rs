@@ -118,9 +118,10 @@ pub struct StoreOptions {
     /// write; may add group and other read (0o640, 0o644); nothing else.
     pub mode: u32,
     /// Replace a file of ours that is truncated, corrupt, of another format version or
-    /// of another geometry than asked for, instead of refusing it. A symbolic link, a
-    /// file that is not a regular file, owned by another user or writable by others is
-    /// always refused.
+    /// of another geometry than asked for, instead of refusing it (sets or ways given as
+    /// 0 are the old file's when its header still says them). A symbolic link, a file
+    /// that is not a regular file, one this process may not open (see [`StoreError::WrongOwner`])
+    /// or writable by others is always refused.
     pub rebuild_if_invalid: bool,
     /// The owner a new file gets (user id, group id), for a process running as root that
     /// creates the store its MTA's unprivileged processes use. `None`: the creator's.
