@@ -25,6 +25,10 @@
 #define PIPECONNECT_VERSION_NUMBER (0 * 10000 + 1 * 100 + 0)
 
 
+// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
+// (`(uid_t)-1`, as `chown()` reads it).
+#define PIPECONNECT_STORE_ID_NONE 4294967295
+
 // The result of a libpipeconnect function. `PIPECONNECT_OK` is 0; every other value is
 // at least 7000, so a result is never mistaken for an errno value. Values from 7001 to
 // 7099 are outcomes, not errors (a lookup that found nothing); 7100 and up are errors.
@@ -92,6 +96,10 @@ typedef enum pipeconnect_result {
     PIPECONNECT_ERR_STORE_CHECKSUM = 7408,
     // The store file is writable by group or others: refused.
     PIPECONNECT_ERR_STORE_PERMISSIONS = 7409,
+    // The store file is on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+    // where its locks and liveness checks do not hold: refused unless
+    // `PIPECONNECT_STORE_ALLOW_REMOTE_FS` is given.
+    PIPECONNECT_ERR_STORE_REMOTE_FS = 7410,
     // The command sequence is not one SMTP allows (EHLO first; MAIL, RCPT, then DATA
     // or BDAT LAST; STARTTLS only in cleartext; ...), is empty, or is too long.
     PIPECONNECT_ERR_BAD_SEQUENCE = 7500,
@@ -190,6 +198,10 @@ typedef struct pipeconnect_cache_stats {
     uint64_t early_skipped_held_down;
     // Servers held down now.
     uint64_t hold_downs_current;
+    // File store only: writes given up because another writer had taken the set over
+    // from a writer that stalled past the lock's takeover time, or because every slot of
+    // the set was held by such a writer. Always 0 for an in-process cache.
+    uint64_t writes_abandoned;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -442,14 +454,30 @@ typedef struct pipeconnect_store_options {
     // Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     uint64_t ttl_seconds;
     // Permission bits of a new file; default 0600. Must include 0600; may add group and
-    // other read (0640, 0644); nothing else (no write or execute for others, no set-id
-    // or sticky bits).
+    // other read (0640, 0644), and group write in group mode (0660, 0664); nothing else
+    // (no write or execute for others, no set-id or sticky bits).
     uint32_t mode;
     // `PIPECONNECT_STORE_*` flags.
     pipeconnect_store_flags flags;
     // How long this opener's hold-downs last (the records are kept in the file and
     // shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
     struct pipeconnect_hold_down hold_down;
+    // The user a new file gets, for a process running as root that creates the store
+    // its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
+    // both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
+    // default): the creator's. A file root rebuilds keeps its old owner unless this
+    // names one. A process that is not root may only name itself (else
+    // `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
+    uint32_t owner_uid;
+    // The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
+    // creator's.
+    uint32_t owner_gid;
+    // Group mode, for MTAs whose processes run as different users of one group: the
+    // group's id. A new file gets this group, and `mode` may then be 0660. A file owned
+    // by another user is opened when its group is this one, the process is a member of
+    // it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
+    // file's owner (and root) may open it.
+    uint32_t group_gid;
 } pipeconnect_store_options;
 
 // RFC 2920 PIPELINING.
@@ -763,13 +791,22 @@ typedef struct pipeconnect_store_options {
 // STARTTLS).
 #define PIPECONNECT_SUMMARY_FAILED 64
 
-// Replace a store file of ours (a regular file owned by the process's effective user,
-// not writable by group or others) that is truncated, corrupt, of another format
-// version, or of another geometry than asked for, instead of refusing it. The new file
+// Replace a store file this process may open (a regular file of its effective user, or
+// any user's for root, or its group's in group mode; not writable by others) that is
+// truncated, corrupt, of another format version, or of another geometry than asked for,
+// instead of refusing it. Sets or ways given as 0 are the old file's when its header
+// still says them; a file root rebuilds keeps its owner. The new file
 // is built beside the old one and renamed over it, so no opener ever sees a half-built
-// file. A symbolic link, a file of another owner, a file writable by others and
-// anything that is not a regular file are always refused.
+// file. A symbolic link, a file of another owner (to a process that is not root), a file
+// writable by others and anything that is not a regular file are always refused.
 #define PIPECONNECT_STORE_REBUILD_IF_INVALID (1 << 0)
+
+// Accept a store file on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+// which is otherwise refused with `PIPECONNECT_ERR_STORE_REMOTE_FS`: the store's locks
+// are compare-and-swap operations in shared memory and its liveness checks are process
+// ids, neither of which holds across hosts. Give it only when every process that opens
+// the file runs on the same host.
+#define PIPECONNECT_STORE_ALLOW_REMOTE_FS (1 << 1)
 
 #ifdef __cplusplus
 extern "C" {
@@ -1419,10 +1456,15 @@ enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_sto
 // Lookups take no lock; writers lock one set at a time, with a lock a killed process
 // cannot keep; a process killed at any point leaves no torn entry readable.
 //
+// Users: the file's owner opens it; so does root, whoever owns it, without changing
+// its owner (but see docs/FILE_STORE.md on what a root process that maps a file another
+// user may write risks); in group mode (`group_gid`), so do the group's members.
+//
 // The file is refused, each with its own result, when the path is a symbolic link
 // (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
-// another user than the effective user (`_WRONG_OWNER`), writable by group or others
-// (`_PERMISSIONS`), shorter than its header or geometry (`_TRUNCATED`), not a store
+// another user than the effective user, who is not root nor a member of the store's
+// group in group mode (`_WRONG_OWNER`), writable by others or, outside group mode, by
+// its group (`_PERMISSIONS`), on a network or non-local filesystem (`_REMOTE_FS`), shorter than its header or geometry (`_TRUNCATED`), not a store
 // (`_BAD_MAGIC`), of another format version (`_VERSION`), of another geometry than
 // asked for (`_GEOMETRY`), or with a damaged header (`_CHECKSUM`). With
 // `PIPECONNECT_STORE_REBUILD_IF_INVALID`, the last five are replaced by a new, empty

@@ -59,6 +59,10 @@ pub struct CacheStats {
     pub early_skipped_held_down: u64,
     /// Keys held down now.
     pub hold_downs_current: u64,
+    /// Writes the file store gave up because another writer had taken the set over
+    /// from this one (a writer stalled past the lock's takeover time), or because every
+    /// slot of the set was being written by a stalled writer. Always 0 in memory.
+    pub writes_abandoned: u64,
 }
 
 /// How to build an in-process cache.

@@ -47,6 +47,10 @@ pub struct pipeconnect_cache_stats {
     pub early_skipped_held_down: u64,
     /// Servers held down now.
     pub hold_downs_current: u64,
+    /// File store only: writes given up because another writer had taken the set over
+    /// from a writer that stalled past the lock's takeover time, or because every slot of
+    /// the set was held by such a writer. Always 0 for an in-process cache.
+    pub writes_abandoned: u64,
 }
 
 /// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
@@ -152,6 +156,7 @@ impl From<CacheStats> for pipeconnect_cache_stats {
             hold_downs_entered: s.hold_downs_entered,
             early_skipped_held_down: s.early_skipped_held_down,
             hold_downs_current: s.hold_downs_current,
+            writes_abandoned: s.writes_abandoned,
         }
     }
 }

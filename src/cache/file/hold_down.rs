@@ -23,6 +23,8 @@ struct Placed {
 
 /// What one scan of a set (under its lock) found for a hold-down record.
 struct Scan {
+    /// The version each way had when read (for the compare-and-swap of a write).
+    versions: [u64; layout::MAX_WAYS as usize],
     /// Ways holding the key's hold-down record.
     matches: Vec<usize>,
     /// First way holding no valid record.
@@ -49,6 +51,7 @@ impl FileBackend {
 
     fn scan_hold_down(&self, p: &Placed) -> Scan {
         let mut s = Scan {
+            versions: [0; layout::MAX_WAYS as usize],
             matches: Vec::new(),
             free: None,
             oldest: None,
@@ -56,8 +59,15 @@ impl FileBackend {
         };
         for way in 0..self.ways() {
             let slot = self.slot(p.set, way);
+            let Some(from) = self.writable_from(&slot) else {
+                // A stalled writer's slot: neither free nor evictable while it may
+                // still write there.
+                continue;
+            };
+            s.versions[way] = from;
             match slot.read(None) {
                 Read::Record(r) => {
+                    s.versions[way] = r.version;
                     if r.is_entry() {
                         s.entries += 1;
                     }
@@ -111,7 +121,7 @@ impl HoldDownStore for FileBackend {
         if p.bytes.len() > layout::KEY_MAX {
             return None; // cannot happen with this library's keys
         }
-        let _lock = self.lock(p.set);
+        let lock = self.lock(p.set);
         let scan = self.scan_hold_down(&p);
         let old = scan
             .matches
@@ -139,18 +149,28 @@ impl HoldDownStore for FileBackend {
             };
             if let Some(w) = target {
                 let stamp = self.tick(p.set);
-                self.slot(p.set, w).write_kind(
+                let wrote = self.slot(p.set, w).write_kind(
                     Kind::HoldDown,
                     p.digest,
                     h.since,
                     &p.bytes,
                     &h.encode(),
                     stamp,
+                    scan.versions[w],
+                    lock.word(),
+                    self.next_version(p.set),
                 );
+                if !wrote {
+                    // The set was taken over from this writer meanwhile.
+                    self.count(p.set, layout::C_ABANDONED);
+                }
             }
         }
         for &w in dups {
-            self.slot(p.set, w).clear();
+            let slot = self.slot(p.set, w);
+            if !slot.clear(scan.versions[w], lock.word(), self.next_version(p.set)) {
+                self.count(p.set, layout::C_ABANDONED);
+            }
         }
         self.set_used(p.set, entries);
         new
@@ -182,12 +202,12 @@ impl HoldDownStore for FileBackend {
             if !held {
                 continue;
             }
-            let _lock = self.lock(set);
+            let lock = self.lock(set);
             for way in 0..self.ways() {
                 let slot = self.slot(set, way);
                 if let Read::Record(r) = slot.read(None) {
                     if r.kind() == Kind::HoldDown {
-                        slot.clear();
+                        slot.clear(r.version, lock.word(), self.next_version(set));
                     }
                 }
             }

@@ -233,40 +233,67 @@ impl<'a> Slot<'a> {
         self.w(W_VERSION).load(Ordering::Acquire)
     }
 
-    /// Write words `W_CHECKSUM..` under the seqlock. The caller holds the set's lock.
-    fn publish(&self, words: &[u64], stamp: u64) {
-        let v = self.w(W_VERSION).load(Ordering::Relaxed);
-        // From an odd version (a writer died here) go to the next odd one, so readers
-        // that saw the old odd value never match the new one.
-        let odd = if v & 1 == 1 {
-            v.wrapping_add(2)
-        } else {
-            v.wrapping_add(1)
-        };
-        self.w(W_VERSION).store(odd, Ordering::Relaxed);
+    /// Write words `W_CHECKSUM..` under the seqlock. The caller holds the set's lock
+    /// (or held it: a stalled writer may have lost it meanwhile). The version moves only
+    /// by compare-and-swap: from `from` (the version the writer read) to `token` (the
+    /// writer's lock word, odd), then from `token` to `next` (a fresh even version). If
+    /// the first fails, another writer got here first: nothing is written and `false`
+    /// is returned. While the version is `token`, no other writer touches the slot
+    /// unless `token`'s process is known to be gone, so the words copied are this
+    /// writer's alone.
+    fn publish(&self, words: &[u64], stamp: u64, from: u64, token: u64, next: u64) -> bool {
+        debug_assert!(token & 1 == 1 && next & 1 == 0);
+        if self
+            .w(W_VERSION)
+            .compare_exchange(from, token, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
         fence(Ordering::Release);
         for (i, &x) in words.iter().enumerate() {
             self.w(W_CHECKSUM + i).store(x, Ordering::Relaxed);
+            if i == 1 {
+                hook::at(hook::Point::MidCopy);
+            }
         }
         self.touch(stamp);
-        // If someone took the lock over and wrote meanwhile, leave their version; the
-        // checksum decides what readers accept.
-        let _ = self.w(W_VERSION).compare_exchange(
-            odd,
-            odd.wrapping_add(1),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        self.w(W_VERSION)
+            .compare_exchange(token, next, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
-    /// Write a capability entry. `key` and `caps` must be within their limits (checked
-    /// by the caller; a longer one is not written).
-    pub(crate) fn write(&self, digest: u64, learned_at: u64, key: &[u8], caps: &[u8], stamp: u64) {
-        self.write_kind(Kind::Entry, digest, learned_at, key, caps, stamp)
+    /// Write a capability entry (see [`Slot::write_kind`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write(
+        &self,
+        digest: u64,
+        learned_at: u64,
+        key: &[u8],
+        caps: &[u8],
+        stamp: u64,
+        from: u64,
+        token: u64,
+        next: u64,
+    ) -> bool {
+        self.write_kind(
+            Kind::Entry,
+            digest,
+            learned_at,
+            key,
+            caps,
+            stamp,
+            from,
+            token,
+            next,
+        )
     }
 
-    /// Write a record of `kind`: its key and its payload (encoded capabilities or
-    /// hold-down), within their limits.
+    /// Write a record of `kind`: its key and its payload (encoded capabilities or a
+    /// hold-down), within their limits (checked by the caller; a longer one is not
+    /// written). See [`Slot::publish`] for `from`, `token` and `next`. `false`: not
+    /// written (another writer got to the slot first).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn write_kind(
         &self,
         kind: Kind,
@@ -275,9 +302,12 @@ impl<'a> Slot<'a> {
         key: &[u8],
         caps: &[u8],
         stamp: u64,
-    ) {
+        from: u64,
+        token: u64,
+        next: u64,
+    ) -> bool {
         if key.is_empty() || key.len() > KEY_MAX || caps.is_empty() || caps.len() > CAPS_MAX {
-            return;
+            return false;
         }
         let n = data_words(key.len(), caps.len());
         let mut data = [0u8; DATA_BYTES];
@@ -298,11 +328,46 @@ impl<'a> Slot<'a> {
             *w = u64::from_le_bytes(a);
         }
         words[0] = checksum_words(&words[W_DIGEST - W_CHECKSUM..]);
-        self.publish(words, stamp);
+        self.publish(words, stamp, from, token, next)
     }
 
-    /// Empty the slot. The caller holds the set's lock.
-    pub(crate) fn clear(&self) {
-        self.publish(&[0, 0, 0, 0], 0);
+    /// Empty the slot (see [`Slot::publish`]). `false`: not cleared (another writer got
+    /// to the slot first).
+    pub(crate) fn clear(&self, from: u64, token: u64, next: u64) -> bool {
+        self.publish(&[0, 0, 0, 0], 0, from, token, next)
+    }
+}
+
+/// Points where a test may stop a writer (test builds only; nothing in others).
+pub(crate) mod hook {
+    /// Where the writer is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Point {
+        /// Under the set lock, having read the slot's version, before marking it odd.
+        BeforeOdd,
+        /// The version is odd; part of the record's words are written.
+        MidCopy,
+    }
+
+    /// A test's hook: called with each point this thread's writes reach.
+    #[cfg(test)]
+    pub(crate) type Hook = Box<dyn FnMut(Point)>;
+
+    #[cfg(test)]
+    thread_local! {
+        /// This thread's hook.
+        pub(crate) static HOOK: std::cell::RefCell<Option<Hook>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Call this thread's hook, if a test set one.
+    #[inline(always)]
+    pub(crate) fn at(_p: Point) {
+        #[cfg(test)]
+        HOOK.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(_p)
+            }
+        });
     }
 }

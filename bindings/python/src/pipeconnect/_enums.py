@@ -72,6 +72,14 @@ class StoreFlags(IntFlag):
 
     NONE = 0
     REBUILD_IF_INVALID = 1 << 0
+    ALLOW_REMOTE_FS = 1 << 1
+
+
+class StoreId(IntEnum):
+    """Special ids of the file store's options (``PIPECONNECT_STORE_ID_*``)."""
+
+    #: No user or group named: ``(uid_t)-1``.
+    NONE = 0xFFFF_FFFF
 
 
 class Limit(IntEnum):
@@ -253,6 +261,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
     "PIPECONNECT_LIMIT_": Limit,
+    "PIPECONNECT_STORE_ID_": StoreId,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

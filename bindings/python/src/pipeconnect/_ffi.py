@@ -101,6 +101,7 @@ class pipeconnect_cache_stats(Structure):
         ("hold_downs_entered", c_uint64),
         ("early_skipped_held_down", c_uint64),
         ("hold_downs_current", c_uint64),
+        ("writes_abandoned", c_uint64),
     ]
 
 
@@ -136,6 +137,9 @@ class pipeconnect_store_options(Structure):
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
         ("hold_down", pipeconnect_hold_down),
+        ("owner_uid", c_uint32),
+        ("owner_gid", c_uint32),
+        ("group_gid", c_uint32),
     ]
 
 

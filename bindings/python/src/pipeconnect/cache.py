@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from . import _ffi
 from ._enums import ParseFlags, StoreFlags
@@ -46,6 +46,8 @@ class CacheStats:
     early_skipped_held_down: int = 0
     #: Servers held down now.
     hold_downs_current: int = 0
+    #: File store only: writes given up because a stalled writer's set was taken over.
+    writes_abandoned: int = 0
 
 
 class Cache(Handle):
@@ -78,6 +80,9 @@ class Cache(Handle):
         ttl: int = 0,
         mode: int = DEFAULT_STORE_MODE,
         rebuild_if_invalid: bool = False,
+        owner: Optional[Tuple[int, int]] = None,
+        group: Optional[int] = None,
+        allow_remote_fs: bool = False,
     ) -> "Cache":
         """Open (or create) the shared file store at ``path`` as a cache.
 
@@ -90,6 +95,11 @@ class Cache(Handle):
         by group or others is refused with :class:`StoreError`; so are a truncated or
         corrupt file, another format version or another geometry, unless
         ``rebuild_if_invalid`` is set, which replaces those with a new, empty store.
+
+        ``owner`` (uid, gid) is the owner a new file gets (for root creating its MTA
+        user's store); ``group`` turns on group mode (members of that group share the
+        store; ``mode`` may then be 0o660). A store on a network filesystem is refused
+        unless ``allow_remote_fs``.
         """
         opts = _ffi.pipeconnect_store_options()
         check(_lib.pipeconnect_store_options_default(ctypes.byref(opts)))
@@ -98,7 +108,14 @@ class Cache(Handle):
         opts.ttl_seconds = as_uint(ttl, 64, "ttl")
         opts.mode = as_uint(mode, 32, "mode")
         flags = StoreFlags.REBUILD_IF_INVALID if rebuild_if_invalid else StoreFlags.NONE
+        if allow_remote_fs:
+            flags |= StoreFlags.ALLOW_REMOTE_FS
         opts.flags = int(flags)
+        if owner is not None:
+            opts.owner_uid = as_uint(owner[0], 32, "owner uid")
+            opts.owner_gid = as_uint(owner[1], 32, "owner gid")
+        if group is not None:
+            opts.group_gid = as_uint(group, 32, "group")
         raw = os.fsencode(path)
         if b"\0" in raw:
             raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "path contains a NUL byte")
@@ -178,6 +195,7 @@ class Cache(Handle):
             hold_downs_entered=out.hold_downs_entered,
             early_skipped_held_down=out.early_skipped_held_down,
             hold_downs_current=out.hold_downs_current,
+            writes_abandoned=out.writes_abandoned,
         )
 
     def set_hold_down(
