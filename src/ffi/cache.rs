@@ -5,7 +5,8 @@ use super::caps::{parse_options, pipeconnect_caps, pipeconnect_parse_flags};
 use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::{bytes, free_handle, guard, guard_void, handle, into_handle, out};
+use super::sized::{write_out, Versioned};
+use super::{bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, Poison};
 use crate::cache::{Cache, CacheConfig, CacheStats, Learned, DEFAULT_CAPACITY, DEFAULT_TTL_SECS};
 use crate::caps::Capabilities;
 use std::sync::Arc;
@@ -19,12 +20,34 @@ use std::sync::Arc;
 /// on their own, so the cache handle may be freed before them.
 pub struct pipeconnect_cache {
     pub(crate) cache: Arc<Cache>,
+    pub(crate) poisoned: Poison,
 }
 
-/// The cache's counters, filled by `pipeconnect_cache_get_stats()`.
+super::poisonable!(pipeconnect_cache);
+
+impl pipeconnect_cache {
+    pub(crate) fn new(cache: Cache) -> pipeconnect_cache {
+        pipeconnect_cache {
+            cache: Arc::new(cache),
+            poisoned: Poison::default(),
+        }
+    }
+}
+
+/// The largest capacity `pipeconnect_cache_new()` accepts: 16777216 entries. Memory is
+/// taken as entries arrive (about 1 KiB each, see docs/ARCHITECTURE.md), never reserved
+/// for the whole capacity up front.
+pub const PIPECONNECT_CACHE_CAPACITY_MAX: usize = 16_777_216;
+
+const _: () = assert!(PIPECONNECT_CACHE_CAPACITY_MAX == crate::cache::memory::CAPACITY_MAX);
+
+/// The cache's counters, filled by `pipeconnect_cache_get_stats()`. Set `struct_size`
+/// to `sizeof(pipeconnect_cache_stats)` first.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_cache_stats {
+    /// `sizeof(pipeconnect_cache_stats)`, set by the caller.
+    pub struct_size: usize,
     /// Entries held now.
     pub entries: u64,
     /// Lookups that found a live entry.
@@ -41,9 +64,15 @@ pub struct pipeconnect_cache_stats {
     pub invalidations: u64,
 }
 
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_cache_stats {
+    const NAME: &'static str = "pipeconnect_cache_stats";
+}
+
 impl From<CacheStats> for pipeconnect_cache_stats {
     fn from(s: CacheStats) -> Self {
         pipeconnect_cache_stats {
+            struct_size: 0,
             entries: s.entries,
             hits: s.hits,
             misses: s.misses,
@@ -63,9 +92,14 @@ impl From<CacheStats> for pipeconnect_cache_stats {
 /// `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
 /// a forking MTA, see `pipeconnect_cache_open()`.
 ///
+/// A capacity over `PIPECONNECT_CACHE_CAPACITY_MAX` is
+/// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Memory grows with the entries held (about 1 KiB
+/// each), not with the capacity asked for.
+///
 /// # Safety
 /// `cache_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_new(
     capacity: usize,
     ttl_seconds: u64,
@@ -74,6 +108,9 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
     guard(|| {
         // SAFETY: checked by the helper; see the function's contract.
         let cache_out = unsafe { out(cache_out) }?;
+        if capacity > PIPECONNECT_CACHE_CAPACITY_MAX {
+            return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        }
         let config = CacheConfig {
             capacity: if capacity == 0 {
                 DEFAULT_CAPACITY
@@ -87,9 +124,7 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
             },
             ..CacheConfig::default()
         };
-        *cache_out = into_handle(pipeconnect_cache {
-            cache: Arc::new(Cache::in_memory(config)),
-        });
+        *cache_out = into_handle(pipeconnect_cache::new(Cache::in_memory(config)));
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -97,14 +132,16 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
 /// Learn from an EHLO reply of `len` bytes received from `key`'s server in `key`'s TLS
 /// state (raw, exactly as received; `flags` as for `pipeconnect_caps_parse()`).
 ///
-/// Returns `PIPECONNECT_OK` when stored; `PIPECONNECT_NOT_CACHED` when the reply lacks
-/// PIPECONNECT or PIPELINING, in which case any older entry for the key is removed (the
-/// server no longer offers early pipelining); a parse error when the reply is not a
+/// Returns `PIPECONNECT_OK` when stored. When the reply lacks PIPECONNECT or PIPELINING
+/// nothing is stored and any older entry for the key is removed (the server no longer
+/// offers early pipelining): `PIPECONNECT_NOT_CACHED_REMOVED` when there was one,
+/// `PIPECONNECT_NOT_CACHED` when there was none. A parse error when the reply is not a
 /// valid 250 reply (the cache is then unchanged).
 ///
 /// # Safety
 /// `cache` and `key` are live handles; `reply` is readable for `len` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_learn(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
@@ -112,7 +149,7 @@ pub unsafe extern "C" fn pipeconnect_cache_learn(
     len: usize,
     flags: pipeconnect_parse_flags,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -128,12 +165,13 @@ pub unsafe extern "C" fn pipeconnect_cache_learn(
 /// # Safety
 /// `cache`, `key` and `caps` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_learn_caps(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     caps: *const pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }, unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -147,7 +185,8 @@ pub unsafe extern "C" fn pipeconnect_cache_learn_caps(
 fn learned_result(l: Learned) -> pipeconnect_result {
     match l {
         Learned::Stored => R::PIPECONNECT_OK,
-        Learned::NotCached(_) => R::PIPECONNECT_NOT_CACHED,
+        Learned::NotCached(false) => R::PIPECONNECT_NOT_CACHED,
+        Learned::NotCached(true) => R::PIPECONNECT_NOT_CACHED_REMOVED,
     }
 }
 
@@ -158,12 +197,13 @@ fn learned_result(l: Learned) -> pipeconnect_result {
 /// # Safety
 /// `cache` and `key` are live handles; `caps_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_lookup(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     caps_out: *mut *mut pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -183,11 +223,12 @@ pub unsafe extern "C" fn pipeconnect_cache_lookup(
 /// # Safety
 /// `cache` and `key` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_forget(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -199,34 +240,36 @@ pub unsafe extern "C" fn pipeconnect_cache_forget(
     })
 }
 
-/// Drop every entry.
+/// Drop every entry (counted in the stats' `invalidations`).
 ///
 /// # Safety
 /// `cache` is a live handle.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_clear(
     cache: *const pipeconnect_cache,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         unsafe { handle(cache) }?.cache.clear();
         Ok(R::PIPECONNECT_OK)
     })
 }
 
-/// Fill `*stats_out` with the cache's counters.
+/// Fill `*stats_out` with the cache's counters (set its `struct_size` first).
 ///
 /// # Safety
 /// `cache` is a live handle; `stats_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_get_stats(
     cache: *const pipeconnect_cache,
     stats_out: *mut pipeconnect_cache_stats,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
-        *unsafe { out(stats_out) }? = cache.cache.stats().into();
+        unsafe { write_out(stats_out, cache.cache.stats().into()) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -238,11 +281,12 @@ pub unsafe extern "C" fn pipeconnect_cache_get_stats(
 /// # Safety
 /// `cache` is a live handle.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_set_time(
     cache: *const pipeconnect_cache,
     unix_seconds: u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         unsafe { handle(cache) }?.cache.clock().set(unix_seconds);
         Ok(R::PIPECONNECT_OK)

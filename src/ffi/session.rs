@@ -10,9 +10,11 @@ use super::policy::{
 };
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
+use super::detail::{pipeconnect_error_detail, Failure};
+use super::sized::{out_array_stride, read_in, write_array_element, write_out, Versioned};
 use super::{
-    bytes, copy_out_text, free_handle, guard, guard_void, handle, handle_mut, into_handle, out,
-    text,
+    bytes, copy_out_text, wrap_detail, free_handle, guard_detail, guard_on, guard_void, handle, handle_mut,
+    into_handle, mark, out, text, Poison,
 };
 use crate::policy::CommandKind;
 use crate::session::event::{Event, PlannedCommand, Summary};
@@ -40,10 +42,13 @@ pub const PIPECONNECT_BODY_AUTO: pipeconnect_body_mode = 0;
 pub const PIPECONNECT_BODY_DATA: pipeconnect_body_mode = 1;
 
 /// What the caller means to do on one connection: one transaction to one server.
-/// Zero-initialise, then fill. The strings are copied by `pipeconnect_session_begin()`.
+/// Zero-initialise, set `struct_size`, then fill. The strings are copied by
+/// `pipeconnect_session_begin()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_intent {
+    /// `sizeof(pipeconnect_intent)`, set by the caller.
+    pub struct_size: usize,
     /// The EHLO name, NUL-terminated; NULL when it is not known before connecting (then
     /// nothing goes early, and the caller formats its own EHLO line).
     pub ehlo_name: *const c_char,
@@ -69,16 +74,25 @@ pub struct pipeconnect_intent {
     pub body_mode: pipeconnect_body_mode,
 }
 
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_intent {
+    const NAME: &'static str = "pipeconnect_intent";
+}
+
 /// Flags of a `pipeconnect_session_command`.
 pub type pipeconnect_session_command_flags = u32;
 /// The command goes in an early flight (before the banner, or after STARTTLS before the
 /// EHLO reply).
 pub const PIPECONNECT_SESSION_COMMAND_EARLY: pipeconnect_session_command_flags = 1;
 
-/// A command the session says to send now, from `pipeconnect_session_flight()`.
+/// A command the session says to send now, from `pipeconnect_session_flight()`: set
+/// `struct_size` in the array's first element (the stride); the library sets it in every
+/// element it fills.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_session_command {
+    /// `sizeof(pipeconnect_session_command)`, set by the caller.
+    pub struct_size: usize,
     /// Its place in the conversation: commands count from 1 (0 is the banner). Events
     /// carry the same number.
     pub seq: usize,
@@ -92,6 +106,11 @@ pub struct pipeconnect_session_command {
     /// BDAT_LAST: the body size. MAIL: the `SIZE=` value to declare (0: the server did
     /// not advertise SIZE; declare none). 0 otherwise.
     pub size: u64,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_session_command {
+    const NAME: &'static str = "pipeconnect_session_command";
 }
 
 /// Event flags, OR-ed in `pipeconnect_event.flags` (and, for a subset, in
@@ -121,10 +140,13 @@ pub const PIPECONNECT_EVENT_OUT_OF_STEP: pipeconnect_event_flags = 256;
 /// The text was cut at 2048 bytes.
 pub const PIPECONNECT_EVENT_TEXT_TRUNCATED: pipeconnect_event_flags = 512;
 
-/// One complete reply and what it means, from `pipeconnect_session_next_event()`.
+/// One complete reply and what it means, from `pipeconnect_session_next_event()` (set
+/// `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_event {
+    /// `sizeof(pipeconnect_event)`, set by the caller.
+    pub struct_size: usize,
     /// The `seq` of the command answered (0: the banner).
     pub seq: usize,
     /// The command answered: a `PIPECONNECT_CMD_*` (BANNER for the greeting, BODY for the
@@ -153,6 +175,11 @@ pub struct pipeconnect_event {
     pub text_len: usize,
 }
 
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_event {
+    const NAME: &'static str = "pipeconnect_event";
+}
+
 /// Summary flags, OR-ed in `pipeconnect_summary.flags`.
 pub type pipeconnect_summary_flags = u32;
 /// The server accepted the message.
@@ -171,10 +198,12 @@ pub const PIPECONNECT_SUMMARY_EARLY_STOPPED: pipeconnect_summary_flags = 32;
 /// STARTTLS).
 pub const PIPECONNECT_SUMMARY_FAILED: pipeconnect_summary_flags = 64;
 
-/// What a session did, from `pipeconnect_session_finish()`.
+/// What a session did, from `pipeconnect_session_finish()` (set `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_summary {
+    /// `sizeof(pipeconnect_summary)`, set by the caller.
+    pub struct_size: usize,
     /// For the message: CONTINUE when the server accepted it (for the accepted
     /// recipients); RECONNECT when early pipelining failed; otherwise the failure that
     /// ended the transaction (TEMPFAIL for an unfinished session).
@@ -197,6 +226,11 @@ pub struct pipeconnect_summary {
     pub groups: usize,
 }
 
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_summary {
+    const NAME: &'static str = "pipeconnect_summary";
+}
+
 /// One connection's bookkeeping: the early flight, the replies reaped in order, what the
 /// cache learns and forgets. Made by `pipeconnect_session_begin()`, released by
 /// `pipeconnect_session_free()`. One thread at a time: no two calls on one session may
@@ -205,7 +239,12 @@ pub struct pipeconnect_session {
     inner: Session,
     /// The event last handed out; its text is what `pipeconnect_event.text` points to.
     current: Option<Event>,
+    /// `pipeconnect_session_finish()` was called: taking commands is then a bad state.
+    finished: bool,
+    poisoned: Poison,
 }
+
+super::poisonable!(pipeconnect_session);
 
 fn intent_flags_known(f: u32) -> bool {
     f & !(PIPECONNECT_INTENT_STARTTLS
@@ -219,21 +258,33 @@ fn intent_flags_known(f: u32) -> bool {
 ///
 /// # Safety
 /// The intent's pointers are NULL or valid as its documentation says.
-unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
+unsafe fn intent_from_c(p: *const pipeconnect_intent) -> Result<Intent, Failure> {
+    // SAFETY: NULL or readable for its struct_size, by the caller's promise.
+    let i = unsafe { read_in(p) }?;
+    let invalid = |field: &'static str, why: &'static str| {
+        Failure::new(R::PIPECONNECT_ERR_INVALID_INTENT)
+            .field(field)
+            .say(format!("{field}: {why}"))
+    };
     if !intent_flags_known(i.flags) {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+            .field("flags")
+            .say("unknown intent flag bits"));
     }
-    let opt_text = |p: *const c_char| -> Result<Option<String>, R> {
+    let opt_text = |p: *const c_char, field: &'static str| -> Result<Option<String>, Failure> {
         if p.is_null() {
             Ok(None)
         } else {
             // SAFETY: non-NULL and NUL-terminated by the caller's promise.
-            Ok(Some(unsafe { text(p) }?.to_string()))
+            let t = unsafe { text(p) }.map_err(|r| Failure::new(r).field(field))?;
+            Ok(Some(t.to_string()))
         }
     };
     let auth = if i.flags & PIPECONNECT_INTENT_AUTH != 0 {
         // SAFETY: as above; NULL is refused.
-        let mechanism = unsafe { text(i.auth_mechanism) }?.to_string();
+        let mechanism = unsafe { text(i.auth_mechanism) }
+            .map_err(|r| Failure::new(r).field("auth_mechanism"))?
+            .to_string();
         Some(AuthIntent {
             mechanism,
             initial_response: i.flags & PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE != 0,
@@ -243,12 +294,12 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
         & (PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE | PIPECONNECT_INTENT_AUTH_OPTIONAL)
         != 0
     {
-        return Err(R::PIPECONNECT_ERR_INVALID_INTENT);
+        return Err(invalid("flags", "AUTH_INITIAL_RESPONSE or AUTH_OPTIONAL without AUTH"));
     } else {
         None
     };
     if i.rcpt_count == 0 || i.rcpt_count > RCPTS_MAX {
-        return Err(R::PIPECONNECT_ERR_INVALID_INTENT);
+        return Err(invalid("rcpt_count", "there must be 1 to 1000 recipients"));
     }
     let rcpts = if i.rcpts.is_null() {
         Recipients::Count(i.rcpt_count)
@@ -256,22 +307,27 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
         // SAFETY: non-NULL, readable for rcpt_count (bounded) pointers by the promise.
         let ptrs = unsafe { std::slice::from_raw_parts(i.rcpts, i.rcpt_count) };
         let mut v = Vec::with_capacity(ptrs.len());
-        for &p in ptrs {
+        for (n, &p) in ptrs.iter().enumerate() {
             // SAFETY: each is NULL (refused) or NUL-terminated.
-            v.push(unsafe { text(p) }?.to_string());
+            let t = unsafe { text(p) }.map_err(|r| Failure::new(r).field("rcpts").index(n))?;
+            v.push(t.to_string());
         }
         Recipients::Addresses(v)
     };
     let mode = match i.body_mode {
         PIPECONNECT_BODY_AUTO => BodyMode::Auto,
         PIPECONNECT_BODY_DATA => BodyMode::Data,
-        _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
+        _ => {
+            return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field("body_mode")
+                .say("unknown body mode"))
+        }
     };
     Ok(Intent {
-        ehlo_name: opt_text(i.ehlo_name)?,
+        ehlo_name: opt_text(i.ehlo_name, "ehlo_name")?,
         starttls: i.flags & PIPECONNECT_INTENT_STARTTLS != 0,
         auth,
-        mail_from: opt_text(i.mail_from)?,
+        mail_from: opt_text(i.mail_from, "mail_from")?,
         rcpts,
         body: Body {
             size: i.body_size,
@@ -282,6 +338,7 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
 
 fn command_to_c(c: &PlannedCommand) -> pipeconnect_session_command {
     pipeconnect_session_command {
+        struct_size: 0,
         seq: c.seq,
         kind: c.kind as u32,
         flags: if c.early {
@@ -294,10 +351,10 @@ fn command_to_c(c: &PlannedCommand) -> pipeconnect_session_command {
     }
 }
 
-fn command_from_c(c: &pipeconnect_session_command) -> Result<PlannedCommand, R> {
+fn command_from_c(c: &pipeconnect_session_command) -> Result<PlannedCommand, Failure> {
     let kind = CommandKind::from_u32(c.kind).ok_or(R::PIPECONNECT_ERR_INVALID_ARGUMENT)?;
     if c.flags & !PIPECONNECT_SESSION_COMMAND_EARLY != 0 {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT).field("flags"));
     }
     Ok(PlannedCommand {
         seq: c.seq,
@@ -318,6 +375,7 @@ fn event_to_c(e: &Event) -> pipeconnect_event {
         )
     });
     pipeconnect_event {
+        struct_size: 0,
         seq: e.seq,
         kind: e.kind as u32,
         verdict: e.verdict as u32,
@@ -335,6 +393,7 @@ fn event_to_c(e: &Event) -> pipeconnect_event {
 
 fn summary_to_c(s: &Summary) -> pipeconnect_summary {
     pipeconnect_summary {
+        struct_size: 0,
         verdict: s.verdict as u32,
         flags: s.flags,
         rcpt_accepted: s.rcpt_accepted,
@@ -410,30 +469,38 @@ fn summary_to_c(s: &Summary) -> pipeconnect_summary {
 /// ```
 ///
 /// `PIPECONNECT_ERR_INVALID_INTENT` for an unusable intent (see that result's message),
-/// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes.
+/// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes. `detail_out`
+/// may be NULL; otherwise (its `struct_size` set) it names the field at fault (`rcpts`
+/// with the recipient's `index`, `mail_from`, `ehlo_name`, ...) and why.
 ///
 /// # Safety
-/// `cache`, `key` are live handles; `intent` and `settings` are readable, with the
-/// intent's pointers valid as documented; `session_out` is writable.
+/// `cache`, `key` are live handles; `intent` and `settings` are readable for their
+/// `struct_size`, with the intent's pointers valid as documented; `session_out` is
+/// writable; `detail_out` is NULL or writable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_begin(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     intent: *const pipeconnect_intent,
     settings: *const pipeconnect_settings,
     session_out: *mut *mut pipeconnect_session,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_detail(&[unsafe { mark(cache) }, unsafe { mark(key) }], unsafe { wrap_detail(detail_out) }, || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let intent = unsafe { intent_from_c(handle(intent)?) }?;
-        let settings = settings_from_c(unsafe { handle(settings) }?)?;
-        let session_out = unsafe { out(session_out) }?;
+        let cache = unsafe { handle(cache) }.map_err(|r| Failure::new(r).field("cache"))?;
+        let key = unsafe { handle(key) }.map_err(|r| Failure::new(r).field("key"))?;
+        let intent = unsafe { intent_from_c(intent) }?;
+        let settings = unsafe { settings_from_c(settings) }?;
+        let session_out =
+            unsafe { out(session_out) }.map_err(|r| Failure::new(r).field("session_out"))?;
         let inner = Session::begin(cache.cache.clone(), key.inner.clone(), intent, settings)?;
         *session_out = into_handle(pipeconnect_session {
             inner,
             current: None,
+            finished: false,
+            poisoned: Poison::default(),
         });
         Ok(R::PIPECONNECT_OK)
     })
@@ -442,29 +509,40 @@ pub unsafe extern "C" fn pipeconnect_session_begin(
 /// Take the commands that may be sent now, in order: up to `cap` of them are copied into
 /// `cmds_out` and removed from the session's queue; `*count_out` says how many (0: wait
 /// for replies). Call again while it fills the whole array. Send every command taken, in
-/// order; take them before feeding more replies.
+/// order; take them before feeding more replies. Set `cmds_out[0].struct_size` to
+/// `sizeof(pipeconnect_session_command)`: it is the array's stride. After
+/// `pipeconnect_session_finish()`: `PIPECONNECT_ERR_BAD_STATE`.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `cmds_out` is writable for `cap`
-/// elements; `count_out` is writable.
+/// elements of `cmds_out[0].struct_size` bytes; `count_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_flight(
     session: *mut pipeconnect_session,
     cmds_out: *mut pipeconnect_session_command,
     cap: usize,
     count_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         let count_out = unsafe { out(count_out) }?;
         if cmds_out.is_null() {
             return Err(R::PIPECONNECT_ERR_NULL_POINTER);
         }
+        if s.finished {
+            return Err(R::PIPECONNECT_ERR_BAD_STATE);
+        }
+        let stride = if cap == 0 {
+            0
+        } else {
+            unsafe { out_array_stride(cmds_out) }?
+        };
         let taken = s.inner.take_commands(cap);
         for (i, c) in taken.iter().enumerate() {
-            // SAFETY: i < taken.len() <= cap, and cmds_out holds cap elements.
-            unsafe { cmds_out.add(i).write(command_to_c(c)) };
+            // SAFETY: i < taken.len() <= cap, and cmds_out holds cap elements of stride.
+            unsafe { write_array_element(cmds_out, stride, i, command_to_c(c)) };
         }
         *count_out = taken.len();
         Ok(R::PIPECONNECT_OK)
@@ -478,12 +556,13 @@ pub unsafe extern "C" fn pipeconnect_session_flight(
 /// # Safety
 /// `session` is a live session used by no other thread; the outputs are writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_pending(
     session: *const pipeconnect_session,
     commands_out: *mut usize,
     events_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         let commands_out = unsafe { out(commands_out) }?;
@@ -506,6 +585,7 @@ pub unsafe extern "C" fn pipeconnect_session_pending(
 /// `session` is a live session used by no other thread; `cmd` is readable; `buf` is
 /// writable for `len` bytes; `written` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_command_line(
     session: *const pipeconnect_session,
     cmd: *const pipeconnect_session_command,
@@ -513,10 +593,10 @@ pub unsafe extern "C" fn pipeconnect_session_command_line(
     len: usize,
     written: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
-        let cmd = command_from_c(unsafe { handle(cmd) }?)?;
+        let cmd = command_from_c(&unsafe { read_in(cmd) }?)?;
         let line = s.inner.command_line(&cmd)?;
         unsafe { copy_out_text(&line, buf, len, written) }
     })
@@ -537,13 +617,14 @@ pub unsafe extern "C" fn pipeconnect_session_command_line(
 /// `session` is a live session used by no other thread; `data` is readable for `len`
 /// bytes; `events_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_feed(
     session: *mut pipeconnect_session,
     data: *const u8,
     len: usize,
     events_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         let data = unsafe { bytes(data, len) }?;
@@ -553,25 +634,26 @@ pub unsafe extern "C" fn pipeconnect_session_feed(
     })
 }
 
-/// Take the oldest queued event into `*event_out`: `PIPECONNECT_OK`, or
+/// Take the oldest queued event into `*event_out` (its `struct_size` set): `PIPECONNECT_OK`, or
 /// `PIPECONNECT_NO_EVENT` (nothing written) when none is queued. `event_out->text` points
 /// into the session and stays valid until the next call on the session.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `event_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_next_event(
     session: *mut pipeconnect_session,
     event_out: *mut pipeconnect_event,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
-        let event_out = unsafe { out(event_out) }?;
+        unsafe { super::sized::check_out(event_out) }?;
         s.current = s.inner.next_event();
         match &s.current {
             Some(e) => {
-                *event_out = event_to_c(e);
+                unsafe { write_out(event_out, event_to_c(e)) }?;
                 Ok(R::PIPECONNECT_OK)
             }
             None => Ok(R::PIPECONNECT_NO_EVENT),
@@ -588,10 +670,11 @@ pub unsafe extern "C" fn pipeconnect_session_next_event(
 /// # Safety
 /// `session` is a live session used by no other thread.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_tls_started(
     session: *mut pipeconnect_session,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         s.inner.tls_started()?;
@@ -606,12 +689,13 @@ pub unsafe extern "C" fn pipeconnect_session_tls_started(
 /// # Safety
 /// `session` is a live session used by no other thread; the outputs are writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_reason(
     session: *const pipeconnect_session,
     allowed_out: *mut usize,
     reason_out: *mut pipeconnect_reason,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         let allowed_out = unsafe { out(allowed_out) }?;
@@ -629,11 +713,12 @@ pub unsafe extern "C" fn pipeconnect_session_reason(
 /// # Safety
 /// `session` is a live session used by no other thread; `done_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_is_done(
     session: *const pipeconnect_session,
     done_out: *mut bool,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         *unsafe { out(done_out) }? = s.inner.is_done();
@@ -641,24 +726,27 @@ pub unsafe extern "C" fn pipeconnect_session_is_done(
     })
 }
 
-/// End the session (for instance when the connection closed) and fill `*summary_out`. A
+/// End the session (for instance when the connection closed) and fill `*summary_out`
+/// (its `struct_size` set). A
 /// banner or EHLO reply still missing after an early flight was taken for sending
 /// invalidates the entry (verdict RECONNECT); a flight never taken (the connection failed
-/// first) does not. Later calls give the same summary; feeding is then
-/// `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
+/// first) does not. Later calls give the same summary; feeding and taking commands are
+/// then `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `summary_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_finish(
     session: *mut pipeconnect_session,
     summary_out: *mut pipeconnect_summary,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
-        let summary_out = unsafe { out(summary_out) }?;
-        *summary_out = summary_to_c(&s.inner.finish());
+        unsafe { super::sized::check_out(summary_out) }?;
+        s.finished = true;
+        unsafe { write_out(summary_out, summary_to_c(&s.inner.finish())) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }

@@ -6,13 +6,14 @@
 use super::cache::pipeconnect_cache;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::{guard, into_handle, out};
+use super::detail::{pipeconnect_error_detail, Failure};
+use super::sized::{read_in, write_out, Versioned};
+use super::{wrap_detail, guard_detail, guard_on, into_handle, out};
 use crate::cache::file::{StoreError, StoreOptions, DEFAULT_MODE};
 use crate::cache::Cache;
 use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Flags of `pipeconnect_store_options.flags`, combined with `|`.
 pub type pipeconnect_store_flags = u32;
@@ -26,11 +27,14 @@ pub const PIPECONNECT_STORE_REBUILD_IF_INVALID: pipeconnect_store_flags = 1 << 0
 
 const KNOWN_FLAGS: pipeconnect_store_flags = PIPECONNECT_STORE_REBUILD_IF_INVALID;
 
-/// How `pipeconnect_cache_open()` opens or creates a store file. Fill it with
-/// `pipeconnect_store_options_default()`, then change the fields you need.
+/// How `pipeconnect_cache_open()` opens or creates a store file. Set `struct_size`,
+/// fill it with `pipeconnect_store_options_default()`, then change the fields you need
+/// (or zero-initialise it: every field's 0 is its default).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_store_options {
+    /// `sizeof(pipeconnect_store_options)`, set by the caller.
+    pub struct_size: usize,
     /// Sets in the store (up to 1048576). 0: an existing file's, or 4096 for a new file.
     /// Otherwise an existing file must have exactly this many sets
     /// (`PIPECONNECT_ERR_STORE_GEOMETRY`), unless it is rebuilt.
@@ -42,35 +46,56 @@ pub struct pipeconnect_store_options {
     pub ways: u32,
     /// Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     pub ttl_seconds: u64,
-    /// Permission bits of a new file; default 0600. Must include 0600; may add group and
-    /// other read (0640, 0644); nothing else (no write or execute for others, no set-id
-    /// or sticky bits).
+    /// Permission bits of a new file; 0 or 0600 for the default, 0600. Must include
+    /// 0600; may add group and other read (0640, 0644); nothing else (no write or
+    /// execute for others, no set-id or sticky bits).
     pub mode: u32,
     /// `PIPECONNECT_STORE_*` flags.
     pub flags: pipeconnect_store_flags,
 }
 
-/// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
-/// ways for a new one), a time to live of 7 days, mode 0600, no flags.
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_store_options {
+    const NAME: &'static str = "pipeconnect_store_options";
+}
+
+fn default_options() -> pipeconnect_store_options {
+    pipeconnect_store_options {
+        struct_size: std::mem::size_of::<pipeconnect_store_options>(),
+        sets: 0,
+        ways: 0,
+        ttl_seconds: 0,
+        mode: DEFAULT_MODE,
+        flags: 0,
+    }
+}
+
+/// Fill `*out_options` (its `struct_size` set by the caller) with the default options:
+/// geometry of the existing file (4096 sets x 8 ways for a new one), a time to live of
+/// 7 days, mode 0600, no flags.
 ///
 /// # Safety
-/// `out` is writable.
+/// `out_options` is writable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_store_options_default(
     out_options: *mut pipeconnect_store_options,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[], || {
         // SAFETY: checked by the helper; see the function's contract.
-        let o = unsafe { out(out_options) }?;
-        *o = pipeconnect_store_options {
-            sets: 0,
-            ways: 0,
-            ttl_seconds: 0,
-            mode: DEFAULT_MODE,
-            flags: 0,
-        };
+        unsafe { write_out(out_options, default_options()) }?;
         Ok(R::PIPECONNECT_OK)
     })
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let f = Failure::new(e.into()).say(e.message());
+        match e {
+            StoreError::Io(errno) => f.errno(errno),
+            _ => f,
+        }
+    }
 }
 
 impl From<StoreError> for pipeconnect_result {
@@ -124,50 +149,59 @@ impl From<StoreError> for pipeconnect_result {
 /// Thread-safety: as for every `pipeconnect_cache`: any threads at once. Not
 /// async-signal-safe.
 ///
+/// `detail_out` may be NULL; otherwise (its `struct_size` set) it receives what went
+/// wrong: the errno value behind `PIPECONNECT_ERR_STORE_IO`, the option at fault.
+///
 /// # Safety
-/// `path` is a NUL-terminated string; `options` is NULL or readable; `cache_out` is
-/// writable.
+/// `path` is a NUL-terminated string; `options` is NULL or readable for its
+/// `struct_size` bytes; `cache_out` is writable; `detail_out` is NULL or writable for
+/// its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_open(
     path: *const c_char,
     options: *const pipeconnect_store_options,
     cache_out: *mut *mut pipeconnect_cache,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_detail(&[], unsafe { wrap_detail(detail_out) }, || {
         if path.is_null() {
-            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+            return Err(Failure::new(R::PIPECONNECT_ERR_NULL_POINTER).field("path"));
         }
         // SAFETY: non-NULL and NUL-terminated by the caller's promise.
         let path = Path::new(OsStr::from_bytes(
             unsafe { CStr::from_ptr(path) }.to_bytes(),
         ));
-        // SAFETY: NULL or readable by the caller's promise.
-        let o = match unsafe { options.as_ref() } {
-            Some(o) => *o,
-            None => {
-                let mut d = std::mem::MaybeUninit::<pipeconnect_store_options>::uninit();
-                // SAFETY: the out-pointer is valid for a write.
-                unsafe { pipeconnect_store_options_default(d.as_mut_ptr()) };
-                // SAFETY: written just above.
-                unsafe { d.assume_init() }
-            }
+        let o = if options.is_null() {
+            default_options()
+        } else {
+            // SAFETY: readable for its struct_size by the caller's promise.
+            unsafe { read_in(options) }?
         };
         // SAFETY: checked by the helper; see the function's contract.
-        let cache_out = unsafe { out(cache_out) }?;
+        let cache_out = unsafe { out(cache_out) }
+            .map_err(|r| Failure::new(r).field("cache_out"))?;
         if o.flags & !KNOWN_FLAGS != 0 {
-            return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+            return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field("options.flags")
+                .say(format!("unknown store flags {:#x}", o.flags & !KNOWN_FLAGS)));
         }
         let options = StoreOptions {
             sets: o.sets,
             ways: o.ways,
             ttl_secs: o.ttl_seconds,
-            mode: o.mode,
+            mode: if o.mode == 0 { DEFAULT_MODE } else { o.mode },
             rebuild_if_invalid: o.flags & PIPECONNECT_STORE_REBUILD_IF_INVALID != 0,
         };
-        let cache = Cache::open_file(path, &options)?;
-        *cache_out = into_handle(pipeconnect_cache {
-            cache: Arc::new(cache),
-        });
+        let cache = Cache::open_file(path, &options).map_err(|e| {
+            let f = Failure::from(e);
+            if e == StoreError::InvalidOptions {
+                f.field("options")
+            } else {
+                f.field("path")
+            }
+        })?;
+        *cache_out = into_handle(pipeconnect_cache::new(cache));
         Ok(R::PIPECONNECT_OK)
     })
 }
