@@ -322,6 +322,56 @@ pub(crate) unsafe fn copy_out_text(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::mem::{offset_of, size_of};
+
+    /// A struct the library reads must end exactly at its last field: a field added
+    /// later then starts at the old `sizeof`, never in bytes that an older caller's
+    /// struct had as (possibly uninitialised) tail padding.
+    #[test]
+    fn structs_the_library_reads_have_no_tail_padding() {
+        macro_rules! ends_at_last_field {
+            ($t:ty, $last:ident, $last_ty:ty) => {
+                assert_eq!(
+                    size_of::<$t>(),
+                    offset_of!($t, $last) + size_of::<$last_ty>(),
+                    stringify!($t)
+                );
+            };
+        }
+        ends_at_last_field!(session::pipeconnect_intent, body_size, u64);
+        ends_at_last_field!(policy::pipeconnect_settings, max_first_flight_body, u64);
+        ends_at_last_field!(policy::pipeconnect_situation, flags, u32);
+        ends_at_last_field!(policy::pipeconnect_command, mechanism, *const c_char);
+        ends_at_last_field!(store::pipeconnect_store_options, flags, u32);
+        ends_at_last_field!(session::pipeconnect_session_command, size, u64);
+    }
+
+    #[test]
+    fn a_panic_poisons_the_handles_of_the_call_and_only_those() {
+        let a = cache::pipeconnect_cache::new(crate::cache::Cache::in_memory(Default::default()));
+        let b = cache::pipeconnect_cache::new(crate::cache::Cache::in_memory(Default::default()));
+        let ma = unsafe { mark(&a) };
+        let mb = unsafe { mark(&b) };
+        let r = guard_on(&[ma], || panic!("inside the library"));
+        assert_eq!(r, pipeconnect_result::PIPECONNECT_ERR_PANIC);
+        let mut ran = false;
+        let again = guard_on(&[ma], || {
+            ran = true;
+            Ok(pipeconnect_result::PIPECONNECT_OK)
+        });
+        assert_eq!(again, pipeconnect_result::PIPECONNECT_ERR_PANIC);
+        assert!(!ran, "a poisoned handle is not touched");
+        let other = guard_on(&[mb], || Ok(pipeconnect_result::PIPECONNECT_OK));
+        assert_eq!(other, pipeconnect_result::PIPECONNECT_OK);
+    }
+
+    #[test]
+    fn the_hook_is_quiet_only_inside_the_library() {
+        assert!(!quiet_here());
+        let inside = catch(quiet_here).unwrap();
+        assert!(inside);
+        assert!(!quiet_here());
+    }
 
     #[test]
     fn a_panic_becomes_an_error_result_and_does_not_unwind() {

@@ -54,6 +54,8 @@ pub struct pipeconnect_intent {
     pub ehlo_name: *const c_char,
     /// `PIPECONNECT_INTENT_*` bits.
     pub flags: pipeconnect_intent_flags,
+    /// A `PIPECONNECT_BODY_*` value.
+    pub body_mode: pipeconnect_body_mode,
     /// With `PIPECONNECT_INTENT_AUTH`: the SASL mechanism, NUL-terminated.
     pub auth_mechanism: *const c_char,
     /// The envelope sender without angle brackets (`""` for the null sender), or NULL
@@ -70,8 +72,6 @@ pub struct pipeconnect_intent {
     /// dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
     /// harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     pub body_size: u64,
-    /// A `PIPECONNECT_BODY_*` value.
-    pub body_mode: pipeconnect_body_mode,
 }
 
 // SAFETY: repr(C), starts with a usize, integers and pointers only.
