@@ -376,6 +376,8 @@ typedef struct pipeconnect_intent {
     const char *ehlo_name;
     // `PIPECONNECT_INTENT_*` bits.
     pipeconnect_intent_flags flags;
+    // A `PIPECONNECT_BODY_*` value.
+    pipeconnect_body_mode body_mode;
     // With `PIPECONNECT_INTENT_AUTH`: the SASL mechanism, NUL-terminated.
     const char *auth_mechanism;
     // The envelope sender without angle brackets (`""` for the null sender), or NULL
@@ -392,8 +394,6 @@ typedef struct pipeconnect_intent {
     // dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
     // harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     uint64_t body_size;
-    // A `PIPECONNECT_BODY_*` value.
-    pipeconnect_body_mode body_mode;
 } pipeconnect_intent;
 
 // Flags of a `pipeconnect_session_command`.

@@ -368,10 +368,7 @@ mod tests {
             Err(Error::InvalidArgument)
         );
         let k = PeerKey::parse("192.0.2.1", 25, TlsState::Cleartext).unwrap();
-        assert_eq!(
-            k.clone().with_local("0.0.0.0"),
-            Err(Error::InvalidAddress)
-        );
+        assert_eq!(k.clone().with_local("0.0.0.0"), Err(Error::InvalidAddress));
         assert_eq!(k.clone().with_ehlo_name(""), Err(Error::InvalidEhloName));
         assert_eq!(k.clone().with_ehlo_name("a b"), Err(Error::InvalidEhloName));
         assert_eq!(

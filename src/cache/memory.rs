@@ -267,7 +267,10 @@ mod tests {
     fn a_huge_capacity_reserves_nothing_and_still_evicts_at_its_bound() {
         let b = MemoryBackend::new(usize::MAX, 16);
         assert_eq!(b.shards.len(), 16);
-        assert!(b.shards.iter().all(|s| s.lock().map.cap().get() == usize::MAX));
+        assert!(b
+            .shards
+            .iter()
+            .all(|s| s.lock().map.cap().get() == usize::MAX));
         fill(&b, 10);
         assert_eq!(b.stats().entries, 10);
         let small = MemoryBackend::new(3, 1);

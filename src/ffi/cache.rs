@@ -6,7 +6,9 @@ use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::sized::{write_out, Versioned};
-use super::{bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, Poison};
+use super::{
+    bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, Poison,
+};
 use crate::cache::{Cache, CacheConfig, CacheStats, Learned, DEFAULT_CAPACITY, DEFAULT_TTL_SECS};
 use crate::caps::Capabilities;
 use std::sync::Arc;
@@ -171,15 +173,20 @@ pub unsafe extern "C" fn pipeconnect_cache_learn_caps(
     key: *const pipeconnect_key,
     caps: *const pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }, unsafe { mark(caps) }], || {
-        // SAFETY: checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let caps = unsafe { handle(caps) }?;
-        Ok(learned_result(
-            cache.cache.learn(&key.inner, caps.caps.clone()),
-        ))
-    })
+    guard_on(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }, unsafe {
+            mark(caps)
+        }],
+        || {
+            // SAFETY: checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }?;
+            let key = unsafe { handle(key) }?;
+            let caps = unsafe { handle(caps) }?;
+            Ok(learned_result(
+                cache.cache.learn(&key.inner, caps.caps.clone()),
+            ))
+        },
+    )
 }
 
 fn learned_result(l: Learned) -> pipeconnect_result {

@@ -4,7 +4,9 @@
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::sized::{write_out, Versioned};
-use super::{bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, text, Poison};
+use super::{
+    bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, text, Poison,
+};
 use crate::cache::Entry;
 use crate::caps::{Capabilities, ParseOptions, ALL_EXTENSION_BITS};
 use std::ffi::{c_char, CString};

@@ -108,7 +108,10 @@ fn fill(dst: &mut [c_char], s: &str) {
 }
 
 /// The detail for a call that returned `r` (with `failure` when it failed).
-pub(crate) fn detail_for(r: pipeconnect_result, failure: Option<&Failure>) -> pipeconnect_error_detail {
+pub(crate) fn detail_for(
+    r: pipeconnect_result,
+    failure: Option<&Failure>,
+) -> pipeconnect_error_detail {
     let mut d = pipeconnect_error_detail {
         struct_size: 0,
         result: r as c_int,

@@ -4,8 +4,8 @@
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::{
-    copy_out_text, free_handle, guard, guard_on, guard_void, handle, handle_mut, into_handle,
-    mark, out, text, Poison,
+    copy_out_text, free_handle, guard, guard_on, guard_void, handle, handle_mut, into_handle, mark,
+    out, text, Poison,
 };
 use crate::key::{PeerKey, TlsState};
 use std::ffi::c_char;

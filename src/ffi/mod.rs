@@ -112,7 +112,8 @@ static HOOK: Once = Once::new();
 /// program linking the rlib shares one, and keeps its own hook's behaviour (chained).
 fn install_quiet_hook() {
     HOOK.call_once(|| {
-        let verbose = std::env::var_os(PANIC_MESSAGES_ENV).is_some_and(|v| !v.is_empty() && v != "0");
+        let verbose =
+            std::env::var_os(PANIC_MESSAGES_ENV).is_some_and(|v| !v.is_empty() && v != "0");
         if verbose {
             return;
         }

@@ -7,6 +7,7 @@
 
 use super::cache::pipeconnect_cache;
 use super::caps::{pipeconnect_caps, pipeconnect_ext};
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
@@ -15,9 +16,8 @@ use super::session::{
     PIPECONNECT_EVENT_EARLY_STOPPED, PIPECONNECT_EVENT_MESSAGE_ACCEPTED,
     PIPECONNECT_EVENT_OUT_OF_STEP,
 };
-use super::detail::{pipeconnect_error_detail, Failure};
 use super::sized::{read_array, read_in, write_out, Versioned};
-use super::{wrap_detail, guard_detail, guard_on, handle, mark, out, text};
+use super::{guard_detail, guard_on, handle, mark, out, text, wrap_detail};
 use crate::caps::ALL_EXTENSION_BITS;
 use crate::policy::{
     self, check_ehlo, early_flight, early_flight_for_key, used_extensions, valid_reply_code,
@@ -343,7 +343,9 @@ unsafe fn commands_from_c(
     if n == 0 || n > SEQUENCE_MAX {
         return Err(Failure::new(R::PIPECONNECT_ERR_BAD_SEQUENCE)
             .field("n")
-            .say(format!("a sequence has 1 to {SEQUENCE_MAX} commands, not {n}")));
+            .say(format!(
+                "a sequence has 1 to {SEQUENCE_MAX} commands, not {n}"
+            )));
     }
     // SAFETY: non-NULL, n bounded, readable by the caller's promise.
     let raw = unsafe { read_array(cmds, n) }?;
@@ -378,7 +380,9 @@ unsafe fn commands_from_c(
                 return Err(Failure::new(R::PIPECONNECT_ERR_BAD_SEQUENCE)
                     .field("kind")
                     .index(i)
-                    .say(format!("command {i}: BANNER and BODY are not commands to plan")))
+                    .say(format!(
+                        "command {i}: BANNER and BODY are not commands to plan"
+                    )))
             }
         });
     }
@@ -427,17 +431,21 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
     reason_out: *mut pipeconnect_reason,
     detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard_detail(&[unsafe { mark(cached) }], unsafe { wrap_detail(detail_out) }, || {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cached = unsafe { cached.as_ref() }.map(|c| &c.caps);
-        let situation = unsafe { situation_from_c(situation) }?;
-        let settings = unsafe { settings_from_c(settings) }?;
-        let cmds = unsafe { commands_from_c(cmds, n) }?;
-        let allowed_out = unsafe { out(allowed_out) }?;
-        let reason_out = unsafe { out(reason_out) }?;
-        let f = early_flight(cached, &situation, &settings, &cmds)?;
-        Ok(write_flight(f, allowed_out, reason_out))
-    })
+    guard_detail(
+        &[unsafe { mark(cached) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cached = unsafe { cached.as_ref() }.map(|c| &c.caps);
+            let situation = unsafe { situation_from_c(situation) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let cmds = unsafe { commands_from_c(cmds, n) }?;
+            let allowed_out = unsafe { out(allowed_out) }?;
+            let reason_out = unsafe { out(reason_out) }?;
+            let f = early_flight(cached, &situation, &settings, &cmds)?;
+            Ok(write_flight(f, allowed_out, reason_out))
+        },
+    )
 }
 
 /// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
@@ -460,28 +468,32 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
     reason_out: *mut pipeconnect_reason,
     detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard_detail(&[unsafe { mark(cache) }, unsafe { mark(key) }], unsafe { wrap_detail(detail_out) }, || {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let situation = unsafe { situation_from_c(situation) }?;
-        let settings = unsafe { settings_from_c(settings) }?;
-        let cmds = unsafe { commands_from_c(cmds, n) }?;
-        let allowed_out = unsafe { out(allowed_out) }?;
-        let reason_out = unsafe { out(reason_out) }?;
-        if key.inner.tls() != situation.phase.tls() {
-            return Err(Failure::new(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH).field("key"));
-        }
-        let entry = cache.cache.lookup(&key.inner);
-        let f = early_flight_for_key(
-            entry.as_ref().map(|e| &e.caps),
-            key.inner.tls(),
-            &situation,
-            &settings,
-            &cmds,
-        )?;
-        Ok(write_flight(f, allowed_out, reason_out))
-    })
+    guard_detail(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }?;
+            let key = unsafe { handle(key) }?;
+            let situation = unsafe { situation_from_c(situation) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let cmds = unsafe { commands_from_c(cmds, n) }?;
+            let allowed_out = unsafe { out(allowed_out) }?;
+            let reason_out = unsafe { out(reason_out) }?;
+            if key.inner.tls() != situation.phase.tls() {
+                return Err(Failure::new(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH).field("key"));
+            }
+            let entry = cache.cache.lookup(&key.inner);
+            let f = early_flight_for_key(
+                entry.as_ref().map(|e| &e.caps),
+                key.inner.tls(),
+                &situation,
+                &settings,
+                &cmds,
+            )?;
+            Ok(write_flight(f, allowed_out, reason_out))
+        },
+    )
 }
 
 /// The extensions (`PIPECONNECT_EXT_*` bits) an early flight made of the first `n`

@@ -3,6 +3,7 @@
 
 use super::cache::pipeconnect_cache;
 use super::caps::pipeconnect_ext;
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::key::pipeconnect_key;
 use super::policy::{
     pipeconnect_command_kind, pipeconnect_reason, pipeconnect_settings, pipeconnect_verdict,
@@ -10,11 +11,10 @@ use super::policy::{
 };
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::detail::{pipeconnect_error_detail, Failure};
 use super::sized::{out_array_stride, read_in, write_array_element, write_out, Versioned};
 use super::{
-    bytes, copy_out_text, wrap_detail, free_handle, guard_detail, guard_on, guard_void, handle, handle_mut,
-    into_handle, mark, out, text, Poison,
+    bytes, copy_out_text, free_handle, guard_detail, guard_on, guard_void, handle, handle_mut,
+    into_handle, mark, out, text, wrap_detail, Poison,
 };
 use crate::policy::CommandKind;
 use crate::session::event::{Event, PlannedCommand, Summary};
@@ -294,7 +294,10 @@ unsafe fn intent_from_c(p: *const pipeconnect_intent) -> Result<Intent, Failure>
         & (PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE | PIPECONNECT_INTENT_AUTH_OPTIONAL)
         != 0
     {
-        return Err(invalid("flags", "AUTH_INITIAL_RESPONSE or AUTH_OPTIONAL without AUTH"));
+        return Err(invalid(
+            "flags",
+            "AUTH_INITIAL_RESPONSE or AUTH_OPTIONAL without AUTH",
+        ));
     } else {
         None
     };
@@ -487,23 +490,27 @@ pub unsafe extern "C" fn pipeconnect_session_begin(
     session_out: *mut *mut pipeconnect_session,
     detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard_detail(&[unsafe { mark(cache) }, unsafe { mark(key) }], unsafe { wrap_detail(detail_out) }, || {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }.map_err(|r| Failure::new(r).field("cache"))?;
-        let key = unsafe { handle(key) }.map_err(|r| Failure::new(r).field("key"))?;
-        let intent = unsafe { intent_from_c(intent) }?;
-        let settings = unsafe { settings_from_c(settings) }?;
-        let session_out =
-            unsafe { out(session_out) }.map_err(|r| Failure::new(r).field("session_out"))?;
-        let inner = Session::begin(cache.cache.clone(), key.inner.clone(), intent, settings)?;
-        *session_out = into_handle(pipeconnect_session {
-            inner,
-            current: None,
-            finished: false,
-            poisoned: Poison::default(),
-        });
-        Ok(R::PIPECONNECT_OK)
-    })
+    guard_detail(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }.map_err(|r| Failure::new(r).field("cache"))?;
+            let key = unsafe { handle(key) }.map_err(|r| Failure::new(r).field("key"))?;
+            let intent = unsafe { intent_from_c(intent) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let session_out =
+                unsafe { out(session_out) }.map_err(|r| Failure::new(r).field("session_out"))?;
+            let inner = Session::begin(cache.cache.clone(), key.inner.clone(), intent, settings)?;
+            *session_out = into_handle(pipeconnect_session {
+                inner,
+                current: None,
+                finished: false,
+                poisoned: Poison::default(),
+            });
+            Ok(R::PIPECONNECT_OK)
+        },
+    )
 }
 
 /// Take the commands that may be sent now, in order: up to `cap` of them are copied into

@@ -165,7 +165,10 @@ unsafe fn write_sized<T: Versioned>(dst: *mut u8, n: usize, value: T) {
 ///
 /// # Safety
 /// `p` is NULL or valid for reading `count` elements of the caller's `struct_size`.
-pub(crate) unsafe fn read_array<T: Versioned>(p: *const T, count: usize) -> Result<Vec<T>, Failure> {
+pub(crate) unsafe fn read_array<T: Versioned>(
+    p: *const T,
+    count: usize,
+) -> Result<Vec<T>, Failure> {
     if p.is_null() {
         return Err(Failure::new(R::PIPECONNECT_ERR_NULL_POINTER).field(T::NAME));
     }
@@ -214,7 +217,12 @@ pub(crate) unsafe fn out_array_stride<T: Versioned>(p: *mut T) -> Result<usize, 
 ///
 /// # Safety
 /// `p` is valid for writing `i + 1` elements of `stride` bytes.
-pub(crate) unsafe fn write_array_element<T: Versioned>(p: *mut T, stride: usize, i: usize, value: T) {
+pub(crate) unsafe fn write_array_element<T: Versioned>(
+    p: *mut T,
+    stride: usize,
+    i: usize,
+    value: T,
+) {
     // SAFETY: see the contract.
     unsafe { write_sized(p.cast::<u8>().add(i * stride), stride, value) }
 }

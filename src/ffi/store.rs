@@ -4,11 +4,11 @@
 #![allow(non_camel_case_types)]
 
 use super::cache::pipeconnect_cache;
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::detail::{pipeconnect_error_detail, Failure};
 use super::sized::{read_in, write_out, Versioned};
-use super::{wrap_detail, guard_detail, guard_on, into_handle, out};
+use super::{guard_detail, guard_on, into_handle, out, wrap_detail};
 use crate::cache::file::{StoreError, StoreOptions, DEFAULT_MODE};
 use crate::cache::Cache;
 use std::ffi::{c_char, CStr, OsStr};
@@ -179,8 +179,8 @@ pub unsafe extern "C" fn pipeconnect_cache_open(
             unsafe { read_in(options) }?
         };
         // SAFETY: checked by the helper; see the function's contract.
-        let cache_out = unsafe { out(cache_out) }
-            .map_err(|r| Failure::new(r).field("cache_out"))?;
+        let cache_out =
+            unsafe { out(cache_out) }.map_err(|r| Failure::new(r).field("cache_out"))?;
         if o.flags & !KNOWN_FLAGS != 0 {
             return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
                 .field("options.flags")

@@ -141,7 +141,8 @@ impl Intent {
                 return Err(SessionError::InvalidIntent(IntentProblem {
                     field: "rcpts",
                     index: Some(i),
-                    why: "a recipient address is empty, has a control character, <, > or is too long",
+                    why:
+                        "a recipient address is empty, has a control character, <, > or is too long",
                 }));
             }
         }
