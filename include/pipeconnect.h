@@ -1210,36 +1210,39 @@ bool pipeconnect_result_is_error(int result);
 // ```c
 // const char *rcpts[] = { "a@example.org", "b@example.org" };
 // pipeconnect_intent intent = { 0 };
+// intent.struct_size = sizeof intent;           /* every struct: its sizeof first */
 // intent.ehlo_name = "client.example.net";
 // intent.mail_from = "sender@example.net";
 // intent.rcpts = rcpts;
 // intent.rcpt_count = 2;
 // intent.body_size = body_len;                  /* BDAT LAST if CHUNKING, else DATA */
-// pipeconnect_settings settings = { PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+// pipeconnect_settings settings = { sizeof settings, PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+// pipeconnect_error_detail why = { .struct_size = sizeof why };
 //
 // pipeconnect_session *s;
-// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s) != PIPECONNECT_OK)
-//     return -1;
+// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s, &why) != PIPECONNECT_OK)
+//     return log("%s", why.message), -1;        /* names the field and recipient */
 // for (;;) {
 //     pipeconnect_session_command cmds[16];
-//     size_t n;
-//     pipeconnect_session_flight(s, cmds, 16, &n);   /* commands to send now */
+//     size_t n = 0;
+//     cmds[0].struct_size = sizeof cmds[0];      /* the array's stride */
+//     if (pipeconnect_session_flight(s, cmds, 16, &n) != PIPECONNECT_OK) break;
 //     for (size_t i = 0; i < n; i++) {
 //         char line[600]; size_t len;
 //         if (cmds[i].kind == PIPECONNECT_CMD_BODY) { sock_write_dotstuffed_body(); continue; }
-//         pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len);
+//         if (pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len))
+//             break;                                  /* AUTH with a response: yours */
 //         sock_write(line, len);
 //         if (cmds[i].kind == PIPECONNECT_CMD_BDAT_LAST) sock_write(body, body_len);
 //     }
 //     bool done;
-//     pipeconnect_session_is_done(s, &done);
-//     if (done) break;
+//     if (pipeconnect_session_is_done(s, &done) != PIPECONNECT_OK || done) break;
 //     uint8_t buf[4096];
 //     ssize_t got = sock_read(buf, sizeof buf);       /* any split is fine */
 //     if (got <= 0) break;
 //     size_t events;
 //     pipeconnect_result r = pipeconnect_session_feed(s, buf, (size_t)got, &events);
-//     pipeconnect_event ev;
+//     pipeconnect_event ev = { .struct_size = sizeof ev };
 //     while (pipeconnect_session_next_event(s, &ev) == PIPECONNECT_OK) {
 //         log("%s %u %.*s -> %s", pipeconnect_command_name(ev.kind), ev.code,
 //             (int)ev.text_len, (const char *)ev.text, pipeconnect_verdict_name(ev.verdict));
@@ -1248,14 +1251,15 @@ bool pipeconnect_result_is_error(int result);
 //         if (ev.kind == PIPECONNECT_CMD_STARTTLS &&
 //             ev.verdict == PIPECONNECT_VERDICT_CONTINUE) {
 //             do_tls_handshake();
-//             pipeconnect_session_tls_started(s);  /* fails on cleartext after the 220 */
+//             if (pipeconnect_session_tls_started(s)) /* cleartext after the 220 */
+//                 break;
 //         }
 //     }
 //     if (r != PIPECONNECT_OK) break;                 /* unexpected or malformed reply */
 // }
-// pipeconnect_summary sum;
-// pipeconnect_session_finish(s, &sum);
-// if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
+// pipeconnect_summary sum = { .struct_size = sizeof sum };
+// if (pipeconnect_session_finish(s, &sum) == PIPECONNECT_OK &&
+//     sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
 //     retry_now_without_early_pipelining();           /* no bounce, no deferral */
 // pipeconnect_session_free(s);
 // ```

@@ -280,6 +280,18 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_costs_about_what_the_docs_say() {
+        // Key and entry inline, plus the LRU node's two links and the hash table's slot.
+        let inline = std::mem::size_of::<PeerKey>() + std::mem::size_of::<Entry>();
+        let per_entry = inline + 2 * std::mem::size_of::<usize>() + 16;
+        assert!(per_entry <= ENTRY_BYTES_APPROX, "{per_entry}");
+        assert!(
+            per_entry >= ENTRY_BYTES_APPROX / 4,
+            "{per_entry}: update the docs"
+        );
+    }
+
+    #[test]
     fn clear_counts_the_dropped_entries_as_invalidations() {
         let b = MemoryBackend::new(100, 1);
         fill(&b, 7);
