@@ -202,6 +202,7 @@ static int send_released(attempt *a)
 
     a->out.len = 0;
     do {
+        cmds[0].struct_size = sizeof cmds[0]; /* the array's stride */
         rc = pipeconnect_session_flight(a->s, cmds, FLIGHT_CAP, &n);
         if (rc != PIPECONNECT_OK) {
             detail(a->r, "session_flight: %s", pipeconnect_result_message(rc));
@@ -280,6 +281,8 @@ static int handle_events(attempt *a)
     pipeconnect_event ev;
     const pc_delivery_opts *o = a->o;
 
+    memset(&ev, 0, sizeof ev);
+    ev.struct_size = sizeof ev;
     while (pipeconnect_session_next_event(a->s, &ev) == PIPECONNECT_OK) {
         if (o->verbose)
             log_event(&ev);
@@ -388,6 +391,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     pipeconnect_key *key = NULL;
     pipeconnect_intent intent;
     pipeconnect_settings settings;
+    pipeconnect_error_detail why;
     pipeconnect_result rc;
     char err[256];
     size_t allowed = 0;
@@ -399,6 +403,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     a.r = r;
     a.conn.fd = -1;
     memset(summary, 0, sizeof *summary);
+    summary->struct_size = sizeof *summary;
     summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
 
     /* The key: server address, port, and the TLS state the cached facts belong to.
@@ -410,6 +415,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     }
 
     memset(&intent, 0, sizeof intent);
+    intent.struct_size = sizeof intent;
     intent.ehlo_name = o->ehlo; /* known before connecting: required for an early flight */
     intent.mail_from = o->from;
     intent.rcpts = o->rcpts;
@@ -437,14 +443,17 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     }
 
     memset(&settings, 0, sizeof settings);
+    settings.struct_size = sizeof settings;
     if (allow_early && o->mode != PC_MODE_CLASSIC)
         settings.flags |= PIPECONNECT_SETTINGS_EARLY_ALLOWED;
     if (o->relaxed)
         settings.flags |= PIPECONNECT_SETTINGS_RELAXED;
 
-    rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s);
+    memset(&why, 0, sizeof why);
+    why.struct_size = sizeof why;
+    rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s, &why);
     if (rc != PIPECONNECT_OK) {
-        detail(r, "session_begin: %s", pipeconnect_result_message(rc));
+        detail(r, "session_begin: %s (%s)", why.message, why.field);
         goto out;
     }
     if (pipeconnect_session_reason(a.s, &allowed, &reason) == PIPECONNECT_OK)
@@ -508,7 +517,8 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
 
 finish:
     r->tfo_used = r->tfo_used || a.conn.tfo_used;
-    pipeconnect_session_finish(a.s, summary);
+    if (pipeconnect_session_finish(a.s, summary) != PIPECONNECT_OK)
+        summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
     if (a.accepted) {
         r->ms = a.t_accepted - t0;
         r->server_accepted = 1;

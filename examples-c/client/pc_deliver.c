@@ -294,7 +294,7 @@ int main(int argc, char **argv)
      * delivery processes, or successive runs of this program); --memory lives only as
      * long as this process. */
     if (store != NULL)
-        rc = pipeconnect_cache_open(store, NULL, &cache);
+        rc = pipeconnect_cache_open(store, NULL, &cache, NULL);
     else
         rc = pipeconnect_cache_new(0, 0, &cache);
     if (rc != PIPECONNECT_OK) {

@@ -219,15 +219,17 @@ impl Session {
         intent.validate()?;
         let tls_on_connect = key.tls() == TlsState::Encrypted;
         if tls_on_connect && intent.starttls {
-            return Err(SessionError::InvalidIntent(
+            return Err(SessionError::InvalidIntent(IntentProblem::field(
+                "flags",
                 "STARTTLS on a connection that is encrypted from the start",
-            ));
+            )));
         }
         if let (Some(k), Some(i)) = (key.ehlo_name(), intent.ehlo_name.as_deref()) {
             if !k.eq_ignore_ascii_case(i) {
-                return Err(SessionError::InvalidIntent(
+                return Err(SessionError::InvalidIntent(IntentProblem::field(
+                    "ehlo_name",
                     "the key is narrowed to another EHLO name than the intent's",
-                ));
+                )));
             }
         }
         let mut s = Session {

@@ -51,7 +51,7 @@ from . import policy
 from .policy import Command, Settings, Situation
 from .session import Event, Intent, Session, SessionCommand, Summary
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def library_version() -> str:

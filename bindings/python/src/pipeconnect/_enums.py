@@ -250,6 +250,33 @@ class SummaryFlags(IntFlag):
     FAILED = 64
 
 
+class DetailFlags(IntFlag):
+    """``PIPECONNECT_DETAIL_*``: flags of a ``pipeconnect_error_detail``."""
+
+    NONE = 0
+    HAS_INDEX = 1
+
+
+class Limit(IntEnum):
+    """The header's size limits (``PIPECONNECT_`` prefix dropped)."""
+
+    #: Bytes that always hold ``pipeconnect_key_to_string()``'s text and its NUL.
+    KEY_STRING_MAX = 362
+    #: The largest capacity of an in-process cache.
+    CACHE_CAPACITY_MAX = 16777216
+    #: The largest ``struct_size`` the library accepts.
+    STRUCT_SIZE_MAX = 4096
+
+
+#: Whole ``#define`` names in the header -> their Python member (checked before the
+#: prefixes below).
+HEADER_LIMITS: Dict[str, "Limit"] = {
+    "PIPECONNECT_KEY_STRING_MAX": Limit.KEY_STRING_MAX,
+    "PIPECONNECT_CACHE_CAPACITY_MAX": Limit.CACHE_CAPACITY_MAX,
+    "PIPECONNECT_STRUCT_SIZE_MAX": Limit.STRUCT_SIZE_MAX,
+}
+
+
 #: C spelling of a member name, where Python needs another (identifiers cannot start
 #: with a digit).
 C_NAMES: Dict[str, str] = {"EIGHTBITMIME": "8BITMIME"}
@@ -276,6 +303,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_SESSION_COMMAND_": SessionCommandFlags,
     "PIPECONNECT_EVENT_": EventFlags,
     "PIPECONNECT_SUMMARY_": SummaryFlags,
+    "PIPECONNECT_DETAIL_": DetailFlags,
 }
 
 #: C enum name in the header -> the Python enum with its members (``PIPECONNECT_``

@@ -10,7 +10,7 @@ from typing import Optional, Tuple, Union
 from . import _ffi
 from ._enums import ParseFlags, StoreFlags
 from ._errors import InvalidInputError, Result
-from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check
+from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check, check_detail
 from .caps import Capabilities, _buffer
 from .key import Key
 
@@ -120,7 +120,13 @@ class Cache(Handle):
         if b"\0" in raw:
             raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "path contains a NUL byte")
         out = _ffi.CACHE_P()
-        check(_lib.pipeconnect_cache_open(raw, ctypes.byref(opts), ctypes.byref(out)))
+        detail = _ffi.pipeconnect_error_detail()
+        check_detail(
+            _lib.pipeconnect_cache_open(
+                raw, ctypes.byref(opts), ctypes.byref(out), ctypes.byref(detail)
+            ),
+            detail,
+        )
         obj = cls._adopt(out)
         obj._path = os.fsdecode(raw)
         return obj
@@ -155,12 +161,12 @@ class Cache(Handle):
         rc = _lib.pipeconnect_cache_learn(
             self._handle(), key._handle(), _buffer(data), len(data), int(flags)
         )
-        return check(rc, Result.NOT_CACHED) == Result.OK
+        return check(rc, Result.NOT_CACHED, Result.NOT_CACHED_REMOVED) == Result.OK
 
     def learn_caps(self, key: Key, caps: Capabilities) -> bool:
         """As :meth:`learn`, from capabilities already parsed."""
         rc = _lib.pipeconnect_cache_learn_caps(self._handle(), key._handle(), caps._handle())
-        return check(rc, Result.NOT_CACHED) == Result.OK
+        return check(rc, Result.NOT_CACHED, Result.NOT_CACHED_REMOVED) == Result.OK
 
     def lookup(self, key: Key) -> Optional[Capabilities]:
         """The live entry for ``key`` as a new snapshot, or None on a miss."""
