@@ -240,7 +240,12 @@ fn a_trickled_banner_ends_at_the_delivery_deadline() {
     let (o, took) = deliver(
         &server.port(),
         None,
-        &["--reply-timeout-ms", "30000", "--delivery-timeout-ms", "1500"],
+        &[
+            "--reply-timeout-ms",
+            "30000",
+            "--delivery-timeout-ms",
+            "1500",
+        ],
     );
     assert_tempfail_at(&o, took, Duration::from_millis(1500));
     assert!(
@@ -259,7 +264,12 @@ fn a_silent_server_after_an_early_flight_costs_one_delivery_deadline() {
     let (o, took) = deliver(
         &server.port(),
         Some(&store),
-        &["--reply-timeout-ms", "1000", "--delivery-timeout-ms", "1500"],
+        &[
+            "--reply-timeout-ms",
+            "1000",
+            "--delivery-timeout-ms",
+            "1500",
+        ],
     );
     assert_tempfail_at(&o, took, Duration::from_millis(1500));
     assert!(
@@ -267,7 +277,11 @@ fn a_silent_server_after_an_early_flight_costs_one_delivery_deadline() {
         "{}",
         show(&o)
     );
-    assert_eq!(server.accepted(), 2, "the early connection and the reconnect");
+    assert_eq!(
+        server.accepted(),
+        2,
+        "the early connection and the reconnect"
+    );
 }
 
 #[test]
@@ -279,7 +293,12 @@ fn a_silent_server_leaves_no_time_for_a_reconnect_past_the_deadline() {
     let (o, took) = deliver(
         &server.port(),
         Some(&store),
-        &["--reply-timeout-ms", "30000", "--delivery-timeout-ms", "1200"],
+        &[
+            "--reply-timeout-ms",
+            "30000",
+            "--delivery-timeout-ms",
+            "1200",
+        ],
     );
     assert_tempfail_at(&o, took, Duration::from_millis(1200));
     assert_eq!(server.accepted(), 1, "no reconnect after the deadline");
