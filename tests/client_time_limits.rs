@@ -329,3 +329,89 @@ fn time_limits_must_be_positive() {
         assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", show(&o));
     }
 }
+
+/// A server that, like Exim 4.96, holds its 221 after QUIT until the client's FIN (here
+/// up to 3 s). Sends on `report` how long after the QUIT the FIN came (None: not within
+/// the 3 s).
+fn corked_quit_server(report: mpsc::Sender<Option<Duration>>) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind the test server");
+    let addr = listener.local_addr().unwrap();
+    thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let report = report.clone();
+            thread::spawn(move || {
+                let _ = speak_smtp_then_wait_for_fin(stream, &report);
+            });
+        }
+    });
+    addr
+}
+
+fn speak_smtp_then_wait_for_fin(
+    stream: TcpStream,
+    report: &mpsc::Sender<Option<Duration>>,
+) -> std::io::Result<()> {
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    out.write_all(b"220 corked.test.example ESMTP\r\n")?;
+    let mut in_data = false;
+    let mut line = String::new();
+    loop {
+        line.clear();
+        if reader.read_line(&mut line)? == 0 {
+            return Ok(());
+        }
+        if in_data {
+            if line == ".\r\n" {
+                in_data = false;
+                out.write_all(b"250 OK id=1\r\n")?;
+            }
+            continue;
+        }
+        let verb = line.get(..4).unwrap_or("").to_ascii_uppercase();
+        match verb.as_str() {
+            "EHLO" => out.write_all(b"250-corked.test.example\r\n250 PIPELINING\r\n")?,
+            "MAIL" | "RCPT" => out.write_all(b"250 OK\r\n")?,
+            "DATA" => {
+                in_data = true;
+                out.write_all(b"354 go ahead\r\n")?;
+            }
+            "QUIT" => break,
+            _ => out.write_all(b"500 what\r\n")?,
+        }
+    }
+    // QUIT: the 221 waits for the FIN.
+    let quit_at = Instant::now();
+    reader
+        .get_ref()
+        .set_read_timeout(Some(Duration::from_secs(3)))?;
+    let mut rest = [0u8; 64];
+    let fin = matches!(reader.read(&mut rest), Ok(0));
+    let _ = report.send(fin.then(|| quit_at.elapsed()));
+    out.write_all(b"221 corked.test.example closing\r\n")?;
+    Ok(())
+}
+
+#[test]
+fn quit_is_followed_at_once_by_the_fin_and_the_221_is_not_awaited() {
+    let (tx, rx) = mpsc::channel();
+    let addr = corked_quit_server(tx);
+    let (o, took) = deliver(&addr.port().to_string(), None, &["--mode", "classic"]);
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("result=ok"),
+        "{}",
+        show(&o)
+    );
+    let fin_after_quit = rx
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the server saw the QUIT");
+    let fin_after_quit = fin_after_quit.expect("no FIN within 3 s of the QUIT");
+    assert!(
+        fin_after_quit < Duration::from_millis(200),
+        "FIN {fin_after_quit:?} after the QUIT"
+    );
+    // A client that waited for the 221 would wait for the server's 3 s.
+    assert!(took < Duration::from_secs(2), "took {took:?}: {}", show(&o));
+}

@@ -376,22 +376,6 @@ size_t pc_conn_pending(pc_conn *c)
     return 0;
 }
 
-int pc_conn_readable(pc_conn *c, int wait_ms)
-{
-    struct pollfd pfd;
-    int rc;
-
-    if (pc_conn_pending(c) > 0)
-        return 1;
-    pfd.fd = c->fd;
-    pfd.events = POLLIN;
-    pfd.revents = 0;
-    do {
-        rc = poll(&pfd, 1, wait_ms);
-    } while (rc < 0 && errno == EINTR);
-    return rc > 0;
-}
-
 int pc_conn_tls_available(void)
 {
 #ifdef PC_WITH_TLS

@@ -77,9 +77,6 @@ ssize_t pc_conn_read(pc_conn *c, void *buf, size_t len, char *err, size_t errlen
 /* Bytes already received but not yet handed out: only TLS buffers any. */
 size_t pc_conn_pending(pc_conn *c);
 
-/* Whether the server has sent bytes not read yet, waiting at most wait_ms. */
-int pc_conn_readable(pc_conn *c, int wait_ms);
-
 /* Start TLS on the connected socket (after "220" to STARTTLS). 0 on success, -1 with a
  * message; without PC_WITH_TLS always -1. */
 int pc_conn_starttls(pc_conn *c, const char *server_name, char *err, size_t errlen);

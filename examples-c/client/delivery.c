@@ -341,9 +341,12 @@ static int handle_events(attempt *a)
             int w = snprintf(line, sizeof line, "%s\r\n", a->auth_ir);
             char err[200];
             arm(a);
-            if (w <= 0 || (size_t)w >= sizeof line ||
-                pc_conn_write(&a->conn, line, (size_t)w, err, sizeof err) != 0) {
+            if (w <= 0 || (size_t)w >= sizeof line) {
                 a->broken = 1;
+                return -1;
+            }
+            if (pc_conn_write(&a->conn, line, (size_t)w, err, sizeof err) != 0) {
+                conn_failed(a, err);
                 return -1;
             }
             a->waiting = 0;
@@ -358,8 +361,13 @@ static int handle_events(attempt *a)
              * The handshake gets the time of one reply. */
             arm(a);
             if (pc_conn_starttls(&a->conn, o->server_name, err, sizeof err) != 0) {
-                detail(a->r, "TLS handshake: %s", err);
                 a->broken = 1;
+                if (now_ms() >= a->reply_deadline) {
+                    a->timed_out = 1;
+                    detail(a->r, "TLS handshake timed out: %s", err);
+                } else {
+                    detail(a->r, "TLS handshake: %s", err);
+                }
                 return -1;
             }
             rc = pipeconnect_session_tls_started(a->s);
