@@ -223,7 +223,8 @@ def test_hold_down_settings_and_counters(cache):
     with pytest.raises(PipeconnectError):
         cache.set_hold_down(first=3600, max=60)  # the cap below the first length
     with pytest.raises(PipeconnectError):
-        cache.set_hold_down(growth=0)
+        cache.set_hold_down(max=1)  # below the default first length
+    cache.set_hold_down(growth=0)  # 0 is the default, as in every struct of the API
     assert Reason.HELD_DOWN.is_classic
 
 

@@ -89,8 +89,8 @@ def test_every_header_constant_matches_its_python_enum():
         if name in _enums.HEADER_LIMITS:
             limit = _enums.HEADER_LIMITS[name]
             if int(limit) != value:
-                problems.append(f"{name} = {value}: Limit.{limit.name} is {int(limit)}")
-            seen.add((_enums.Limit, limit.name))
+                problems.append(f"{name} = {value}: SizeLimit.{limit.name} is {int(limit)}")
+            seen.add((_enums.SizeLimit, limit.name))
             continue
         # The longest matching prefix: PIPECONNECT_SESSION_COMMAND_ before any shorter one.
         prefix = max(
@@ -109,7 +109,7 @@ def test_every_header_constant_matches_its_python_enum():
                 f"{name} = {value}: {enum.__name__}.{py_name} is {int(enum[py_name])}"
             )
         seen.add((enum, py_name))
-    for enum in set(_enums.HEADER_CONSTANTS.values()) | {_enums.Limit}:
+    for enum in set(_enums.HEADER_CONSTANTS.values()) | {_enums.SizeLimit}:
         for py_name, member in enum.__members__.items():
             if (enum, py_name) not in seen and int(member) != 0:
                 problems.append(f"{enum.__name__}.{py_name} is not in the header")

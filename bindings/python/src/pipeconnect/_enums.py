@@ -73,13 +73,15 @@ class StoreFlags(IntFlag):
     NONE = 0
     REBUILD_IF_INVALID = 1 << 0
     ALLOW_REMOTE_FS = 1 << 1
+    SET_OWNER = 1 << 2
+    GROUP_MODE = 1 << 3
 
 
-class StoreId(IntEnum):
-    """Special ids of the file store's options (``PIPECONNECT_STORE_ID_*``)."""
+class HoldDownFlags(IntFlag):
+    """Flags of the hold-down settings (``PIPECONNECT_HOLD_DOWN_*``)."""
 
-    #: No user or group named: ``(uid_t)-1``.
-    NONE = 0xFFFF_FFFF
+    NONE = 0
+    OFF = 1 << 0
 
 
 class Limit(IntEnum):
@@ -257,7 +259,7 @@ class DetailFlags(IntFlag):
     HAS_INDEX = 1
 
 
-class Limit(IntEnum):
+class SizeLimit(IntEnum):
     """The header's size limits (``PIPECONNECT_`` prefix dropped)."""
 
     #: Bytes that always hold ``pipeconnect_key_to_string()``'s text and its NUL.
@@ -270,10 +272,10 @@ class Limit(IntEnum):
 
 #: Whole ``#define`` names in the header -> their Python member (checked before the
 #: prefixes below).
-HEADER_LIMITS: Dict[str, "Limit"] = {
-    "PIPECONNECT_KEY_STRING_MAX": Limit.KEY_STRING_MAX,
-    "PIPECONNECT_CACHE_CAPACITY_MAX": Limit.CACHE_CAPACITY_MAX,
-    "PIPECONNECT_STRUCT_SIZE_MAX": Limit.STRUCT_SIZE_MAX,
+HEADER_LIMITS: Dict[str, "SizeLimit"] = {
+    "PIPECONNECT_KEY_STRING_MAX": SizeLimit.KEY_STRING_MAX,
+    "PIPECONNECT_CACHE_CAPACITY_MAX": SizeLimit.CACHE_CAPACITY_MAX,
+    "PIPECONNECT_STRUCT_SIZE_MAX": SizeLimit.STRUCT_SIZE_MAX,
 }
 
 
@@ -288,7 +290,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
     "PIPECONNECT_LIMIT_": Limit,
-    "PIPECONNECT_STORE_ID_": StoreId,
+    "PIPECONNECT_HOLD_DOWN_": HoldDownFlags,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

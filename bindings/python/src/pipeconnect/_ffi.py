@@ -128,15 +128,18 @@ class pipeconnect_cache_stats(_Sized):
     ]
 
 
-class pipeconnect_hold_down(Structure):
+class pipeconnect_hold_down(_Sized):
     """``struct pipeconnect_hold_down``: how long hold-downs last."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("first_seconds", c_uint64),
         ("max_seconds", c_uint64),
         ("remember_seconds", c_uint64),
         ("growth", c_uint32),
         ("decay_after", c_uint32),
+        ("flags", c_uint32),
+        ("reserved", c_uint32),
     ]
 
 
@@ -161,10 +164,10 @@ class pipeconnect_store_options(_Sized):
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
-        ("hold_down", pipeconnect_hold_down),
         ("owner_uid", c_uint32),
         ("owner_gid", c_uint32),
         ("group_gid", c_uint32),
+        ("reserved", c_uint32),
     ]
 
 

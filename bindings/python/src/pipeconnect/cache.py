@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from . import _ffi
-from ._enums import ParseFlags, StoreFlags
+from ._enums import HoldDownFlags, ParseFlags, StoreFlags
 from ._errors import InvalidInputError, Result
 from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check, check_detail
 from .caps import Capabilities, _buffer
@@ -112,10 +112,13 @@ class Cache(Handle):
             flags |= StoreFlags.ALLOW_REMOTE_FS
         opts.flags = int(flags)
         if owner is not None:
+            flags |= StoreFlags.SET_OWNER
             opts.owner_uid = as_uint(owner[0], 32, "owner uid")
             opts.owner_gid = as_uint(owner[1], 32, "owner gid")
         if group is not None:
+            flags |= StoreFlags.GROUP_MODE
             opts.group_gid = as_uint(group, 32, "group")
+        opts.flags = int(flags)
         raw = os.fsencode(path)
         if b"\0" in raw:
             raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "path contains a NUL byte")
@@ -218,6 +221,9 @@ class Cache(Handle):
         """
         c = _ffi.pipeconnect_hold_down()
         check(_lib.pipeconnect_hold_down_default(ctypes.byref(c)))
+        if first == 0:
+            c.flags = int(HoldDownFlags.OFF)
+            first = None
         for field, value, bits in (
             ("first_seconds", first, 64),
             ("max_seconds", max, 64),
