@@ -259,12 +259,15 @@ fn a_trickled_banner_ends_at_the_delivery_deadline() {
 fn a_silent_server_after_an_early_flight_costs_one_delivery_deadline() {
     let dir = common::scratch("client-limits-silent-reconnect");
     let (store, server) = learned_then(&dir, Behaviour::Silent);
-    // The early connection gets no reply within 1 s; the library advises a reconnect,
-    // which gets only what is left of the delivery's 1.5 s, not a time limit of its own.
+    // The early connection (its flight without the body) gets no reply within 1 s; the
+    // library advises a reconnect, which gets only what is left of the delivery's 1.5 s,
+    // not a time limit of its own.
     let (o, took) = deliver(
         &server.port(),
         Some(&store),
         &[
+            "--mode",
+            "early",
             "--reply-timeout-ms",
             "1000",
             "--delivery-timeout-ms",
@@ -282,6 +285,32 @@ fn a_silent_server_after_an_early_flight_costs_one_delivery_deadline() {
         2,
         "the early connection and the reconnect"
     );
+}
+
+#[test]
+fn a_silent_server_after_the_body_went_early_is_not_sent_again_at_once() {
+    let dir = common::scratch("client-limits-silent-body");
+    let (store, server) = learned_then(&dir, Behaviour::Silent);
+    // The whole message went in the early flight and nothing came back: the server may
+    // hold it, so the delivery ends as a temporary failure at the reply limit, with no
+    // second connection carrying the message again.
+    let (o, took) = deliver(
+        &server.port(),
+        Some(&store),
+        &[
+            "--reply-timeout-ms",
+            "1000",
+            "--delivery-timeout-ms",
+            "5000",
+        ],
+    );
+    assert_tempfail_at(&o, took, Duration::from_millis(1000));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("reconnected=0"),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(server.accepted(), 1, "no second copy of the message");
 }
 
 #[test]
