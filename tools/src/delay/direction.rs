@@ -10,12 +10,20 @@ use super::queue::{Item, TimedQueue};
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Reads until the source closes its write half (or fails), then queues the end.
-pub fn read_into(mut source: TcpStream, queue: &TimedQueue) {
+pub fn read_into(source: TcpStream, queue: &TimedQueue) {
+    read_into_observed(source, queue, |_| {});
+}
+
+/// As [`read_into`], showing each chunk to `observe` as it is read.
+pub fn read_into_observed(mut source: TcpStream, queue: &TimedQueue, mut observe: impl FnMut(&[u8])) {
     let mut buf = vec![0u8; READ_CHUNK];
     while queue.wait_for_room() {
         match source.read(&mut buf) {
             Ok(0) => break,
-            Ok(n) => queue.push(Item::Data(buf[..n].to_vec())),
+            Ok(n) => {
+                observe(&buf[..n]);
+                queue.push(Item::Data(buf[..n].to_vec()));
+            }
             Err(e) if e.kind() == ErrorKind::Interrupted => {}
             Err(_) => break,
         }
@@ -28,7 +36,17 @@ pub fn read_into(mut source: TcpStream, queue: &TimedQueue) {
 ///
 /// If the destination fails, the queue is abandoned and the source's read half is shut, which
 /// wakes that direction's reader so it ends too.
-pub fn write_from(queue: &TimedQueue, mut destination: TcpStream, source: &TcpStream) {
+pub fn write_from(queue: &TimedQueue, destination: TcpStream, source: &TcpStream) {
+    write_from_observed(queue, destination, source, || {});
+}
+
+/// As [`write_from`], calling `observe` after each chunk written.
+pub fn write_from_observed(
+    queue: &TimedQueue,
+    mut destination: TcpStream,
+    source: &TcpStream,
+    mut observe: impl FnMut(),
+) {
     loop {
         match queue.pop() {
             Item::Data(bytes) => {
@@ -38,6 +56,7 @@ pub fn write_from(queue: &TimedQueue, mut destination: TcpStream, source: &TcpSt
                     let _ = destination.shutdown(Shutdown::Both);
                     return;
                 }
+                observe();
             }
             Item::End => {
                 let _ = destination.shutdown(Shutdown::Write);
