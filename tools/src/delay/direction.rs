@@ -9,13 +9,9 @@ use super::queue::{Item, TimedQueue};
 /// The most read from a socket at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
-/// Reads until the source closes its write half (or fails), then queues the end.
-pub fn read_into(source: TcpStream, queue: &TimedQueue) {
-    read_into_observed(source, queue, |_| {});
-}
-
-/// As [`read_into`], showing each chunk to `observe` as it is read.
-pub fn read_into_observed(mut source: TcpStream, queue: &TimedQueue, mut observe: impl FnMut(&[u8])) {
+/// Reads until the source closes its write half (or fails), then queues the end. Each chunk
+/// is shown to `observe` as it is read (for `--log`).
+pub fn read_into(mut source: TcpStream, queue: &TimedQueue, mut observe: impl FnMut(&[u8])) {
     let mut buf = vec![0u8; READ_CHUNK];
     while queue.wait_for_room() {
         match source.read(&mut buf) {

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::direction::{read_into_observed, write_from, write_from_observed};
-use super::trace::Trace;
+use super::direction::{read_into, write_from, write_from_observed};
 use super::queue::TimedQueue;
+use super::trace::Trace;
 
 /// Bytes queued per direction before the reader pauses.
 const QUEUE_CAP: usize = 4 * 1024 * 1024;
@@ -36,7 +36,7 @@ pub fn run(
         let queue = Arc::clone(&to_upstream);
         let trace = trace.clone();
         spawn("delay-read-client", move || {
-            read_into_observed(source, &queue, |bytes| {
+            read_into(source, &queue, |bytes| {
                 if let Some(t) = &trace {
                     t.from_client(bytes);
                 }
@@ -77,7 +77,7 @@ fn connect_and_pump(
         let queue = Arc::clone(&to_client);
         let trace = trace.clone();
         spawn("delay-read-upstream", move || {
-            read_into_observed(server_source, &queue, |_| {
+            read_into(server_source, &queue, |_| {
                 if let Some(t) = &trace {
                     t.from_server();
                 }

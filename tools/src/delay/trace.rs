@@ -106,7 +106,9 @@ impl Trace {
     fn record(&self) -> String {
         let seen = self.lock();
         let ms = |from: Option<Instant>, to: Option<Instant>| match (from, to) {
-            (Some(a), Some(b)) => format!("{:.1}", b.saturating_duration_since(a).as_secs_f64() * 1e3),
+            (Some(a), Some(b)) => {
+                format!("{:.1}", b.saturating_duration_since(a).as_secs_f64() * 1e3)
+            }
             _ => "-".to_string(),
         };
         let before = if seen.before_banner.is_empty() {
