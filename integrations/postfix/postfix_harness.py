@@ -211,7 +211,8 @@ class Postfix:
         deadline = time.time() + 15
         while time.time() < deadline and os.path.exists(pidfile):
             try:
-                pid = int(open(pidfile).read().strip())
+                with open(pidfile) as f:
+                    pid = int(f.read().strip())
                 os.kill(pid, 0)
             except (OSError, ValueError):
                 break
