@@ -58,7 +58,7 @@ fn proxy(options: Options) -> io::Result<()> {
         conn += 1;
         let trace = log
             .as_ref()
-            .map(|log| Arc::new(trace::Trace::new(conn, Arc::clone(log))));
+            .map(|log| Arc::new(trace::Trace::new(conn, accepted_at, Arc::clone(log))));
         let spawned = thread::Builder::new()
             .name("delay-link".to_string())
             .spawn(move || {

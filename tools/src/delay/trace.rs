@@ -2,15 +2,14 @@
 //! waited and which of its commands crossed the proxy before the server's greeting did.
 //!
 //! ```text
-//! conn=3 elapsed_ms=152.4 banner_ms=50.3 before_banner=EHLO,MAIL,RCPT,DATA
+//! conn=3 elapsed_ms=102.4 first_byte_ms=101.9 banner_ms=25.3 before_banner=EHLO,MAIL,RCPT,DATA
 //! ```
 //!
-//! `elapsed_ms` runs from the client's first byte reaching the proxy to the last byte the
-//! proxy wrote back to the client; `banner_ms` from the same start to the server's first
-//! byte reaching the proxy (absent when the client spoke only after the greeting, then the
-//! start is the client's first byte all the same). `before_banner` lists the command verbs
-//! of the client lines read before the greeting arrived (`-` for none). Only cleartext is
-//! readable: after STARTTLS the lines are not parsed (they are never before the greeting).
+//! `elapsed_ms` runs from the accept (the client's connect) to the last byte the proxy wrote
+//! back to the client, `first_byte_ms` from the client's first byte reaching the proxy to
+//! that same last byte, `banner_ms` from the accept to the server's first byte reaching the
+//! proxy. `before_banner` lists the command verbs of the client lines read before the
+//! greeting arrived (`-` for none). Only cleartext before the greeting is parsed.
 
 use std::fs::File;
 use std::io::Write;
@@ -39,14 +38,16 @@ struct Seen {
 #[derive(Debug)]
 pub struct Trace {
     conn: u64,
+    accepted_at: Instant,
     log: TraceLog,
     seen: Mutex<Seen>,
 }
 
 impl Trace {
-    pub fn new(conn: u64, log: TraceLog) -> Self {
+    pub fn new(conn: u64, accepted_at: Instant, log: TraceLog) -> Self {
         Trace {
             conn,
+            accepted_at,
             log,
             seen: Mutex::new(Seen::default()),
         }
@@ -117,10 +118,11 @@ impl Trace {
             seen.before_banner.join(",")
         };
         format!(
-            "conn={} elapsed_ms={} banner_ms={} before_banner={}\n",
+            "conn={} elapsed_ms={} first_byte_ms={} banner_ms={} before_banner={}\n",
             self.conn,
+            ms(Some(self.accepted_at), seen.last_to_client),
             ms(seen.first_client, seen.last_to_client),
-            ms(seen.first_client, seen.banner),
+            ms(Some(self.accepted_at), seen.banner),
             before
         )
     }
@@ -141,7 +143,7 @@ mod tests {
 
     fn trace() -> Trace {
         let file = tempfile_in_target();
-        Trace::new(1, Arc::new(Mutex::new(file)))
+        Trace::new(1, Instant::now(), Arc::new(Mutex::new(file)))
     }
 
     fn tempfile_in_target() -> File {
