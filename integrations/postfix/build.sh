@@ -64,7 +64,13 @@ fi
 echo "$ORIG_SHA256  $WORK/dl/$ORIG" | sha256sum -c --quiet - || die "$ORIG: SHA-256 mismatch"
 
 # 3. The library, installed into a private prefix (pkg-config file included).
-make -C "$ROOT" -s install PREFIX="$LIBPREFIX" >/dev/null || die "make install of libpipeconnect failed"
+# (re-installed only when it changed, so that Postfix is not relinked for nothing)
+make -C "$ROOT" -s build >/dev/null 2>&1 || die "make build of libpipeconnect failed"
+if ! cmp -s "$ROOT/target/release/libpipeconnect.so" "$LIBPREFIX/lib/libpipeconnect.so" \
+   || ! cmp -s "$ROOT/include/pipeconnect.h" "$LIBPREFIX/include/pipeconnect.h"; then
+    make -C "$ROOT" -s install PREFIX="$LIBPREFIX" >/dev/null 2>&1 \
+        || die "make install of libpipeconnect failed"
+fi
 export PKG_CONFIG_PATH="$LIBPREFIX/lib/pkgconfig"
 PC_CFLAGS=$(pkg-config --cflags pipeconnect)
 PC_LIBS="$(pkg-config --libs pipeconnect) -Wl,-rpath,$LIBPREFIX/lib"

@@ -153,6 +153,7 @@ def main():
         log = pf.log()
         qids = re.findall(r"(\w+): to=<%s>.*? status=sent " % re.escape(RCPT), log)[-N:]
         cached = statistics.median([postfix_cd(log, q) for q in qids])
+        reused = len(re.findall(r" conn_use=\d+", log))
 
         eh.wait_for_log(exim, " <= ", count=4 * (N + 1) + N + 1, timeout=30)
         time.sleep(0.5)
@@ -160,8 +161,9 @@ def main():
         ids = re.findall(r" id=(\S+@client\.test\.example)", "\n".join(accepted))
         once = len(ids) == len(set(ids)) == 4 * (N + 1) + N + 1
         print("Postfix c+d medians: stock %.0f, patched %.0f, stock tls %.0f, patched tls %.0f"
-              " ms; connection cache on: %.0f ms per message"
-              % (stock_cd, patched_cd, stock_tls_cd, patched_tls_cd, cached))
+              " ms; connection cache on: %.0f ms per message (%d deliveries reused a"
+              " connection)" % (stock_cd, patched_cd, stock_tls_cd, patched_tls_cd, cached,
+                                reused))
         print("every message reached Exim exactly once: %s (%d messages)"
               % ("yes" if once else "NO", len(ids)))
         rtt = float(RTT_MS)

@@ -166,6 +166,27 @@ class PostfixCase(unittest.TestCase):
         self.assertEqual([r["address"] for r in entries[0]["recipients"]],
                          ["later@test.example"])
 
+    def test_starttls_early_in_both_tls_states(self):
+        self.start_exim()
+        self.start_postfix(tls_level="may")
+        self.deliver(n=1)                   # learns both TLS states, classic
+        self.deliver(n=2)                   # EHLO+STARTTLS early, then the transaction
+        log = self.pf.log()
+        self.assertEqual(self.pf.count(r"early flight of 2 commands to "), 1, log)
+        self.assertEqual(self.pf.count(r"early flight of 4 commands to "), 1, log)
+        self.assertEqual(self.pf.count(r"Trusted TLS connection established|"
+                                       r"Untrusted TLS connection established|"
+                                       r"Anonymous TLS connection established"), 2, log)
+        self.assertEqual(self.pf.count(r" status=sent "), 2)
+        eh.wait_for_log(self.exim, " <= ", count=2)
+        lines = eh.accepted_lines(self.exim)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(" X=TLS", lines[1])
+        self.assertIn(" L* ", lines[1])
+        dump = store_dump(self.pf)
+        self.assertIn("127.0.0.1:%d/cleartext" % self.port, dump)
+        self.assertIn("127.0.0.1:%d/encrypted" % self.port, dump)
+
     def test_out_of_step_server_leaves_the_message_queued(self):
         server = ScriptedServer(self.port)
         server.start()
