@@ -38,7 +38,7 @@ pub fn run(
         spawn("delay-read-client", move || {
             read_into(source, &queue, |bytes| {
                 if let Some(t) = &trace {
-                    t.from_client(bytes);
+                    t.client_sent(bytes);
                 }
             })
         })
@@ -79,7 +79,7 @@ fn connect_and_pump(
         spawn("delay-read-upstream", move || {
             read_into(server_source, &queue, |_| {
                 if let Some(t) = &trace {
-                    t.from_server();
+                    t.server_sent();
                 }
             })
         })?
@@ -90,7 +90,7 @@ fn connect_and_pump(
         spawn("delay-write-client", move || {
             write_from_observed(&queue, client_destination, &server_for_writer, || {
                 if let Some(t) = &trace {
-                    t.to_client();
+                    t.client_received();
                 }
             })
         })

@@ -58,7 +58,7 @@ impl Trace {
     }
 
     /// Bytes read from the client.
-    pub fn from_client(&self, bytes: &[u8]) {
+    pub fn client_sent(&self, bytes: &[u8]) {
         let mut seen = self.lock();
         seen.first_client.get_or_insert_with(Instant::now);
         if seen.banner.is_some() {
@@ -95,12 +95,12 @@ impl Trace {
     }
 
     /// Bytes read from the server.
-    pub fn from_server(&self) {
+    pub fn server_sent(&self) {
         self.lock().banner.get_or_insert_with(Instant::now);
     }
 
     /// Bytes written to the client.
-    pub fn to_client(&self) {
+    pub fn client_received(&self) {
         self.lock().last_to_client = Some(Instant::now());
     }
 
@@ -154,11 +154,11 @@ mod tests {
     #[test]
     fn lists_commands_before_the_greeting_and_skips_the_body() {
         let t = trace();
-        t.from_client(b"EHLO c.example\r\nMAIL FROM:<a@b> SIZE=5\r\nRCPT TO:<c@d>\r\nDATA\r\n");
-        t.from_client(b"body line\r\n.\r\nQU");
-        t.from_server();
-        t.from_client(b"IT\r\n");
-        t.to_client();
+        t.client_sent(b"EHLO c.example\r\nMAIL FROM:<a@b> SIZE=5\r\nRCPT TO:<c@d>\r\nDATA\r\n");
+        t.client_sent(b"body line\r\n.\r\nQU");
+        t.server_sent();
+        t.client_sent(b"IT\r\n");
+        t.client_received();
         let record = t.record();
         assert!(
             record.contains("before_banner=EHLO,MAIL,RCPT,DATA\n"),
@@ -170,9 +170,9 @@ mod tests {
     #[test]
     fn classic_client_has_nothing_before_the_greeting() {
         let t = trace();
-        t.from_server();
-        t.from_client(b"EHLO c.example\r\n");
-        t.to_client();
+        t.server_sent();
+        t.client_sent(b"EHLO c.example\r\n");
+        t.client_received();
         assert!(t.record().contains("before_banner=-"), "{}", t.record());
     }
 }
