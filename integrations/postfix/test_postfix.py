@@ -187,6 +187,16 @@ class PostfixCase(unittest.TestCase):
         self.assertIn("127.0.0.1:%d/cleartext" % self.port, dump)
         self.assertIn("127.0.0.1:%d/encrypted" % self.port, dump)
 
+    def test_discarded_pipeconnect_keyword_keeps_it_classic(self):
+        self.start_exim()
+        self.start_postfix(extra={"smtp_discard_ehlo_keywords": "pipeconnect, silent-discard"})
+        self.deliver(n=1)
+        self.deliver(n=2)
+        self.assertEqual(self.pf.count(EARLY % self.port), 0, self.pf.log())
+        self.assertIn("127.0.0.1:%d/cleartext" % self.port, store_dump(self.pf))
+        eh.wait_for_log(self.exim, " <= ", count=2)
+        self.assertTrue(all(" L. " in l for l in eh.accepted_lines(self.exim)))
+
     def test_out_of_step_server_leaves_the_message_queued(self):
         server = ScriptedServer(self.port)
         server.start()
