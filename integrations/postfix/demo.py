@@ -143,7 +143,7 @@ def main():
         # Postfix's connection cache on: the proxy sees one connection for many messages,
         # so Postfix's c+d is the figure.
         pf.set(smtp_pipeconnect_hosts="", smtp_tls_security_level="none",
-               smtp_connection_cache_destinations="[127.0.0.1]:%d" % proxy.port,
+               smtp_connection_cache_destinations="127.0.0.1",
                smtp_connection_cache_time_limit="60s", smtp_connection_reuse_count_limit="0")
         time.sleep(0.5)
         base = pf.count(r" status=sent ")
