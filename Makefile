@@ -20,7 +20,7 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim test-postfix postfix postfix-demo lint fmt demo clean
+        test-exim test-holddown test-postfix postfix postfix-demo lint fmt demo clean
 
 all: build
 
@@ -75,6 +75,10 @@ test-python: build
 test-exim: build
 	sh tests/exim/run.sh
 
+# The hold-down behind a balancer in front of two real Exims; prints its figures.
+test-holddown: build
+	sh tests/exim/run-holddown.sh
+
 # Postfix 3.7.11 from Debian's source package, patched to use the library (as root).
 postfix: build
 	sh integrations/postfix/build.sh
@@ -85,7 +89,7 @@ test-postfix: build
 postfix-demo: postfix
 	python3 integrations/postfix/demo.py
 
-test: lint test-rust test-c-install test-python test-exim test-postfix
+test: lint test-rust test-c-install test-python test-exim test-holddown test-postfix
 	@echo "make test: all suites passed"
 
 demo: build

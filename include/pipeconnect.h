@@ -25,6 +25,10 @@
 #define PIPECONNECT_VERSION_NUMBER (0 * 10000 + 1 * 100 + 0)
 
 
+// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
+// (`(uid_t)-1`, as `chown()` reads it).
+#define PIPECONNECT_STORE_ID_NONE 4294967295
+
 // The result of a libpipeconnect function. `PIPECONNECT_OK` is 0; every other value is
 // at least 7000, so a result is never mistaken for an errno value. Values from 7001 to
 // 7099 are outcomes, not errors (a lookup that found nothing); 7100 and up are errors.
@@ -92,6 +96,10 @@ typedef enum pipeconnect_result {
     PIPECONNECT_ERR_STORE_CHECKSUM = 7408,
     // The store file is writable by group or others: refused.
     PIPECONNECT_ERR_STORE_PERMISSIONS = 7409,
+    // The store file is on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+    // where its locks and liveness checks do not hold: refused unless
+    // `PIPECONNECT_STORE_ALLOW_REMOTE_FS` is given.
+    PIPECONNECT_ERR_STORE_REMOTE_FS = 7410,
     // The command sequence is not one SMTP allows (EHLO first; MAIL, RCPT, then DATA
     // or BDAT LAST; STARTTLS only in cleartext; ...), is empty, or is too long.
     PIPECONNECT_ERR_BAD_SEQUENCE = 7500,
@@ -145,6 +153,26 @@ typedef struct pipeconnect_key pipeconnect_key;
 // overlap (different sessions, and the cache they share, may be used from any threads).
 typedef struct pipeconnect_session pipeconnect_session;
 
+// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
+// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
+// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
+// each further refusal after a hold-down ended multiplies the next one by `growth`, up
+// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+// step off; a server's record is forgotten `remember_seconds` after its hold-down
+// ended. Fill it with `pipeconnect_hold_down_default()`.
+typedef struct pipeconnect_hold_down {
+    // The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    uint64_t first_seconds;
+    // The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    uint64_t max_seconds;
+    // Seconds a server's record is kept after its hold-down ended (default 7 days).
+    uint64_t remember_seconds;
+    // Growth from one hold-down to the next (default 4; at least 1).
+    uint32_t growth;
+    // Early successes after a hold-down that take one step off (default 20; at least 1).
+    uint32_t decay_after;
+} pipeconnect_hold_down;
+
 // Options for reading an EHLO reply, OR-ed together; 0 for none.
 typedef uint32_t pipeconnect_parse_flags;
 
@@ -164,6 +192,16 @@ typedef struct pipeconnect_cache_stats {
     uint64_t expirations;
     // Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     uint64_t invalidations;
+    // Hold-downs entered: early flights refused by a server that did not expect them.
+    uint64_t hold_downs_entered;
+    // Early flights not sent because their server was held down.
+    uint64_t early_skipped_held_down;
+    // Servers held down now.
+    uint64_t hold_downs_current;
+    // File store only: writes given up because another writer had taken the set over
+    // from a writer that stalled past the lock's takeover time, or because every slot of
+    // the set was held by such a writer. Always 0 for an in-process cache.
+    uint64_t writes_abandoned;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -179,6 +217,9 @@ typedef struct pipeconnect_limits {
     // RCPTDOMAINMAX: recipient domains per transaction.
     uint32_t rcpt_domain_max;
 } pipeconnect_limits;
+
+// One RFC 9422 LIMITS value, for `pipeconnect_caps_limit()`.
+typedef uint32_t pipeconnect_limit;
 
 // A TLS state, as a plain integer so that no out-of-range value can reach the library
 // as an enum: one of `PIPECONNECT_TLS_CLEARTEXT` or `PIPECONNECT_TLS_ENCRYPTED`.
@@ -234,7 +275,7 @@ typedef struct pipeconnect_command {
 } pipeconnect_command;
 
 // Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 typedef uint32_t pipeconnect_reason;
 
 // The context of a reply, for `pipeconnect_policy_outcome()`: `PIPECONNECT_CONTEXT_*`
@@ -359,6 +400,13 @@ typedef struct pipeconnect_event {
     const uint8_t *text;
     // The text's length in bytes (at most 2048).
     size_t text_len;
+    // The reply as received, codes and enhanced status codes included, each line ending
+    // in CRLF (not NUL-terminated), for callers that parse replies themselves; owned by
+    // the session, valid until the next call on the session. Whole lines only.
+    const uint8_t *raw;
+    // The raw reply's length in bytes (at most 4096; see
+    // `PIPECONNECT_EVENT_RAW_TRUNCATED`).
+    size_t raw_len;
 } pipeconnect_event;
 
 // Summary flags, OR-ed in `pipeconnect_summary.flags`.
@@ -406,11 +454,30 @@ typedef struct pipeconnect_store_options {
     // Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     uint64_t ttl_seconds;
     // Permission bits of a new file; default 0600. Must include 0600; may add group and
-    // other read (0640, 0644); nothing else (no write or execute for others, no set-id
-    // or sticky bits).
+    // other read (0640, 0644), and group write in group mode (0660, 0664); nothing else
+    // (no write or execute for others, no set-id or sticky bits).
     uint32_t mode;
     // `PIPECONNECT_STORE_*` flags.
     pipeconnect_store_flags flags;
+    // How long this opener's hold-downs last (the records are kept in the file and
+    // shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
+    struct pipeconnect_hold_down hold_down;
+    // The user a new file gets, for a process running as root that creates the store
+    // its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
+    // both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
+    // default): the creator's. A file root rebuilds keeps its old owner unless this
+    // names one. A process that is not root may only name itself (else
+    // `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
+    uint32_t owner_uid;
+    // The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
+    // creator's.
+    uint32_t owner_gid;
+    // Group mode, for MTAs whose processes run as different users of one group: the
+    // group's id. A new file gets this group, and `mode` may then be 0660. A file owned
+    // by another user is opened when its group is this one, the process is a member of
+    // it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
+    // file's owner (and root) may open it.
+    uint32_t group_gid;
 } pipeconnect_store_options;
 
 // RFC 2920 PIPELINING.
@@ -459,6 +526,15 @@ typedef struct pipeconnect_store_options {
 // as early pipelining.
 #define PIPECONNECT_PARSE_LEGACY_KEYWORDS 1
 
+// MAILMAX: transactions per connection.
+#define PIPECONNECT_LIMIT_MAILMAX 1
+
+// RCPTMAX: recipients per transaction.
+#define PIPECONNECT_LIMIT_RCPTMAX 2
+
+// RCPTDOMAINMAX: recipient domains per transaction.
+#define PIPECONNECT_LIMIT_RCPTDOMAINMAX 3
+
 // Before STARTTLS, or a connection without TLS.
 #define PIPECONNECT_TLS_CLEARTEXT 0
 
@@ -493,6 +569,10 @@ typedef struct pipeconnect_store_options {
 // Not a command line: the body after a 354, ending with `CRLF.CRLF`; its reply is the
 // end-of-data reply. Sessions hand it out; the policy does not take it.
 #define PIPECONNECT_CMD_BODY 8
+
+// `QUIT`; its reply is 221. Sessions plan it on request (`pipeconnect_session_quit()`);
+// early-flight sequences do not take it.
+#define PIPECONNECT_CMD_QUIT 9
 
 // The AUTH line carries the SASL initial response (RFC 4954 §4).
 #define PIPECONNECT_COMMAND_INITIAL_RESPONSE 1
@@ -583,6 +663,10 @@ typedef struct pipeconnect_store_options {
 // after the replies, with DATA or BDAT).
 #define PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT 17
 
+// The server refused an early flight not long ago and is held down: classic until the
+// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+#define PIPECONNECT_REASON_HELD_DOWN 18
+
 // The reply is the one hoped for: go on.
 #define PIPECONNECT_VERDICT_CONTINUE 0
 
@@ -618,6 +702,11 @@ typedef struct pipeconnect_store_options {
 
 // For AUTH replies: commands were pipelined after this AUTH.
 #define PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH 4
+
+// Some of the message body went out on this connection (BDAT LAST with its body, or
+// the body after a 354): an out-of-step reply then gives TEMPFAIL, as the server may
+// hold the message. Implied for replies to BDAT_LAST and BODY.
+#define PIPECONNECT_CONTEXT_BODY_SENT 8
 
 
 
@@ -677,6 +766,9 @@ typedef struct pipeconnect_store_options {
 // The text was cut at 2048 bytes.
 #define PIPECONNECT_EVENT_TEXT_TRUNCATED 512
 
+// The raw reply was cut after its last whole line within 4096 bytes.
+#define PIPECONNECT_EVENT_RAW_TRUNCATED 1024
+
 // The server accepted the message.
 #define PIPECONNECT_SUMMARY_MESSAGE_ACCEPTED 1
 
@@ -699,17 +791,44 @@ typedef struct pipeconnect_store_options {
 // STARTTLS).
 #define PIPECONNECT_SUMMARY_FAILED 64
 
-// Replace a store file of ours (a regular file owned by the process's effective user,
-// not writable by group or others) that is truncated, corrupt, of another format
-// version, or of another geometry than asked for, instead of refusing it. The new file
+// Replace a store file this process may open (a regular file of its effective user, or
+// any user's for root, or its group's in group mode; not writable by others) that is
+// truncated, corrupt, of another format version, or of another geometry than asked for,
+// instead of refusing it. Sets or ways given as 0 are the old file's when its header
+// still says them; a file root rebuilds keeps its owner. The new file
 // is built beside the old one and renamed over it, so no opener ever sees a half-built
-// file. A symbolic link, a file of another owner, a file writable by others and
-// anything that is not a regular file are always refused.
+// file. A symbolic link, a file of another owner (to a process that is not root), a file
+// writable by others and anything that is not a regular file are always refused.
 #define PIPECONNECT_STORE_REBUILD_IF_INVALID (1 << 0)
+
+// Accept a store file on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+// which is otherwise refused with `PIPECONNECT_ERR_STORE_REMOTE_FS`: the store's locks
+// are compare-and-swap operations in shared memory and its liveness checks are process
+// ids, neither of which holds across hosts. Give it only when every process that opens
+// the file runs on the same host.
+#define PIPECONNECT_STORE_ALLOW_REMOTE_FS (1 << 1)
 
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
+
+// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
+// after each further refusal up to 1 day, 20 early successes per step off, records kept
+// 7 days.
+//
+// # Safety
+// `out_config` is writable.
+enum pipeconnect_result pipeconnect_hold_down_default(struct pipeconnect_hold_down *out_config);
+
+// Set how long this cache handle's hold-downs last (an in-process cache, or this
+// process's handle of a store file; the records themselves are shared). `first_seconds
+// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
+// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `cache` is a live handle; `config` is readable.
+enum pipeconnect_result pipeconnect_cache_set_hold_down(const struct pipeconnect_cache *cache,
+                                                        const struct pipeconnect_hold_down *config);
 
 // Make an in-process cache holding at most `capacity` entries (0: 10000), each living
 // `ttl_seconds` after it was learned (0: 7 days, like Exim). A cache of 512 entries or
@@ -789,6 +908,39 @@ enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cac
 enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cache *cache,
                                                    uint64_t unix_seconds);
 
+// For MTAs that drive the policy functions themselves (a session does this on its own):
+// an early flight to `key` was refused in a way that says the server did not expect it
+// (a 5xx banner or EHLO reply, an EHLO reply without PIPECONNECT, an out-of-step reply;
+// not a 421, a timeout, a dropped connection or a TLS failure). The server is held down:
+// `pipeconnect_policy_early_flight_cached()` plans no early flight to it, in either TLS
+// state, until the hold-down ends (docs/RULES.md 3.10). `PIPECONNECT_OK` when a new
+// hold-down began; `PIPECONNECT_NOT_FOUND` when one was already running or hold-downs
+// are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_refused(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// For MTAs that drive the policy functions themselves: an early flight to `key` went
+// through (its EHLO reply still advertised PIPECONNECT). After a hold-down ended, enough
+// of these take a step off the next one.
+//
+// # Safety
+// `cache` and `key` are live handles.
+enum pipeconnect_result pipeconnect_cache_note_early_success(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
+
+// Whether `key`'s server is held down now (either TLS state): `PIPECONNECT_OK` and
+// `*until_out` = when it ends (Unix seconds), or `PIPECONNECT_NOT_FOUND` (nothing
+// written) when it is not, or hold-downs are off for this handle.
+//
+// # Safety
+// `cache` and `key` are live handles; `until_out` is writable.
+enum pipeconnect_result pipeconnect_cache_held_down(const struct pipeconnect_cache *cache,
+                                                    const struct pipeconnect_key *key,
+                                                    uint64_t *until_out);
+
 // Release a cache handle. NULL is allowed. Sessions made from it keep working.
 //
 // # Safety
@@ -833,12 +985,24 @@ enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *ca
 enum pipeconnect_result pipeconnect_caps_size_limit(const struct pipeconnect_caps *caps,
                                                     uint64_t *size_out);
 
-// The LIMITS values (0 for those not advertised).
+// The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
+// advertised 0 apart).
 //
 // # Safety
 // `caps` is a live snapshot; `limits_out` is writable.
 enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *caps,
                                                 struct pipeconnect_limits *limits_out);
+
+// One LIMITS value (`which`: a `PIPECONNECT_LIMIT_*`), telling "not advertised" apart
+// from every value, 0 and 4294967295 included: `PIPECONNECT_OK` and `*value_out`, or
+// `PIPECONNECT_NOT_FOUND` (nothing written) when the server did not advertise it. An
+// unknown `which` is `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+//
+// # Safety
+// `caps` is a live snapshot; `value_out` is writable.
+enum pipeconnect_result pipeconnect_caps_limit(const struct pipeconnect_caps *caps,
+                                               pipeconnect_limit which,
+                                               uint32_t *value_out);
 
 // How many AUTH mechanism names were kept (at most 16; see
 // `pipeconnect_caps_auth_name()`).
@@ -976,7 +1140,10 @@ enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect
 // As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 // TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 // encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+// information never licenses early commands after STARTTLS or on port 465. An early
+// flight to a server that is held down becomes classic with
+// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 //
 // # Safety
 // `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
@@ -1001,10 +1168,13 @@ enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconn
                                                            pipeconnect_ext *used_out);
 
 // What reply `code` (100 to 599) to `answered` (a `PIPECONNECT_CMD_*`; BANNER for the
-// greeting, BODY for the end-of-data reply) means, in `context`
-// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). A
-// 250 to EHLO gives CONTINUE and NOTHING here: compare what it advertised with
-// `pipeconnect_policy_check_ehlo()`. Thread-safe.
+// greeting, BODY for the end-of-data reply, QUIT) means, in `context`
+// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). Only
+// the command's own positive code continues (banner 220, EHLO 250, STARTTLS 220, AUTH
+// 235 or a 334 challenge, MAIL 250, RCPT 250 or 251, DATA 354, BODY and BDAT_LAST 250,
+// QUIT 221); any other positive code is `PIPECONNECT_EVENT_OUT_OF_STEP`, never
+// `_MESSAGE_ACCEPTED` (docs/RULES.md §3.1). A 250 to EHLO gives CONTINUE and NOTHING
+// here: compare what it advertised with `pipeconnect_policy_check_ehlo()`. Thread-safe.
 //
 // # Safety
 // `settings` is readable; `outcome_out` is writable.
@@ -1214,7 +1384,8 @@ enum pipeconnect_result pipeconnect_session_reason(const struct pipeconnect_sess
                                                    pipeconnect_reason *reason_out);
 
 // Whether the session has nothing more to do (`*done_out`): the transaction ended or the
-// connection failed, no reply is awaited and no command waits to be taken.
+// connection failed, no reply is awaited (but perhaps the 221 to a QUIT already taken,
+// which the delivery's outcome never depends on) and no command waits to be taken.
 //
 // # Safety
 // `session` is a live session used by no other thread; `done_out` is writable.
@@ -1231,6 +1402,30 @@ enum pipeconnect_result pipeconnect_session_is_done(const struct pipeconnect_ses
 // `session` is a live session used by no other thread; `summary_out` is writable.
 enum pipeconnect_result pipeconnect_session_finish(struct pipeconnect_session *session,
                                                    struct pipeconnect_summary *summary_out);
+
+// Plan a QUIT: take it with `pipeconnect_session_flight()` (a `PIPECONNECT_CMD_QUIT`);
+// its reply is expected to be 221. Allowed once nothing more can follow it: the body
+// command was handed out (QUIT may then be pipelined right behind BDAT LAST or the
+// body), or the transaction ended. A 221 in its place keeps the entry; a 221 where
+// another reply was due (a stream shifted by one) is out of step, so the message is
+// never reported accepted by it. A 221 fed when nothing is awaited and the transaction
+// is over is also taken as the reply to a QUIT the caller sent unplanned.
+// `PIPECONNECT_ERR_BAD_STATE` when more commands may still follow, a QUIT was planned
+// already, during the STARTTLS handshake, or after finish.
+//
+// # Safety
+// `session` is a live session used by no other thread.
+enum pipeconnect_result pipeconnect_session_quit(struct pipeconnect_session *session);
+
+// The capabilities the server advertised in the current phase's real EHLO reply: on
+// `PIPECONNECT_OK`, `*caps_out` is a new snapshot the caller frees with
+// `pipeconnect_caps_free()`; `PIPECONNECT_NOT_FOUND` (nothing written) before that
+// reply is in, after a failed EHLO, and after STARTTLS until the new EHLO reply.
+//
+// # Safety
+// `session` is a live session used by no other thread; `caps_out` is writable.
+enum pipeconnect_result pipeconnect_session_server_caps(const struct pipeconnect_session *session,
+                                                        struct pipeconnect_caps **caps_out);
 
 // Release a session. NULL is allowed. A session freed without
 // `pipeconnect_session_finish()` records nothing more.
@@ -1261,10 +1456,15 @@ enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_sto
 // Lookups take no lock; writers lock one set at a time, with a lock a killed process
 // cannot keep; a process killed at any point leaves no torn entry readable.
 //
+// Users: the file's owner opens it; so does root, whoever owns it, without changing
+// its owner (but see docs/FILE_STORE.md on what a root process that maps a file another
+// user may write risks); in group mode (`group_gid`), so do the group's members.
+//
 // The file is refused, each with its own result, when the path is a symbolic link
 // (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
-// another user than the effective user (`_WRONG_OWNER`), writable by group or others
-// (`_PERMISSIONS`), shorter than its header or geometry (`_TRUNCATED`), not a store
+// another user than the effective user, who is not root nor a member of the store's
+// group in group mode (`_WRONG_OWNER`), writable by others or, outside group mode, by
+// its group (`_PERMISSIONS`), on a network or non-local filesystem (`_REMOTE_FS`), shorter than its header or geometry (`_TRUNCATED`), not a store
 // (`_BAD_MAGIC`), of another format version (`_VERSION`), of another geometry than
 // asked for (`_GEOMETRY`), or with a damaged header (`_CHECKSUM`). With
 // `PIPECONNECT_STORE_REBUILD_IF_INVALID`, the last five are replaced by a new, empty

@@ -63,4 +63,5 @@ fn policy_and_session_apis_are_memcheck_clean() {
     memcheck("test_policy");
     memcheck("test_session");
     memcheck("test_null_policy_session");
+    memcheck("test_out_of_step");
 }

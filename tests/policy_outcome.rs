@@ -30,15 +30,29 @@ fn caps(lines: &[&str]) -> Capabilities {
     Capabilities::parse_ehlo(r.as_bytes(), ParseOptions::default()).unwrap()
 }
 
+/// The banner must be exactly 220 (RFC 5321 §4.2, §4.3.2). Until issue 9 this rule
+/// took any 2xx, as Exim's client does; a 250 or 299 banner is now out of step, since a
+/// stream whose first reply is not 220 may be answering early commands ahead of the
+/// banner.
 #[test]
-fn rule_banner_must_be_2xx() {
+fn rule_banner_must_be_220() {
     for mode in MODES {
         for early in [false, true] {
-            for code in [220, 250, 299] {
+            let o = outcome(CommandKind::Banner, 220, &ctx(early, mode));
+            assert_eq!(o.verdict, Verdict::Continue);
+            assert_eq!(o.cache, CacheAction::Nothing);
+            assert!(!o.connection_done);
+            for code in [250, 299, 221] {
                 let o = outcome(CommandKind::Banner, code, &ctx(early, mode));
-                assert_eq!(o.verdict, Verdict::Continue, "{code}");
-                assert_eq!(o.cache, CacheAction::Nothing);
-                assert!(!o.connection_done);
+                assert!(o.out_of_step && o.connection_done, "{code}");
+                assert!(!o.message_accepted);
+                assert_eq!(o.cache, CacheAction::Invalidate, "{code} {early}");
+                let want = if early {
+                    Verdict::Reconnect
+                } else {
+                    Verdict::Tempfail
+                };
+                assert_eq!(o.verdict, want, "{code} {early}");
             }
             for code in [421, 554, 354] {
                 let o = outcome(CommandKind::Banner, code, &ctx(early, mode));
@@ -221,7 +235,14 @@ fn rule_out_of_step_reply_ends_the_connection() {
         for mode in MODES {
             let o = outcome(kind, code, &ctx(true, mode));
             assert!(o.out_of_step && o.connection_done, "{kind} {code}");
-            assert_eq!(o.verdict, Verdict::Reconnect);
+            // A reply to the end of data means the body went out: the server may hold
+            // the message, so no reconnect-and-resend (issue 9).
+            let want = if kind == CommandKind::Body {
+                Verdict::Tempfail
+            } else {
+                Verdict::Reconnect
+            };
+            assert_eq!(o.verdict, want);
             assert_eq!(o.cache, CacheAction::Invalidate);
             let o = outcome(kind, code, &ctx(false, mode));
             assert_eq!(o.verdict, Verdict::Tempfail);
@@ -299,4 +320,83 @@ fn rule_only_replies_worth_caching_are_learned() {
     let not = caps(&["PIPELINING", "CHUNKING"]);
     assert_eq!(check_ehlo(None, &worth, 0).cache, CacheAction::Store);
     assert_eq!(check_ehlo(None, &not, 0).cache, CacheAction::Nothing);
+}
+
+/// Each command has exactly one positive reply (two for RCPT); any other 2xx or 3xx is
+/// out of step, never an acceptance, and the verdict says whether a body went out.
+#[test]
+fn rule_each_command_takes_only_its_own_positive_code() {
+    let right: [(CommandKind, &[u16]); 10] = [
+        (CommandKind::Banner, &[220]),
+        (CommandKind::Ehlo, &[250]),
+        (CommandKind::StartTls, &[220]),
+        (CommandKind::Auth, &[235, 334]),
+        (CommandKind::Mail, &[250]),
+        (CommandKind::Rcpt, &[250, 251]),
+        (CommandKind::Data, &[354]),
+        (CommandKind::BdatLast, &[250]),
+        (CommandKind::Body, &[250]),
+        (CommandKind::Quit, &[221]),
+    ];
+    for (kind, good) in right {
+        for code in [
+            200, 211, 214, 220, 221, 235, 250, 251, 252, 299, 334, 354, 399,
+        ] {
+            for early in [false, true] {
+                for body_sent in [false, true] {
+                    let c = ReplyContext {
+                        body_sent,
+                        ..ctx(early, Invalidation::Relaxed)
+                    };
+                    let o = outcome(kind, code, &c);
+                    if good.contains(&code) {
+                        assert!(!o.out_of_step, "{kind} {code}");
+                        assert_eq!(o.verdict, Verdict::Continue, "{kind} {code}");
+                        assert_eq!(
+                            o.message_accepted,
+                            matches!(kind, CommandKind::BdatLast | CommandKind::Body)
+                        );
+                        continue;
+                    }
+                    assert!(o.out_of_step && o.connection_done, "{kind} {code}");
+                    assert!(!o.message_accepted, "{kind} {code}");
+                    assert_eq!(o.cache, CacheAction::Invalidate, "{kind} {code}");
+                    let body =
+                        body_sent || matches!(kind, CommandKind::BdatLast | CommandKind::Body);
+                    let want = if early && !body {
+                        Verdict::Reconnect
+                    } else {
+                        Verdict::Tempfail
+                    };
+                    assert_eq!(
+                        o.verdict, want,
+                        "{kind} {code} early={early} body={body_sent}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// QUIT wants 221; the connection is done whatever comes, and a failed QUIT says nothing
+/// about the message.
+#[test]
+fn rule_quit_wants_221() {
+    for early in [false, true] {
+        let c = ctx(early, Invalidation::Strict);
+        let o = outcome(CommandKind::Quit, 221, &c);
+        assert!(o.connection_done && !o.out_of_step);
+        assert_eq!(
+            (o.verdict, o.cache),
+            (Verdict::Continue, CacheAction::Nothing)
+        );
+        for code in [421, 451, 500, 554] {
+            let o = outcome(CommandKind::Quit, code, &c);
+            assert!(o.connection_done && !o.out_of_step, "{code}");
+            assert_eq!(
+                (o.verdict, o.cache),
+                (Verdict::Continue, CacheAction::Nothing)
+            );
+        }
+    }
 }

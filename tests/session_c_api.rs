@@ -24,3 +24,12 @@ fn c_null_pointers_policy_session() {
     let out = common::run_c_test("test_null_policy_session");
     assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
 }
+
+/// No false deliveries (issue 9): a reply of the wrong code for its command is out of
+/// step, per command kind; the out-of-step stream of the issue with and without a body;
+/// the final 250 and a 221 in one read; the raw reply and the server's capabilities.
+#[test]
+fn c_out_of_step_replies() {
+    let out = common::run_c_test("test_out_of_step");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
+}

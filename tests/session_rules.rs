@@ -115,6 +115,7 @@ impl Server {
                 CommandKind::Rcpt => "250 2.1.5 Accepted\r\n".into(),
                 CommandKind::Data => "354 Enter message\r\n".into(),
                 CommandKind::BdatLast | CommandKind::Body => "250 2.0.0 OK id=1abc\r\n".into(),
+                CommandKind::Quit => "221 2.0.0 Bye\r\n".into(),
                 CommandKind::Banner => unreachable!(),
             });
         }
@@ -1483,7 +1484,11 @@ fn rule_accepted_message_is_never_resent() {
             server_for(&c),
         );
         while d.step() {}
-        assert_eq!(d.s.feed(b"221 bye\r\n"), Err(SessionError::UnexpectedReply));
+        // A 221 here would be the reply to a QUIT sent unplanned (issue 9): no error.
+        assert_eq!(
+            d.s.feed(b"250 who asked\r\n"),
+            Err(SessionError::UnexpectedReply)
+        );
         let sum = d.s.finish();
         assert_eq!(sum.verdict, Verdict::Continue, "{}", c.name);
         assert!(sum.has(SUMMARY_MESSAGE_ACCEPTED) && sum.has(SUMMARY_FAILED));
@@ -1530,4 +1535,230 @@ fn rule_message_accepted_after_a_refused_auth_is_never_resent() {
         assert!(sum.flags & SUMMARY_MESSAGE_ACCEPTED != 0, "{}", c.name);
         assert_eq!(sum.rcpt_accepted, 2, "{}", c.name);
     }
+}
+
+// ---- issue 9: every reply checked against the code its command allows ----
+
+/// A 221 read with the final 250 (QUIT pipelined behind the body, planned or not) is no
+/// error and keeps the entry.
+#[test]
+fn rule_221_with_the_final_250_keeps_the_entry() {
+    for planned in [false, true] {
+        for c in conns() {
+            let cache = new_cache();
+            prime(&cache, &c);
+            let mut d = Drive::begin(
+                &cache,
+                &c,
+                c.intent(1, 100),
+                Settings::early(),
+                server_for(&c),
+            );
+            // Run until the body command is handed out, then plan QUIT behind it.
+            while d.step() {}
+            if planned {
+                assert_eq!(d.s.quit(), Ok(()), "{}", c.name);
+                let q = d.s.next_commands();
+                assert_eq!(kinds(&q), vec![CommandKind::Quit]);
+                assert_eq!(d.s.quit(), Err(SessionError::BadState), "once");
+            }
+            assert_eq!(d.s.feed(b"221 2.0.0 Bye\r\n"), Ok(1), "{}", c.name);
+            let ev = d.s.next_event().unwrap();
+            assert_eq!(ev.kind, CommandKind::Quit);
+            assert_eq!(ev.verdict, Verdict::Continue);
+            assert!(!ev.has(EVENT_OUT_OF_STEP) && ev.has(EVENT_CONNECTION_DONE));
+            let sum = d.s.finish();
+            assert_eq!(sum.verdict, Verdict::Continue, "{}", c.name);
+            assert!(sum.has(SUMMARY_MESSAGE_ACCEPTED) && !sum.has(SUMMARY_FAILED));
+            assert!(!sum.has(SUMMARY_CACHE_INVALIDATED));
+            assert!(cache.lookup(&c.tx_key()).is_some());
+            assert_eq!(sum.replies_outstanding, 0);
+        }
+    }
+}
+
+/// QUIT may be planned only once nothing else can follow it.
+#[test]
+fn rule_quit_waits_for_the_body_command() {
+    let c = &conns()[0];
+    let mut s = Session::begin(
+        new_cache(),
+        c.key.clone(),
+        c.intent(1, 100),
+        Settings::early(),
+    )
+    .unwrap();
+    assert_eq!(
+        s.quit(),
+        Err(SessionError::BadState),
+        "classic, before EHLO"
+    );
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut s = Session::begin(cache, c.key.clone(), c.intent(1, 100), Settings::early()).unwrap();
+    // The whole transaction is in the early flight: QUIT may follow it at once.
+    assert_eq!(s.quit(), Ok(()));
+    let flight = kinds(&s.next_commands());
+    assert_eq!(flight.last(), Some(&CommandKind::Quit));
+    assert_eq!(flight[flight.len() - 2], BDAT);
+}
+
+/// A stream shifted by one reply, with QUIT pipelined: the 221 lands on BDAT LAST. Never
+/// an acceptance; a body went out, so TEMPFAIL; the entry is gone.
+#[test]
+fn rule_221_on_bdat_last_is_out_of_step() {
+    let c = &conns()[0];
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut s = Session::begin(
+        cache.clone(),
+        c.key.clone(),
+        c.intent(1, 100),
+        Settings::early(),
+    )
+    .unwrap();
+    s.quit().unwrap();
+    let flight = kinds(&s.next_commands());
+    assert_eq!(flight, vec![EHLO, MAIL, RCPT, BDAT, CommandKind::Quit]);
+    let ehlo = ehlo_reply(CLEAR);
+    // The RCPT's reply is missing: MAIL's 250 answers it... and the 221 lands on BDAT.
+    let stream = format!("220 mx\r\n{ehlo}250 ok\r\n250 ok\r\n221 bye\r\n");
+    s.feed(stream.as_bytes()).unwrap();
+    let mut accepted = false;
+    let mut bdat = None;
+    while let Some(e) = s.next_event() {
+        accepted |= e.has(EVENT_MESSAGE_ACCEPTED);
+        if e.kind == BDAT {
+            bdat = Some(e);
+        }
+    }
+    let bdat = bdat.unwrap();
+    assert!(bdat.has(EVENT_OUT_OF_STEP) && bdat.code == 221);
+    assert_eq!(bdat.verdict, Verdict::Tempfail);
+    assert!(!accepted);
+    let sum = s.finish();
+    assert_eq!(sum.verdict, Verdict::Tempfail);
+    assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED) && sum.has(SUMMARY_CACHE_INVALIDATED));
+    assert!(cache.lookup(&c.key).is_none());
+}
+
+/// The stream of issue 9: four 250 lines then a 220, answering an early flight. Read in
+/// step it would deliver nothing; it must never be reported accepted.
+#[test]
+fn rule_four_250_then_220_is_never_accepted() {
+    for (body_in_flight, want) in [(true, Verdict::Tempfail), (false, Verdict::Reconnect)] {
+        let c = &conns()[0];
+        let cache = new_cache();
+        prime(&cache, c);
+        let mut settings = Settings::early();
+        if !body_in_flight {
+            settings.max_first_flight_body = 10;
+        }
+        let mut s =
+            Session::begin(cache.clone(), c.key.clone(), c.intent(1, 100), settings).unwrap();
+        let flight = kinds(&s.next_commands());
+        assert_eq!(flight.contains(&BDAT), body_in_flight, "{flight:?}");
+        let fed = s.feed(b"250 a\r\n250 b\r\n250 c\r\n250 d\r\n220 e\r\n");
+        if body_in_flight {
+            assert_eq!(fed, Ok(5));
+        } else {
+            // Four commands were sent (with the banner, four replies awaited): the fifth
+            // answers nothing.
+            assert_eq!(fed, Err(SessionError::UnexpectedReply));
+        }
+        let first = s.next_event().unwrap();
+        assert_eq!(first.kind, CommandKind::Banner);
+        assert!(first.has(EVENT_OUT_OF_STEP) && first.has(EVENT_CACHE_INVALIDATED));
+        assert_eq!(first.code, 250);
+        while let Some(e) = s.next_event() {
+            assert!(!e.has(EVENT_MESSAGE_ACCEPTED), "{e:?}");
+        }
+        assert!(s.next_commands().is_empty());
+        let sum = s.finish();
+        assert_eq!(sum.verdict, want);
+        assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED));
+        assert_eq!(sum.rcpt_accepted, 0);
+        assert!(cache.lookup(&c.key).is_none());
+    }
+}
+
+/// Each command kind given a positive reply that is not its own: out of step, the
+/// message never accepted, the entry gone.
+#[test]
+fn rule_wrong_positive_code_per_command_is_out_of_step() {
+    let wrong = [
+        (CommandKind::Ehlo, "220 hi\r\n"),
+        (CommandKind::Mail, "251 odd\r\n"),
+        (CommandKind::Rcpt, "354 go on\r\n"),
+        (BDAT, "220 ready\r\n"),
+    ];
+    for (kind, reply) in wrong {
+        let c = &conns()[0];
+        let cache = new_cache();
+        prime(&cache, c);
+        let srv = server_for(c).with(kind, None, reply);
+        let (d, sum) = run(&cache, c, c.intent(1, 100), Settings::early(), srv);
+        let ev = d.event(kind);
+        assert!(ev.has(EVENT_OUT_OF_STEP), "{kind}");
+        assert!(
+            d.events.iter().all(|e| !e.has(EVENT_MESSAGE_ACCEPTED)),
+            "{kind}"
+        );
+        assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED), "{kind}");
+        assert!(cache.lookup(&c.key).is_none(), "{kind}");
+        // The flight carried BDAT LAST and its body: the server may hold the message.
+        assert_eq!(sum.verdict, Verdict::Tempfail, "{kind}");
+    }
+}
+
+/// Found by the property test: a banner refused with 4xx, then 250 to everything. The
+/// server never greeted the client, so its 250 to BDAT LAST proves nothing: no
+/// acceptance (at worst a duplicate later, never a loss).
+#[test]
+fn rule_positive_replies_after_a_refused_banner_deliver_nothing() {
+    let c = &conns()[0];
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut s = Session::begin(
+        cache.clone(),
+        c.key.clone(),
+        c.intent(1, 100),
+        Settings::early(),
+    )
+    .unwrap();
+    assert_eq!(kinds(&s.next_commands()), vec![EHLO, MAIL, RCPT, BDAT]);
+    let ehlo = ehlo_reply(CLEAR);
+    let stream = format!("451 not now\r\n{ehlo}250 ok\r\n250 ok\r\n250 ok\r\n");
+    assert_eq!(s.feed(stream.as_bytes()), Ok(5));
+    while let Some(e) = s.next_event() {
+        assert!(!e.has(EVENT_MESSAGE_ACCEPTED), "{e:?}");
+    }
+    let sum = s.finish();
+    assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED));
+    assert_eq!(sum.verdict, Verdict::Reconnect);
+}
+
+/// A planned QUIT whose 221 has not come does not keep the session from being done: the
+/// delivery's outcome never depends on it.
+#[test]
+fn rule_a_missing_221_does_not_hold_the_session() {
+    let c = &conns()[0];
+    let cache = new_cache();
+    prime(&cache, c);
+    let mut d = Drive::begin(
+        &cache,
+        c,
+        c.intent(1, 100),
+        Settings::early(),
+        server_for(c),
+    );
+    while d.step() {}
+    d.s.quit().unwrap();
+    assert!(!d.s.is_done(), "the QUIT waits to be taken");
+    assert_eq!(kinds(&d.s.next_commands()), vec![CommandKind::Quit]);
+    assert!(d.s.is_done());
+    let sum = d.s.finish();
+    assert_eq!(sum.verdict, Verdict::Continue);
+    assert_eq!(sum.replies_outstanding, 1);
+    assert!(cache.lookup(&c.tx_key()).is_some());
 }

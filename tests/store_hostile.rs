@@ -10,6 +10,7 @@ use pipeconnect::{Capabilities, ParseOptions, PeerKey, TlsState};
 use std::ffi::CString;
 use std::fs::OpenOptions;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 
 const T0: u64 = 1_700_000_000;
@@ -66,9 +67,14 @@ fn open_err(p: &Path, o: &StoreOptions) -> Option<StoreError> {
     Cache::open_file(p, o).err()
 }
 
-fn patch(p: &Path, offset: u64, bytes: &[u8]) {
-    let f = OpenOptions::new().write(true).open(p).unwrap();
-    f.write_at(bytes, offset).unwrap();
+/// Flip the bits of `mask` in the byte at `offset` (a flip always changes the byte,
+/// whatever it held; setting a fixed value would change nothing 1 time in 256).
+fn flip(p: &Path, offset: u64, mask: u8) {
+    assert_ne!(mask, 0, "a flip must change something");
+    let f = OpenOptions::new().read(true).write(true).open(p).unwrap();
+    let mut b = [0u8];
+    f.read_exact_at(&mut b, offset).unwrap();
+    f.write_at(&[b[0] ^ mask], offset).unwrap();
 }
 
 fn ino(p: &Path) -> u64 {
@@ -147,20 +153,90 @@ fn a_device_is_refused() {
     );
 }
 
+/// The user id the tests use as "another user".
+const NOBODY: u32 = 65534;
+
+/// The child side of `a_file_of_another_owner_is_refused`: runs only when that test
+/// starts this binary as another user with the variable set; exits with 0 when the file
+/// is refused as another owner's, to open and to inspect.
+#[test]
+fn other_user_role() {
+    let Ok(path) = std::env::var("PIPECONNECT_OTHER_USER_STORE") else {
+        return;
+    };
+    let p = PathBuf::from(path);
+    let code = match (
+        open_err(&p, &small()),
+        open_err(&p, &rebuild()),
+        inspect(&p).err(),
+    ) {
+        (
+            Some(StoreError::WrongOwner),
+            Some(StoreError::WrongOwner),
+            Some(StoreError::WrongOwner),
+        ) => 0,
+        other => {
+            eprintln!("as uid {}: {other:?}", unsafe { libc::geteuid() });
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
 #[test]
 fn a_file_of_another_owner_is_refused() {
     // SAFETY: geteuid cannot fail.
-    if unsafe { libc::geteuid() } != 0 {
-        eprintln!("skipped: needs root to give a file to another user");
+    let euid = unsafe { libc::geteuid() };
+    if euid != 0 {
+        // Without root no file can be given away, but a file of root's is another
+        // user's: the owner check must refuse it before reading a byte.
+        let p = Path::new("/etc/passwd");
+        let owner = std::fs::metadata(p).expect("/etc/passwd exists").uid();
+        assert_ne!(
+            owner, euid,
+            "this test needs a file of another user than {euid}"
+        );
+        assert_eq!(open_err(p, &small()), Some(StoreError::WrongOwner));
+        assert_eq!(inspect(p).err(), Some(StoreError::WrongOwner));
         return;
     }
+    // As root: a store of root's is another user's to `nobody`, who is refused (in a
+    // child process that runs as nobody), and the file is left alone.
     let d = scratch("owner");
+    std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
     let p = valid_store(&d, "store");
-    std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
-    assert_eq!(open_err(&p, &small()), Some(StoreError::WrongOwner));
-    assert_eq!(open_err(&p, &rebuild()), Some(StoreError::WrongOwner));
-    assert_eq!(inspect(&p).err(), Some(StoreError::WrongOwner));
-    assert_eq!(std::fs::metadata(&p).unwrap().uid(), 65534, "left alone");
+    let before = std::fs::read(&p).unwrap();
+    let status = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "other_user_role",
+            "--exact",
+            "--test-threads=1",
+            "--nocapture",
+        ])
+        .env("PIPECONNECT_OTHER_USER_STORE", &p)
+        .uid(NOBODY)
+        .gid(NOBODY)
+        .status()
+        .expect("run the test binary as nobody (it must be readable by nobody)");
+    assert_eq!(
+        status.code(),
+        Some(0),
+        "nobody is refused a store of root's"
+    );
+    let md = std::fs::metadata(&p).unwrap();
+    assert_eq!((md.uid(), md.gid()), (0, 0), "left alone");
+    assert_eq!(std::fs::read(&p).unwrap(), before, "not a byte changed");
+    // Root itself may open another user's store, and leaves its owner as it is.
+    std::os::unix::fs::chown(&p, Some(NOBODY), Some(NOBODY)).unwrap();
+    let c = Cache::open_file(&p, &small()).expect("root opens nobody's store");
+    c.clock().set(T0);
+    assert!(c.lookup(&key(0x0a00_0001)).is_some());
+    drop(c);
+    assert_eq!(
+        std::fs::metadata(&p).unwrap().uid(),
+        NOBODY,
+        "owner unchanged"
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }
 
@@ -216,7 +292,7 @@ fn a_truncated_file_is_refused_or_rebuilt() {
 fn bad_magic_is_refused_or_rebuilt() {
     let d = scratch("magic");
     let p = valid_store(&d, "store");
-    patch(&p, 0, b"X");
+    flip(&p, 0, 0x08);
     assert_eq!(open_err(&p, &small()), Some(StoreError::BadMagic));
     assert_rebuilt(&p);
     // A text file that happens to be at the path.
@@ -231,7 +307,8 @@ fn bad_magic_is_refused_or_rebuilt() {
 fn another_version_is_refused_or_rebuilt() {
     let d = scratch("version");
     let p = valid_store(&d, "store");
-    patch(&p, 8, &2u32.to_le_bytes());
+    // Format 1 (capabilities with sentinel values, no hold-down records) is refused.
+    flip(&p, 8, 0x02 ^ 0x01); // version 2 becomes 1
     assert_eq!(open_err(&p, &small()), Some(StoreError::Version));
     assert_eq!(
         open_err(&p, &StoreOptions::default()),
@@ -281,12 +358,47 @@ fn another_geometry_is_refused_or_rebuilt() {
 }
 
 #[test]
+fn a_rebuild_asked_for_0_sets_or_ways_keeps_the_files() {
+    let d = scratch("rebuild-zero");
+    let p = d.join("store");
+    let made = StoreOptions {
+        sets: 32,
+        ways: 2,
+        ..StoreOptions::default()
+    };
+    drop(Cache::open_file(&p, &made).unwrap());
+    flip(&p, 8, 0x40); // another format version: rebuilt
+    let any = StoreOptions {
+        sets: 0,
+        ways: 0,
+        rebuild_if_invalid: true,
+        ..StoreOptions::default()
+    };
+    let before = ino(&p);
+    drop(Cache::open_file(&p, &any).unwrap());
+    assert_ne!(ino(&p), before, "rebuilt");
+    let info = inspect(&p).unwrap();
+    assert_eq!(
+        (info.sets, info.ways),
+        (32, 2),
+        "the file's geometry, both fields"
+    );
+    // One field asked for, the other the file's.
+    flip(&p, 40, 0x01); // a bad checksum: rebuilt
+    drop(Cache::open_file(&p, &StoreOptions { ways: 4, ..any }).unwrap());
+    let info = inspect(&p).unwrap();
+    assert_eq!((info.sets, info.ways), (32, 4));
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
 fn a_bad_header_checksum_is_refused_or_rebuilt() {
     let d = scratch("checksum");
-    // A changed geometry field without a matching checksum, then a changed timestamp.
-    for (offset, byte) in [(16u64, 0x20u8), (20, 0x02), (40, 0x55), (56, 0x01)] {
+    // A changed geometry field without a matching checksum, a changed timestamp, a
+    // changed checksum: each byte's bits are flipped, so it changes whatever it held.
+    for (offset, mask) in [(16u64, 0x20u8), (20, 0x02), (40, 0x55), (56, 0x01)] {
         let p = valid_store(&d, &format!("store{offset}"));
-        patch(&p, offset, &[byte]);
+        flip(&p, offset, mask);
         assert_eq!(
             open_err(&p, &small()),
             Some(StoreError::Checksum),
@@ -484,5 +596,37 @@ fn a_million_keys_never_grow_the_file() {
     // held whatever sets they fell in).
     let recent = (N - 4..N).filter(|&i| c.lookup(&key(i)).is_some()).count();
     assert_eq!(recent, 4);
+    std::fs::remove_dir_all(&d).unwrap();
+}
+
+#[test]
+fn a_copy_read_for_tools_survives_the_file_being_truncated() {
+    let d = scratch("copy");
+    let p = valid_store(&d, "store");
+    let copy = Cache::open_file_copy(&p, &StoreOptions::default()).unwrap();
+    copy.clock().set(T0);
+    // The owner truncates the file: a mapping would fault on the next touch (SIGBUS);
+    // the copy was read with pread and is not affected.
+    OpenOptions::new()
+        .write(true)
+        .open(&p)
+        .unwrap()
+        .set_len(100)
+        .unwrap();
+    assert_eq!(copy.entries().len(), 10);
+    assert!(copy.lookup(&key(0x0a00_0003)).is_some());
+    assert_eq!(copy.stats().entries, 10);
+    // The truncated file itself is refused as a copy too, as it is to open.
+    assert_eq!(
+        Cache::open_file_copy(&p, &StoreOptions::default()).err(),
+        Some(StoreError::Truncated)
+    );
+    // The same file checks as an open.
+    let link = d.join("link");
+    std::os::unix::fs::symlink(&p, &link).unwrap();
+    assert_eq!(
+        Cache::open_file_copy(&link, &StoreOptions::default()).err(),
+        Some(StoreError::Symlink)
+    );
     std::fs::remove_dir_all(&d).unwrap();
 }

@@ -4,7 +4,7 @@
  *   pc-deliver --server ADDR --port N (--store FILE | --memory) --from ADDR --to ADDR...
  *              [--ehlo NAME] [--body-size N | --body-file F] [--mode classic|early|oneflight]
  *              [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo] [--json]
- *              [--relaxed] [--timeout-ms N] [--verbose]
+ *              [--relaxed] [--timeout-ms N] [--no-hold-down] [--verbose]
  *
  * One output line per delivery on stdout:
  *   delivery n=<i> mode=<m> early=<0|1> waits=<w> ms=<float> result=<r> reconnected=<0|1>
@@ -33,7 +33,8 @@ static const char usage[] =
     "                  --from ADDR --to ADDR [--to ADDR]... [--ehlo NAME]\n"
     "                  [--body-size N | --body-file F] [--mode classic|early|oneflight]\n"
     "                  [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo]\n"
-    "                  [--json] [--relaxed] [--timeout-ms N] [--verbose]\n";
+    "                  [--json] [--relaxed] [--timeout-ms N] [--no-hold-down]\n"
+    "                  [--verbose]\n";
 
 static void die_usage(const char *fmt, const char *arg)
 {
@@ -163,7 +164,7 @@ int main(int argc, char **argv)
     const char *ehlo = "client.pipeconnect.example", *from = NULL, *auth = NULL;
     const char *rcpts[MAX_RCPTS];
     size_t rcpt_count = 0, body_size = 2048, message_len = 0;
-    int memory = 0, json = 0, count = 1, i, failures = 0;
+    int memory = 0, json = 0, count = 1, i, failures = 0, no_hold_down = 0;
     unsigned char *message = NULL;
     char ip[128], err[256], *auth_copy = NULL;
     pc_delivery_opts o;
@@ -224,6 +225,8 @@ int main(int argc, char **argv)
             json = 1;
         } else if (strcmp(a, "--timeout-ms") == 0) {
             o.timeout_ms = (int)parse_num(a, VALUE(), 600000);
+        } else if (strcmp(a, "--no-hold-down") == 0) {
+            no_hold_down = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o.verbose = 1;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -300,6 +303,15 @@ int main(int argc, char **argv)
         free(message);
         free(auth_copy);
         return 1;
+    }
+
+    /* --no-hold-down (for comparisons): early flights go even to a server that refused
+     * one not long ago (docs/RULES.md, "Hold-down"). */
+    if (no_hold_down) {
+        pipeconnect_hold_down hd;
+        pipeconnect_hold_down_default(&hd);
+        hd.first_seconds = 0;
+        pipeconnect_cache_set_hold_down(cache, &hd);
     }
 
     for (i = 1; i <= count; i++) {

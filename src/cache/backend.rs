@@ -1,13 +1,14 @@
 //! What a backing store of the capability cache provides. The TTL and caching rules
 //! live in [`super::Cache`]; a backend stores, evicts and counts.
 
-use super::{CacheStats, Entry};
+use super::{CacheStats, Entry, HoldDownStore};
 use crate::key::PeerKey;
 use std::fmt::Debug;
 
 /// A store of entries keyed by [`PeerKey`]. Implementations are safe to share between
-/// threads and count their own [`CacheStats`].
-pub trait Backend: Send + Sync + Debug {
+/// threads and count their own [`CacheStats`]. Each also keeps hold-down records
+/// ([`HoldDownStore`]), apart from the entries, so that removing an entry leaves them.
+pub trait Backend: HoldDownStore + Send + Sync + Debug {
     /// The entry for `key` when `live` says it is still valid (a hit). An entry that is
     /// not live is removed and counted as an expiration; both that and no entry are a
     /// miss.

@@ -2,17 +2,20 @@
 //! threads that look up different servers rarely wait on one another.
 
 use super::backend::Backend;
-use super::{CacheStats, Entry};
+use super::{CacheStats, Entry, HoldDown, HoldDownStore};
 use crate::key::PeerKey;
 use lru::LruCache;
 use parking_lot::Mutex;
 use std::hash::BuildHasher;
 use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug)]
 struct Shard {
     map: LruCache<PeerKey, Entry, KeyHasher>,
     stats: CacheStats,
+    /// Hold-down records, apart from the entries (a tombstone outlives its entry).
+    holds: LruCache<PeerKey, HoldDown, KeyHasher>,
 }
 
 /// A fast hasher for keys (a few dozen bytes): multiply-rotate over 8-byte words, seeded
@@ -104,6 +107,8 @@ pub const MIN_PER_SHARD: usize = 256;
 pub struct MemoryBackend {
     shards: Box<[Mutex<Shard>]>,
     hasher: KeyHasher,
+    hold_downs_entered: AtomicU64,
+    early_skipped: AtomicU64,
 }
 
 impl MemoryBackend {
@@ -118,6 +123,9 @@ impl MemoryBackend {
         let shards = shards.clamp(1, 1024).min(most);
         let shards = 1usize << (usize::BITS - 1 - shards.leading_zeros());
         let per_shard = capacity.div_ceil(shards).max(1);
+        // Hold-down records are few (servers that refused early input): a quarter of
+        // the entries' room, evicted least recently used like them.
+        let holds_per_shard = NonZeroUsize::new(per_shard.div_ceil(4)).expect("at least one");
         let per_shard = NonZeroUsize::new(per_shard).expect("at least one");
         let hasher = KeyHasher::random();
         let shards = (0..shards)
@@ -125,10 +133,16 @@ impl MemoryBackend {
                 Mutex::new(Shard {
                     map: LruCache::with_hasher(per_shard, hasher),
                     stats: CacheStats::default(),
+                    holds: LruCache::with_hasher(holds_per_shard, hasher),
                 })
             })
             .collect();
-        MemoryBackend { shards, hasher }
+        MemoryBackend {
+            shards,
+            hasher,
+            hold_downs_entered: AtomicU64::new(0),
+            early_skipped: AtomicU64::new(0),
+        }
     }
 
     fn shard(&self, key: &PeerKey) -> &Mutex<Shard> {
@@ -205,6 +219,63 @@ impl Backend for MemoryBackend {
                 f(k, e);
             }
         }
+    }
+}
+
+impl HoldDownStore for MemoryBackend {
+    fn hold_down(&self, key: &PeerKey) -> Option<HoldDown> {
+        self.shard(key).lock().holds.peek(key).copied()
+    }
+
+    fn update_hold_down(
+        &self,
+        key: &PeerKey,
+        f: &mut dyn FnMut(Option<HoldDown>) -> Option<HoldDown>,
+    ) -> Option<HoldDown> {
+        let mut s = self.shard(key).lock();
+        let new = f(s.holds.peek(key).copied());
+        match new {
+            Some(h) => {
+                s.holds.push(key.clone(), h);
+            }
+            None => {
+                s.holds.pop(key);
+            }
+        }
+        new
+    }
+
+    fn for_each_hold_down(&self, f: &mut dyn FnMut(&PeerKey, &HoldDown)) {
+        // Copied out first: `f` runs with no shard locked.
+        let mut all = Vec::new();
+        for shard in self.shards.iter() {
+            let s = shard.lock();
+            all.extend(s.holds.iter().map(|(k, h)| (k.clone(), *h)));
+        }
+        for (k, h) in &all {
+            f(k, h);
+        }
+    }
+
+    fn clear_hold_downs(&self) {
+        for shard in self.shards.iter() {
+            shard.lock().holds.clear();
+        }
+    }
+
+    fn count_hold_down_entered(&self) {
+        self.hold_downs_entered.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_early_skipped(&self) {
+        self.early_skipped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn hold_down_counters(&self) -> (u64, u64) {
+        (
+            self.hold_downs_entered.load(Ordering::Relaxed),
+            self.early_skipped.load(Ordering::Relaxed),
+        )
     }
 }
 

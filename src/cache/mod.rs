@@ -7,13 +7,16 @@
 
 pub mod backend;
 pub mod file;
+pub mod hold_down;
 pub mod memory;
 
 use crate::caps::Capabilities;
 use crate::clock::Clock;
 use crate::key::PeerKey;
 pub use backend::Backend;
+pub use hold_down::{HoldDown, HoldDownConfig, HoldDownStore};
 pub use memory::MemoryBackend;
+use parking_lot::RwLock;
 use std::net::IpAddr;
 
 /// Default time to live: 7 days from learning, like Exim's `retry_data_expire`.
@@ -50,6 +53,16 @@ pub struct CacheStats {
     pub expirations: u64,
     /// Entries dropped on request (forget) or by the rules (a reply that invalidates).
     pub invalidations: u64,
+    /// Hold-downs entered (an early flight refused; see [`Cache::note_early_refused`]).
+    pub hold_downs_entered: u64,
+    /// Early flights not sent because their key was held down.
+    pub early_skipped_held_down: u64,
+    /// Keys held down now.
+    pub hold_downs_current: u64,
+    /// Writes the file store gave up because another writer had taken the set over
+    /// from this one (a writer stalled past the lock's takeover time), or because every
+    /// slot of the set was being written by a stalled writer. Always 0 in memory.
+    pub writes_abandoned: u64,
 }
 
 /// How to build an in-process cache.
@@ -61,6 +74,8 @@ pub struct CacheConfig {
     pub ttl_secs: u64,
     /// Independent locks; threads touching different shards never wait on each other.
     pub shards: usize,
+    /// How long hold-downs last ([`HoldDownConfig::OFF`] turns them off).
+    pub hold_down: HoldDownConfig,
 }
 
 impl Default for CacheConfig {
@@ -69,6 +84,7 @@ impl Default for CacheConfig {
             capacity: DEFAULT_CAPACITY,
             ttl_secs: DEFAULT_TTL_SECS,
             shards: 16,
+            hold_down: HoldDownConfig::default(),
         }
     }
 }
@@ -89,23 +105,27 @@ pub struct Cache {
     backend: Box<dyn Backend>,
     clock: Clock,
     ttl_secs: u64,
+    hold_down: RwLock<HoldDownConfig>,
 }
 
 impl Cache {
     /// An in-process cache.
     pub fn in_memory(config: CacheConfig) -> Cache {
-        Cache::with_backend(
+        let c = Cache::with_backend(
             Box::new(MemoryBackend::new(config.capacity, config.shards)),
             config.ttl_secs,
-        )
+        );
+        c.set_hold_down_config(config.hold_down);
+        c
     }
 
-    /// A cache over any backing store.
+    /// A cache over any backing store (hold-downs with the default lengths).
     pub fn with_backend(backend: Box<dyn Backend>, ttl_secs: u64) -> Cache {
         Cache {
             backend,
             clock: Clock::system(),
             ttl_secs: ttl_secs.max(1),
+            hold_down: RwLock::new(HoldDownConfig::default()),
         }
     }
 
@@ -154,14 +174,107 @@ impl Cache {
         self.backend.remove(key)
     }
 
-    /// Drop every entry.
+    /// Drop every entry and every hold-down record.
     pub fn clear(&self) {
-        self.backend.clear()
+        self.backend.clear();
+        self.backend.clear_hold_downs();
     }
 
     /// The counters.
     pub fn stats(&self) -> CacheStats {
-        self.backend.stats()
+        let mut s = self.backend.stats();
+        let (entered, skipped) = self.backend.hold_down_counters();
+        s.hold_downs_entered = entered;
+        s.early_skipped_held_down = skipped;
+        let now = self.clock.now();
+        let mut current = 0;
+        self.backend
+            .for_each_hold_down(&mut |_, h: &HoldDown| current += u64::from(h.holds(now)));
+        s.hold_downs_current = current;
+        s
+    }
+
+    // ---- hold-downs (docs/RULES.md, "Hold-down") ----
+
+    /// How long this handle's hold-downs last.
+    pub fn hold_down_config(&self) -> HoldDownConfig {
+        *self.hold_down.read()
+    }
+
+    /// Change how long this handle's hold-downs last (records already kept keep their
+    /// end). [`HoldDownConfig::OFF`] turns them off for this handle.
+    pub fn set_hold_down_config(&self, config: HoldDownConfig) {
+        *self.hold_down.write() = config;
+    }
+
+    /// The running hold-down that covers `key` (either TLS state), if any: no early
+    /// flight may go to the key's server until it ends. `None` when hold-downs are off.
+    pub fn held_down(&self, key: &PeerKey) -> Option<HoldDown> {
+        if !self.hold_down_config().enabled() {
+            return None;
+        }
+        let now = self.clock.now();
+        self.backend
+            .hold_down(&hold_down::hold_key(key))
+            .filter(|h| h.holds(now))
+    }
+
+    /// An early flight to `key` was refused in a way that says the server did not
+    /// expect it. Enters a hold-down (longer after earlier ones) unless one is running.
+    /// Returns whether a new hold-down began. Does nothing when hold-downs are off.
+    pub fn note_early_refused(&self, key: &PeerKey) -> bool {
+        let config = self.hold_down_config();
+        if !config.enabled() {
+            return false;
+        }
+        let now = self.clock.now();
+        let mut entered = false;
+        self.backend
+            .update_hold_down(
+                &hold_down::hold_key(key),
+                &mut |old| match hold_down::on_refused(old, now, &config) {
+                    hold_down::Refused::Entered(h) => {
+                        entered = true;
+                        Some(h)
+                    }
+                    hold_down::Refused::AlreadyHeld(h) => Some(h),
+                },
+            );
+        if entered {
+            self.backend.count_hold_down_entered();
+        }
+        entered
+    }
+
+    /// An early flight to `key` went through (its EHLO reply still advertised
+    /// PIPECONNECT). After a hold-down ended, enough of these take a step off the next
+    /// one. Takes no lock when the key has no record.
+    pub fn note_early_success(&self, key: &PeerKey) {
+        let config = self.hold_down_config();
+        let hk = hold_down::hold_key(key);
+        if !config.enabled() || self.backend.hold_down(&hk).is_none() {
+            return;
+        }
+        let now = self.clock.now();
+        self.backend
+            .update_hold_down(&hk, &mut |old| hold_down::on_success(old, now, &config));
+    }
+
+    /// Count an early flight to `key` that was not sent because of a hold-down.
+    pub fn note_early_skipped(&self, _key: &PeerKey) {
+        self.backend.count_early_skipped();
+    }
+
+    /// Every hold-down record kept (running or not), keyed by its hold key (the
+    /// cleartext state), with whether it holds now (for dumps).
+    pub fn hold_downs(&self) -> Vec<(PeerKey, HoldDown, bool)> {
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        self.backend
+            .for_each_hold_down(&mut |k: &PeerKey, h: &HoldDown| {
+                out.push((k.clone(), *h, h.holds(now)))
+            });
+        out
     }
 
     /// Every entry held, live or not, with whether it is live now (for dumps).
@@ -177,12 +290,19 @@ impl Cache {
     /// Drop every entry about the server `addr` (any spelling; IPv4-mapped IPv6 is the
     /// IPv4 address), on `port` or on any port, in both TLS states and for any local
     /// address and EHLO name. Returns how many entries were dropped (each counted as an
-    /// invalidation).
+    /// invalidation). The server's hold-down records are dropped too (an operator who
+    /// forgets a server starts it afresh); they are not counted.
     pub fn forget_server(&self, addr: IpAddr, port: Option<u16>) -> usize {
         let addr = crate::key::normalise(addr);
+        let matches = |k: &PeerKey| k.server() == addr && port.is_none_or(|p| k.port() == p);
+        for (k, _, _) in self.hold_downs() {
+            if matches(&k) {
+                self.backend.update_hold_down(&k, &mut |_| None);
+            }
+        }
         self.entries()
             .into_iter()
-            .filter(|(k, _, _)| k.server() == addr && port.is_none_or(|p| k.port() == p))
+            .filter(|(k, _, _)| matches(k))
             .filter(|(k, _, _)| self.forget(k))
             .count()
     }

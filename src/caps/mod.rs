@@ -20,7 +20,19 @@ pub const AUTH_MECHS_MAX: usize = 16;
 /// are not mechanisms and are dropped.
 pub const AUTH_MECH_NAME_MAX: usize = 20;
 /// The most bytes [`Capabilities::encode`] produces.
-pub const ENCODED_MAX: usize = 1 + 4 + 8 + 12 + 8 + 1 + AUTH_MECHS_MAX * (1 + AUTH_MECH_NAME_MAX);
+pub const ENCODED_MAX: usize = ENCODED_FIXED + AUTH_MECHS_MAX * (1 + AUTH_MECH_NAME_MAX);
+/// The encoding's version (its first byte).
+const ENCODING_VERSION: u8 = 2;
+/// Bytes of the encoding before the AUTH names: version, presence bits, flags, SIZE,
+/// three LIMITS values, fingerprint, AUTH count.
+const ENCODED_FIXED: usize = 1 + 1 + 4 + 8 + 12 + 8 + 1;
+/// Presence bits of the encoding (its second byte): which of the numbers were advertised.
+/// A number's field holds 0 when its bit is clear; no value stands for "absent".
+const HAS_SIZE: u8 = 1 << 0;
+const HAS_MAIL_MAX: u8 = 1 << 1;
+const HAS_RCPT_MAX: u8 = 1 << 2;
+const HAS_RCPT_DOMAIN_MAX: u8 = 1 << 3;
+const HAS_ALL: u8 = HAS_SIZE | HAS_MAIL_MAX | HAS_RCPT_MAX | HAS_RCPT_DOMAIN_MAX;
 
 /// An extension the library tracks, as a bit in [`Capabilities::flags`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -303,18 +315,29 @@ impl Capabilities {
         bits
     }
 
-    /// A fixed, versioned encoding of at most [`ENCODED_MAX`] bytes.
+    /// A fixed, versioned encoding of at most [`ENCODED_MAX`] bytes. Whether SIZE
+    /// carried a number and which LIMITS values were advertised are explicit presence
+    /// bits, so every value a server may send (`SIZE 18446744073709551615`,
+    /// `RCPTMAX=4294967295`) survives the round trip.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(ENCODED_MAX);
-        out.push(1u8);
+        let numbers = [
+            (self.limits.mail_max, HAS_MAIL_MAX),
+            (self.limits.rcpt_max, HAS_RCPT_MAX),
+            (self.limits.rcpt_domain_max, HAS_RCPT_DOMAIN_MAX),
+        ];
+        let mut present = if self.size.is_some() { HAS_SIZE } else { 0 };
+        for (v, bit) in numbers {
+            if v.is_some() {
+                present |= bit;
+            }
+        }
+        out.push(ENCODING_VERSION);
+        out.push(present);
         out.extend_from_slice(&self.flags.to_le_bytes());
-        out.extend_from_slice(&self.size.map_or(u64::MAX, |s| s).to_le_bytes());
-        for v in [
-            self.limits.mail_max,
-            self.limits.rcpt_max,
-            self.limits.rcpt_domain_max,
-        ] {
-            out.extend_from_slice(&v.map_or(u32::MAX, |v| v).to_le_bytes());
+        out.extend_from_slice(&self.size.unwrap_or(0).to_le_bytes());
+        for (v, _) in numbers {
+            out.extend_from_slice(&v.unwrap_or(0).to_le_bytes());
         }
         out.extend_from_slice(&self.fingerprint.to_le_bytes());
         out.push(self.auth.len() as u8 | if self.auth_truncated { 0x80 } else { 0 });
@@ -325,32 +348,46 @@ impl Capabilities {
         out
     }
 
-    /// Decode [`Capabilities::encode`]; anything malformed is [`Error::CorruptRecord`].
+    /// Decode [`Capabilities::encode`]; anything malformed is [`Error::CorruptRecord`]
+    /// (a field that is non-zero while its presence bit is clear included).
     pub fn decode(bytes: &[u8]) -> Result<Capabilities, Error> {
         let bad = Error::CorruptRecord;
-        if bytes.len() < 34 || bytes.len() > ENCODED_MAX || bytes[0] != 1 {
+        if bytes.len() < ENCODED_FIXED || bytes.len() > ENCODED_MAX || bytes[0] != ENCODING_VERSION
+        {
+            return Err(bad);
+        }
+        let present = bytes[1];
+        if present & !HAS_ALL != 0 {
             return Err(bad);
         }
         let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
         let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
-        let flags = u32_at(1);
+        let flags = u32_at(2);
         if flags & !ALL_EXTENSION_BITS != 0 {
             return Err(bad);
         }
-        let opt32 = |v: u32| (v != u32::MAX).then_some(v);
-        let size = u64_at(5);
-        let limits = Limits {
-            mail_max: opt32(u32_at(13)),
-            rcpt_max: opt32(u32_at(17)),
-            rcpt_domain_max: opt32(u32_at(21)),
+        let size = match (present & HAS_SIZE != 0, u64_at(6)) {
+            (true, v) => Some(v),
+            (false, 0) => None,
+            (false, _) => return Err(bad),
         };
-        let fingerprint = u64_at(25);
-        let count_byte = bytes[33];
+        let opt32 = |bit: u8, v: u32| match (present & bit != 0, v) {
+            (true, v) => Ok(Some(v)),
+            (false, 0) => Ok(None),
+            (false, _) => Err(bad),
+        };
+        let limits = Limits {
+            mail_max: opt32(HAS_MAIL_MAX, u32_at(14))?,
+            rcpt_max: opt32(HAS_RCPT_MAX, u32_at(18))?,
+            rcpt_domain_max: opt32(HAS_RCPT_DOMAIN_MAX, u32_at(22))?,
+        };
+        let fingerprint = u64_at(26);
+        let count_byte = bytes[ENCODED_FIXED - 1];
         let count = (count_byte & 0x7f) as usize;
         if count > AUTH_MECHS_MAX {
             return Err(bad);
         }
-        let mut rest = &bytes[34..];
+        let mut rest = &bytes[ENCODED_FIXED..];
         let mut auth = AuthNames::default();
         for _ in 0..count {
             let (&n, tail) = rest.split_first().ok_or(bad)?;
@@ -373,7 +410,7 @@ impl Capabilities {
         }
         Ok(Capabilities {
             flags,
-            size: (size != u64::MAX).then_some(size),
+            size,
             limits,
             auth,
             auth_truncated: count_byte & 0x80 != 0,
@@ -515,8 +552,64 @@ mod tests {
     #[test]
     fn a_record_without_auth_or_limits_round_trips() {
         let c = parse(b"250-mx\r\n250-PIPELINING\r\n250 PIPECONNECT\r\n");
-        assert_eq!(c.encode().len(), 34);
+        assert_eq!(c.encode().len(), 35);
         assert_eq!(Capabilities::decode(&c.encode()).unwrap(), c);
+    }
+
+    #[test]
+    fn the_largest_numbers_are_values_not_absence() {
+        // Values that an encoding with sentinels would read back as "not advertised",
+        // so that every EHLO reply carrying them would look changed and rewrite the entry.
+        let c = parse(
+            b"250-mx\r\n250-SIZE 18446744073709551615\r\n\
+250-LIMITS MAILMAX=4294967295 RCPTMAX=4294967295 RCPTDOMAINMAX=4294967295\r\n\
+250-PIPELINING\r\n250 PIPECONNECT\r\n",
+        );
+        assert_eq!(c.size_limit(), Some(u64::MAX));
+        assert_eq!(c.limits().rcpt_max, Some(u32::MAX));
+        let back = Capabilities::decode(&c.encode()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(
+            back.changed_bits(&c),
+            0,
+            "an unchanged reply changes nothing"
+        );
+        // Zero is a value too (SIZE 0: no fixed limit), distinct from absent.
+        let zero = parse(b"250-mx\r\n250-SIZE 0\r\n250 LIMITS RCPTMAX=0\r\n");
+        let back = Capabilities::decode(&zero.encode()).unwrap();
+        assert_eq!(back.size_limit(), Some(0));
+        assert_eq!(back.limits().rcpt_max, Some(0));
+        assert_eq!(back.limits().mail_max, None);
+        let none = parse(b"250-mx\r\n250 SIZE\r\n");
+        assert_eq!(
+            Capabilities::decode(&none.encode()).unwrap().size_limit(),
+            None
+        );
+    }
+
+    #[test]
+    fn a_number_without_its_presence_bit_is_corrupt() {
+        let c = parse(b"250-mx\r\n250 PIPELINING\r\n");
+        let e = c.encode();
+        for (at, what) in [
+            (6, "size"),
+            (14, "mailmax"),
+            (18, "rcptmax"),
+            (22, "domainmax"),
+        ] {
+            let mut bad = e.clone();
+            bad[at] ^= 1;
+            assert!(Capabilities::decode(&bad).is_err(), "{what}");
+        }
+        let mut bad = e.clone();
+        bad[1] |= 0x10;
+        assert!(Capabilities::decode(&bad).is_err(), "unknown presence bit");
+        let mut old = e.clone();
+        old[0] = 1;
+        assert!(
+            Capabilities::decode(&old).is_err(),
+            "the old encoding is not read"
+        );
     }
 
     #[test]
@@ -528,10 +621,10 @@ mod tests {
             assert!(Capabilities::decode(&e[..cut]).is_err());
         }
         let mut bad = e.clone();
-        bad[4] = 0xff;
+        bad[5] ^= 0xff;
         assert!(Capabilities::decode(&bad).is_err());
         let mut bad = e.clone();
-        bad[35] = b'a';
+        bad[36] ^= 0x20;
         assert!(Capabilities::decode(&bad).is_err());
     }
 }

@@ -6,7 +6,9 @@ use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::{bytes, free_handle, guard, guard_void, handle, into_handle, out};
-use crate::cache::{Cache, CacheConfig, CacheStats, Learned, DEFAULT_CAPACITY, DEFAULT_TTL_SECS};
+use crate::cache::{
+    Cache, CacheConfig, CacheStats, HoldDownConfig, Learned, DEFAULT_CAPACITY, DEFAULT_TTL_SECS,
+};
 use crate::caps::Capabilities;
 use std::sync::Arc;
 
@@ -39,6 +41,106 @@ pub struct pipeconnect_cache_stats {
     pub expirations: u64,
     /// Entries dropped by `pipeconnect_cache_forget()` or by the protocol's rules.
     pub invalidations: u64,
+    /// Hold-downs entered: early flights refused by a server that did not expect them.
+    pub hold_downs_entered: u64,
+    /// Early flights not sent because their server was held down.
+    pub early_skipped_held_down: u64,
+    /// Servers held down now.
+    pub hold_downs_current: u64,
+    /// File store only: writes given up because another writer had taken the set over
+    /// from a writer that stalled past the lock's takeover time, or because every slot of
+    /// the set was held by such a writer. Always 0 for an in-process cache.
+    pub writes_abandoned: u64,
+}
+
+/// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
+/// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
+/// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
+/// each further refusal after a hold-down ended multiplies the next one by `growth`, up
+/// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+/// step off; a server's record is forgotten `remember_seconds` after its hold-down
+/// ended. Fill it with `pipeconnect_hold_down_default()`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct pipeconnect_hold_down {
+    /// The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    pub first_seconds: u64,
+    /// The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    pub max_seconds: u64,
+    /// Seconds a server's record is kept after its hold-down ended (default 7 days).
+    pub remember_seconds: u64,
+    /// Growth from one hold-down to the next (default 4; at least 1).
+    pub growth: u32,
+    /// Early successes after a hold-down that take one step off (default 20; at least 1).
+    pub decay_after: u32,
+}
+
+impl From<HoldDownConfig> for pipeconnect_hold_down {
+    fn from(c: HoldDownConfig) -> Self {
+        pipeconnect_hold_down {
+            first_seconds: c.first_secs,
+            max_seconds: c.max_secs,
+            remember_seconds: c.remember_secs,
+            growth: c.growth,
+            decay_after: c.decay_after,
+        }
+    }
+}
+
+impl pipeconnect_hold_down {
+    /// The configuration, when its values make sense.
+    pub(crate) fn config(&self) -> Result<HoldDownConfig, R> {
+        let c = HoldDownConfig {
+            first_secs: self.first_seconds,
+            growth: self.growth,
+            max_secs: self.max_seconds,
+            decay_after: self.decay_after,
+            remember_secs: self.remember_seconds,
+        };
+        if c.is_valid() {
+            Ok(c)
+        } else {
+            Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+        }
+    }
+}
+
+/// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
+/// after each further refusal up to 1 day, 20 early successes per step off, records kept
+/// 7 days.
+///
+/// # Safety
+/// `out_config` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_hold_down_default(
+    out_config: *mut pipeconnect_hold_down,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helper; see the function's contract.
+        *unsafe { out(out_config) }? = HoldDownConfig::default().into();
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// Set how long this cache handle's hold-downs last (an in-process cache, or this
+/// process's handle of a store file; the records themselves are shared). `first_seconds
+/// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
+/// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `cache` is a live handle; `config` is readable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_set_hold_down(
+    cache: *const pipeconnect_cache,
+    config: *const pipeconnect_hold_down,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let config = unsafe { handle(config) }?.config()?;
+        cache.cache.set_hold_down_config(config);
+        Ok(R::PIPECONNECT_OK)
+    })
 }
 
 impl From<CacheStats> for pipeconnect_cache_stats {
@@ -51,6 +153,10 @@ impl From<CacheStats> for pipeconnect_cache_stats {
             evictions: s.evictions,
             expirations: s.expirations,
             invalidations: s.invalidations,
+            hold_downs_entered: s.hold_downs_entered,
+            early_skipped_held_down: s.early_skipped_held_down,
+            hold_downs_current: s.hold_downs_current,
+            writes_abandoned: s.writes_abandoned,
         }
     }
 }
@@ -246,6 +352,81 @@ pub unsafe extern "C" fn pipeconnect_cache_set_time(
         // SAFETY: checked by the helper; see the function's contract.
         unsafe { handle(cache) }?.cache.clock().set(unix_seconds);
         Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// For MTAs that drive the policy functions themselves (a session does this on its own):
+/// an early flight to `key` was refused in a way that says the server did not expect it
+/// (a 5xx banner or EHLO reply, an EHLO reply without PIPECONNECT, an out-of-step reply;
+/// not a 421, a timeout, a dropped connection or a TLS failure). The server is held down:
+/// `pipeconnect_policy_early_flight_cached()` plans no early flight to it, in either TLS
+/// state, until the hold-down ends (docs/RULES.md 3.10). `PIPECONNECT_OK` when a new
+/// hold-down began; `PIPECONNECT_NOT_FOUND` when one was already running or hold-downs
+/// are off for this handle.
+///
+/// # Safety
+/// `cache` and `key` are live handles.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_note_early_refused(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        Ok(if cache.cache.note_early_refused(&key.inner) {
+            R::PIPECONNECT_OK
+        } else {
+            R::PIPECONNECT_NOT_FOUND
+        })
+    })
+}
+
+/// For MTAs that drive the policy functions themselves: an early flight to `key` went
+/// through (its EHLO reply still advertised PIPECONNECT). After a hold-down ended, enough
+/// of these take a step off the next one.
+///
+/// # Safety
+/// `cache` and `key` are live handles.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_note_early_success(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        cache.cache.note_early_success(&key.inner);
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// Whether `key`'s server is held down now (either TLS state): `PIPECONNECT_OK` and
+/// `*until_out` = when it ends (Unix seconds), or `PIPECONNECT_NOT_FOUND` (nothing
+/// written) when it is not, or hold-downs are off for this handle.
+///
+/// # Safety
+/// `cache` and `key` are live handles; `until_out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_cache_held_down(
+    cache: *const pipeconnect_cache,
+    key: *const pipeconnect_key,
+    until_out: *mut u64,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let cache = unsafe { handle(cache) }?;
+        let key = unsafe { handle(key) }?;
+        let until_out = unsafe { out(until_out) }?;
+        match cache.cache.held_down(&key.inner) {
+            Some(h) => {
+                *until_out = h.until;
+                Ok(R::PIPECONNECT_OK)
+            }
+            None => Ok(R::PIPECONNECT_NOT_FOUND),
+        }
     })
 }
 

@@ -186,7 +186,8 @@ pub unsafe extern "C" fn pipeconnect_caps_size_limit(
     })
 }
 
-/// The LIMITS values (0 for those not advertised).
+/// The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
+/// advertised 0 apart).
 ///
 /// # Safety
 /// `caps` is a live snapshot; `limits_out` is writable.
@@ -205,6 +206,49 @@ pub unsafe extern "C" fn pipeconnect_caps_limits(
             rcpt_domain_max: l.rcpt_domain_max.unwrap_or(0),
         };
         Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// One RFC 9422 LIMITS value, for `pipeconnect_caps_limit()`.
+pub type pipeconnect_limit = u32;
+/// MAILMAX: transactions per connection.
+pub const PIPECONNECT_LIMIT_MAILMAX: pipeconnect_limit = 1;
+/// RCPTMAX: recipients per transaction.
+pub const PIPECONNECT_LIMIT_RCPTMAX: pipeconnect_limit = 2;
+/// RCPTDOMAINMAX: recipient domains per transaction.
+pub const PIPECONNECT_LIMIT_RCPTDOMAINMAX: pipeconnect_limit = 3;
+
+/// One LIMITS value (`which`: a `PIPECONNECT_LIMIT_*`), telling "not advertised" apart
+/// from every value, 0 and 4294967295 included: `PIPECONNECT_OK` and `*value_out`, or
+/// `PIPECONNECT_NOT_FOUND` (nothing written) when the server did not advertise it. An
+/// unknown `which` is `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+///
+/// # Safety
+/// `caps` is a live snapshot; `value_out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_caps_limit(
+    caps: *const pipeconnect_caps,
+    which: pipeconnect_limit,
+    value_out: *mut u32,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let caps = unsafe { handle(caps) }?;
+        let value_out = unsafe { out(value_out) }?;
+        let l = caps.caps.limits();
+        let v = match which {
+            PIPECONNECT_LIMIT_MAILMAX => l.mail_max,
+            PIPECONNECT_LIMIT_RCPTMAX => l.rcpt_max,
+            PIPECONNECT_LIMIT_RCPTDOMAINMAX => l.rcpt_domain_max,
+            _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
+        };
+        match v {
+            Some(v) => {
+                *value_out = v;
+                Ok(R::PIPECONNECT_OK)
+            }
+            None => Ok(R::PIPECONNECT_NOT_FOUND),
+        }
     })
 }
 

@@ -10,11 +10,7 @@ use super::caps::{pipeconnect_caps, pipeconnect_ext};
 use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::session::{
-    PIPECONNECT_EVENT_AUTH_CHALLENGE, PIPECONNECT_EVENT_CONNECTION_DONE,
-    PIPECONNECT_EVENT_EARLY_STOPPED, PIPECONNECT_EVENT_MESSAGE_ACCEPTED,
-    PIPECONNECT_EVENT_OUT_OF_STEP,
-};
+use super::session::PIPECONNECT_EVENT_EARLY_STOPPED;
 use super::{guard, handle, out, text};
 use crate::caps::ALL_EXTENSION_BITS;
 use crate::policy::{
@@ -22,6 +18,7 @@ use crate::policy::{
     Command, CommandKind, ConnPhase, Invalidation, ReplyContext, Settings, Situation, StopReason,
     Verdict, DEFAULT_MAX_FIRST_FLIGHT_BODY, SEQUENCE_MAX,
 };
+use crate::session::event::outcome_flags;
 use std::ffi::c_char;
 
 /// A command kind (or the reply a command gets): one of `PIPECONNECT_CMD_*`.
@@ -46,6 +43,9 @@ pub const PIPECONNECT_CMD_BDAT_LAST: pipeconnect_command_kind = 7;
 /// Not a command line: the body after a 354, ending with `CRLF.CRLF`; its reply is the
 /// end-of-data reply. Sessions hand it out; the policy does not take it.
 pub const PIPECONNECT_CMD_BODY: pipeconnect_command_kind = 8;
+/// `QUIT`; its reply is 221. Sessions plan it on request (`pipeconnect_session_quit()`);
+/// early-flight sequences do not take it.
+pub const PIPECONNECT_CMD_QUIT: pipeconnect_command_kind = 9;
 
 /// Flags of a `pipeconnect_command`, OR-ed.
 pub type pipeconnect_command_flags = u32;
@@ -124,7 +124,7 @@ pub struct pipeconnect_settings {
 }
 
 /// Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
-/// gives its name for logs. Values 1 to 7 mean "no early flight at all".
+/// gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 pub type pipeconnect_reason = u32;
 /// Every command of the sequence may go early.
 pub const PIPECONNECT_REASON_END_OF_SEQUENCE: pipeconnect_reason = 0;
@@ -163,6 +163,9 @@ pub const PIPECONNECT_REASON_SIZE_EXCEEDED: pipeconnect_reason = 16;
 /// The body is larger than `max_first_flight_body` (stops before BDAT LAST: send the body
 /// after the replies, with DATA or BDAT).
 pub const PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT: pipeconnect_reason = 17;
+/// The server refused an early flight not long ago and is held down: classic until the
+/// hold-down ends (set by a session; see `pipeconnect_hold_down`).
+pub const PIPECONNECT_REASON_HELD_DOWN: pipeconnect_reason = 18;
 
 /// What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
 pub type pipeconnect_verdict = u32;
@@ -198,6 +201,10 @@ pub const PIPECONNECT_CONTEXT_EARLY_USED: pipeconnect_reply_context = 1;
 pub const PIPECONNECT_CONTEXT_AUTH_REQUIRED: pipeconnect_reply_context = 2;
 /// For AUTH replies: commands were pipelined after this AUTH.
 pub const PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH: pipeconnect_reply_context = 4;
+/// Some of the message body went out on this connection (BDAT LAST with its body, or
+/// the body after a 354): an out-of-step reply then gives TEMPFAIL, as the server may
+/// hold the message. Implied for replies to BDAT_LAST and BODY.
+pub const PIPECONNECT_CONTEXT_BODY_SENT: pipeconnect_reply_context = 8;
 
 /// What a reply means, from `pipeconnect_policy_outcome()`.
 #[repr(C)]
@@ -305,7 +312,9 @@ unsafe fn commands_from_c(cmds: *const pipeconnect_command, n: usize) -> Result<
             CommandKind::Rcpt => Command::Rcpt,
             CommandKind::Data => Command::Data,
             CommandKind::BdatLast => Command::BdatLast { size: c.size },
-            CommandKind::Banner | CommandKind::Body => return Err(R::PIPECONNECT_ERR_BAD_SEQUENCE),
+            CommandKind::Banner | CommandKind::Body | CommandKind::Quit => {
+                return Err(R::PIPECONNECT_ERR_BAD_SEQUENCE)
+            }
         });
     }
     Ok(v)
@@ -364,7 +373,10 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
 /// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 /// TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
 /// encrypted otherwise), else `PIPECONNECT_ERR_TLS_STATE_MISMATCH`: cleartext
-/// information never licenses early commands after STARTTLS or on port 465. Thread-safe.
+/// information never licenses early commands after STARTTLS or on port 465. An early
+/// flight to a server that is held down becomes classic with
+/// `PIPECONNECT_REASON_HELD_DOWN` (counted as skipped; see
+/// `pipeconnect_cache_note_early_refused()`). Thread-safe.
 ///
 /// # Safety
 /// `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
@@ -392,13 +404,26 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
             return Err(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH);
         }
         let entry = cache.cache.lookup(&key.inner);
-        let f = early_flight_for_key(
+        let mut f = early_flight_for_key(
             entry.as_ref().map(|e| &e.caps),
             key.inner.tls(),
             &situation,
             &settings,
             &cmds,
         )?;
+        // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
+        let least = if situation.phase == ConnPhase::AfterStartTls {
+            2
+        } else {
+            1
+        };
+        if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
+            cache.cache.note_early_skipped(&key.inner);
+            f = crate::policy::Flight {
+                allowed: 0,
+                reason: StopReason::HeldDown,
+            };
+        }
         Ok(write_flight(f, allowed_out, reason_out))
     })
 }
@@ -433,10 +458,13 @@ pub unsafe extern "C" fn pipeconnect_policy_used_extensions(
 }
 
 /// What reply `code` (100 to 599) to `answered` (a `PIPECONNECT_CMD_*`; BANNER for the
-/// greeting, BODY for the end-of-data reply) means, in `context`
-/// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). A
-/// 250 to EHLO gives CONTINUE and NOTHING here: compare what it advertised with
-/// `pipeconnect_policy_check_ehlo()`. Thread-safe.
+/// greeting, BODY for the end-of-data reply, QUIT) means, in `context`
+/// (`PIPECONNECT_CONTEXT_*` bits) under `settings` (only its RELAXED flag is read). Only
+/// the command's own positive code continues (banner 220, EHLO 250, STARTTLS 220, AUTH
+/// 235 or a 334 challenge, MAIL 250, RCPT 250 or 251, DATA 354, BODY and BDAT_LAST 250,
+/// QUIT 221); any other positive code is `PIPECONNECT_EVENT_OUT_OF_STEP`, never
+/// `_MESSAGE_ACCEPTED` (docs/RULES.md §3.1). A 250 to EHLO gives CONTINUE and NOTHING
+/// here: compare what it advertised with `pipeconnect_policy_check_ehlo()`. Thread-safe.
 ///
 /// # Safety
 /// `settings` is readable; `outcome_out` is writable.
@@ -456,7 +484,8 @@ pub unsafe extern "C" fn pipeconnect_policy_outcome(
             CommandKind::from_u32(answered).ok_or(R::PIPECONNECT_ERR_INVALID_ARGUMENT)?;
         let known = PIPECONNECT_CONTEXT_EARLY_USED
             | PIPECONNECT_CONTEXT_AUTH_REQUIRED
-            | PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH;
+            | PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH
+            | PIPECONNECT_CONTEXT_BODY_SENT;
         if context & !known != 0 || !valid_reply_code(code) {
             return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
         }
@@ -465,23 +494,14 @@ pub unsafe extern "C" fn pipeconnect_policy_outcome(
             auth_required: context & PIPECONNECT_CONTEXT_AUTH_REQUIRED != 0,
             commands_after_auth: context & PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH != 0,
             invalidation: settings.invalidation,
+            body_sent: context & PIPECONNECT_CONTEXT_BODY_SENT != 0,
         };
         let o = policy::outcome(answered, code as u16, &ctx);
-        let mut flags = 0;
-        for (on, bit) in [
-            (o.connection_done, PIPECONNECT_EVENT_CONNECTION_DONE),
-            (o.auth_challenge, PIPECONNECT_EVENT_AUTH_CHALLENGE),
-            (o.message_accepted, PIPECONNECT_EVENT_MESSAGE_ACCEPTED),
-            (o.out_of_step, PIPECONNECT_EVENT_OUT_OF_STEP),
-        ] {
-            if on {
-                flags |= bit;
-            }
-        }
+        // The core's event bits are the C values (checked by a test in ffi/session.rs).
         *outcome_out = pipeconnect_outcome {
             cache: o.cache as u32,
             verdict: o.verdict as u32,
-            flags,
+            flags: outcome_flags(&o),
         };
         Ok(R::PIPECONNECT_OK)
     })
@@ -562,6 +582,7 @@ pub extern "C" fn pipeconnect_command_name(kind: pipeconnect_command_kind) -> *c
         Some(CommandKind::Data) => "DATA\0",
         Some(CommandKind::BdatLast) => "BDAT_LAST\0",
         Some(CommandKind::Body) => "BODY\0",
+        Some(CommandKind::Quit) => "QUIT\0",
         None => "UNKNOWN\0",
     };
     name.as_ptr().cast()
@@ -584,6 +605,7 @@ mod tests {
             PIPECONNECT_CMD_DATA,
             PIPECONNECT_CMD_BDAT_LAST,
             PIPECONNECT_CMD_BODY,
+            PIPECONNECT_CMD_QUIT,
         ];
         for (c, k) in kinds.iter().zip(CommandKind::ALL) {
             assert_eq!(*c, k as u32);
@@ -609,6 +631,7 @@ mod tests {
             PIPECONNECT_REASON_MAILMAX_REACHED,
             PIPECONNECT_REASON_SIZE_EXCEEDED,
             PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT,
+            PIPECONNECT_REASON_HELD_DOWN,
         ];
         for (c, r) in reasons.iter().zip(StopReason::ALL) {
             assert_eq!(*c, r as u32);

@@ -77,6 +77,10 @@ pub enum pipeconnect_result {
     PIPECONNECT_ERR_STORE_CHECKSUM = 7408,
     /// The store file is writable by group or others: refused.
     PIPECONNECT_ERR_STORE_PERMISSIONS = 7409,
+    /// The store file is on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+    /// where its locks and liveness checks do not hold: refused unless
+    /// `PIPECONNECT_STORE_ALLOW_REMOTE_FS` is given.
+    PIPECONNECT_ERR_STORE_REMOTE_FS = 7410,
 
     /// The command sequence is not one SMTP allows (EHLO first; MAIL, RCPT, then DATA
     /// or BDAT LAST; STARTTLS only in cleartext; ...), is empty, or is too long.
@@ -148,7 +152,7 @@ impl From<crate::session::SessionError> for pipeconnect_result {
 
 impl pipeconnect_result {
     /// Every value, for tests and bindings.
-    pub const ALL: [pipeconnect_result; 35] = [
+    pub const ALL: [pipeconnect_result; 36] = [
         R::PIPECONNECT_OK,
         R::PIPECONNECT_NOT_FOUND,
         R::PIPECONNECT_NOT_CACHED,
@@ -184,6 +188,7 @@ impl pipeconnect_result {
         R::PIPECONNECT_ERR_INVALID_INTENT,
         R::PIPECONNECT_ERR_TLS_STATE_MISMATCH,
         R::PIPECONNECT_ERR_CANNOT_FORMAT,
+        R::PIPECONNECT_ERR_STORE_REMOTE_FS,
     ];
 
     /// The message for this result, NUL-terminated.
@@ -248,7 +253,11 @@ impl pipeconnect_result {
                 "the store file's header checksum does not match\0"
             }
             R::PIPECONNECT_ERR_STORE_PERMISSIONS => {
-                "the store file is writable by group or others; refused\0"
+                "the store file is writable by others (or by its group outside group mode); \
+                 refused\0"
+            }
+            R::PIPECONNECT_ERR_STORE_REMOTE_FS => {
+                "the store file is on a network or non-local filesystem; refused\0"
             }
             R::PIPECONNECT_ERR_BAD_SEQUENCE => {
                 "the command sequence is empty, too long, or not in an order SMTP allows\0"

@@ -2,7 +2,7 @@
 #![allow(non_camel_case_types)]
 
 use super::cache::pipeconnect_cache;
-use super::caps::pipeconnect_ext;
+use super::caps::{pipeconnect_caps, pipeconnect_ext};
 use super::key::pipeconnect_key;
 use super::policy::{
     pipeconnect_command_kind, pipeconnect_reason, pipeconnect_settings, pipeconnect_verdict,
@@ -120,6 +120,8 @@ pub const PIPECONNECT_EVENT_MESSAGE_ACCEPTED: pipeconnect_event_flags = 128;
 pub const PIPECONNECT_EVENT_OUT_OF_STEP: pipeconnect_event_flags = 256;
 /// The text was cut at 2048 bytes.
 pub const PIPECONNECT_EVENT_TEXT_TRUNCATED: pipeconnect_event_flags = 512;
+/// The raw reply was cut after its last whole line within 4096 bytes.
+pub const PIPECONNECT_EVENT_RAW_TRUNCATED: pipeconnect_event_flags = 1024;
 
 /// One complete reply and what it means, from `pipeconnect_session_next_event()`.
 #[repr(C)]
@@ -151,6 +153,13 @@ pub struct pipeconnect_event {
     pub text: *const u8,
     /// The text's length in bytes (at most 2048).
     pub text_len: usize,
+    /// The reply as received, codes and enhanced status codes included, each line ending
+    /// in CRLF (not NUL-terminated), for callers that parse replies themselves; owned by
+    /// the session, valid until the next call on the session. Whole lines only.
+    pub raw: *const u8,
+    /// The raw reply's length in bytes (at most 4096; see
+    /// `PIPECONNECT_EVENT_RAW_TRUNCATED`).
+    pub raw_len: usize,
 }
 
 /// Summary flags, OR-ed in `pipeconnect_summary.flags`.
@@ -330,6 +339,8 @@ fn event_to_c(e: &Event) -> pipeconnect_event {
         changed_extensions: e.changed_extensions,
         text: e.text.as_ptr(),
         text_len: e.text.len(),
+        raw: e.raw.as_ptr(),
+        raw_len: e.raw.len(),
     }
 }
 
@@ -624,7 +635,8 @@ pub unsafe extern "C" fn pipeconnect_session_reason(
 }
 
 /// Whether the session has nothing more to do (`*done_out`): the transaction ended or the
-/// connection failed, no reply is awaited and no command waits to be taken.
+/// connection failed, no reply is awaited (but perhaps the 221 to a QUIT already taken,
+/// which the delivery's outcome never depends on) and no command waits to be taken.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `done_out` is writable.
@@ -663,6 +675,56 @@ pub unsafe extern "C" fn pipeconnect_session_finish(
     })
 }
 
+/// Plan a QUIT: take it with `pipeconnect_session_flight()` (a `PIPECONNECT_CMD_QUIT`);
+/// its reply is expected to be 221. Allowed once nothing more can follow it: the body
+/// command was handed out (QUIT may then be pipelined right behind BDAT LAST or the
+/// body), or the transaction ended. A 221 in its place keeps the entry; a 221 where
+/// another reply was due (a stream shifted by one) is out of step, so the message is
+/// never reported accepted by it. A 221 fed when nothing is awaited and the transaction
+/// is over is also taken as the reply to a QUIT the caller sent unplanned.
+/// `PIPECONNECT_ERR_BAD_STATE` when more commands may still follow, a QUIT was planned
+/// already, during the STARTTLS handshake, or after finish.
+///
+/// # Safety
+/// `session` is a live session used by no other thread.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_session_quit(
+    session: *mut pipeconnect_session,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helper; see the function's contract.
+        let s = unsafe { handle_mut(session) }?;
+        s.inner.quit()?;
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// The capabilities the server advertised in the current phase's real EHLO reply: on
+/// `PIPECONNECT_OK`, `*caps_out` is a new snapshot the caller frees with
+/// `pipeconnect_caps_free()`; `PIPECONNECT_NOT_FOUND` (nothing written) before that
+/// reply is in, after a failed EHLO, and after STARTTLS until the new EHLO reply.
+///
+/// # Safety
+/// `session` is a live session used by no other thread; `caps_out` is writable.
+#[no_mangle]
+pub unsafe extern "C" fn pipeconnect_session_server_caps(
+    session: *const pipeconnect_session,
+    caps_out: *mut *mut pipeconnect_caps,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: pointers are checked by the helpers; see the function's contract.
+        let s = unsafe { handle(session) }?;
+        let caps_out = unsafe { out(caps_out) }?;
+        match s.inner.server_caps() {
+            Some(caps) => {
+                *caps_out = into_handle(pipeconnect_caps::new(caps.clone(), None));
+                Ok(R::PIPECONNECT_OK)
+            }
+            None => Ok(R::PIPECONNECT_NOT_FOUND),
+        }
+    })
+}
+
 /// Release a session. NULL is allowed. A session freed without
 /// `pipeconnect_session_finish()` records nothing more.
 ///
@@ -692,7 +754,9 @@ mod tests {
         assert_eq!(PIPECONNECT_EVENT_MESSAGE_ACCEPTED, EVENT_MESSAGE_ACCEPTED);
         assert_eq!(PIPECONNECT_EVENT_OUT_OF_STEP, EVENT_OUT_OF_STEP);
         assert_eq!(PIPECONNECT_EVENT_TEXT_TRUNCATED, EVENT_TEXT_TRUNCATED);
+        assert_eq!(PIPECONNECT_EVENT_RAW_TRUNCATED, EVENT_RAW_TRUNCATED);
         assert_eq!(EVENT_TEXT_MAX, 2048);
+        assert_eq!(EVENT_RAW_MAX, 4096);
         assert_eq!(
             PIPECONNECT_SUMMARY_MESSAGE_ACCEPTED,
             SUMMARY_MESSAGE_ACCEPTED

@@ -3,12 +3,12 @@
 //! the same path.
 #![allow(non_camel_case_types)]
 
-use super::cache::pipeconnect_cache;
+use super::cache::{pipeconnect_cache, pipeconnect_hold_down};
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::{guard, into_handle, out};
 use crate::cache::file::{StoreError, StoreOptions, DEFAULT_MODE};
-use crate::cache::Cache;
+use crate::cache::{Cache, HoldDownConfig};
 use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
@@ -16,15 +16,29 @@ use std::sync::Arc;
 
 /// Flags of `pipeconnect_store_options.flags`, combined with `|`.
 pub type pipeconnect_store_flags = u32;
-/// Replace a store file of ours (a regular file owned by the process's effective user,
-/// not writable by group or others) that is truncated, corrupt, of another format
-/// version, or of another geometry than asked for, instead of refusing it. The new file
+/// Replace a store file this process may open (a regular file of its effective user, or
+/// any user's for root, or its group's in group mode; not writable by others) that is
+/// truncated, corrupt, of another format version, or of another geometry than asked for,
+/// instead of refusing it. Sets or ways given as 0 are the old file's when its header
+/// still says them; a file root rebuilds keeps its owner. The new file
 /// is built beside the old one and renamed over it, so no opener ever sees a half-built
-/// file. A symbolic link, a file of another owner, a file writable by others and
-/// anything that is not a regular file are always refused.
+/// file. A symbolic link, a file of another owner (to a process that is not root), a file
+/// writable by others and anything that is not a regular file are always refused.
 pub const PIPECONNECT_STORE_REBUILD_IF_INVALID: pipeconnect_store_flags = 1 << 0;
 
-const KNOWN_FLAGS: pipeconnect_store_flags = PIPECONNECT_STORE_REBUILD_IF_INVALID;
+/// Accept a store file on a network or other non-local filesystem (NFS, CIFS, FUSE…),
+/// which is otherwise refused with `PIPECONNECT_ERR_STORE_REMOTE_FS`: the store's locks
+/// are compare-and-swap operations in shared memory and its liveness checks are process
+/// ids, neither of which holds across hosts. Give it only when every process that opens
+/// the file runs on the same host.
+pub const PIPECONNECT_STORE_ALLOW_REMOTE_FS: pipeconnect_store_flags = 1 << 1;
+
+/// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
+/// (`(uid_t)-1`, as `chown()` reads it).
+pub const PIPECONNECT_STORE_ID_NONE: u32 = 0xFFFF_FFFF;
+
+const KNOWN_FLAGS: pipeconnect_store_flags =
+    PIPECONNECT_STORE_REBUILD_IF_INVALID | PIPECONNECT_STORE_ALLOW_REMOTE_FS;
 
 /// How `pipeconnect_cache_open()` opens or creates a store file. Fill it with
 /// `pipeconnect_store_options_default()`, then change the fields you need.
@@ -43,11 +57,30 @@ pub struct pipeconnect_store_options {
     /// Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     pub ttl_seconds: u64,
     /// Permission bits of a new file; default 0600. Must include 0600; may add group and
-    /// other read (0640, 0644); nothing else (no write or execute for others, no set-id
-    /// or sticky bits).
+    /// other read (0640, 0644), and group write in group mode (0660, 0664); nothing else
+    /// (no write or execute for others, no set-id or sticky bits).
     pub mode: u32,
     /// `PIPECONNECT_STORE_*` flags.
     pub flags: pipeconnect_store_flags,
+    /// How long this opener's hold-downs last (the records are kept in the file and
+    /// shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
+    pub hold_down: pipeconnect_hold_down,
+    /// The user a new file gets, for a process running as root that creates the store
+    /// its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
+    /// both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
+    /// default): the creator's. A file root rebuilds keeps its old owner unless this
+    /// names one. A process that is not root may only name itself (else
+    /// `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
+    pub owner_uid: u32,
+    /// The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
+    /// creator's.
+    pub owner_gid: u32,
+    /// Group mode, for MTAs whose processes run as different users of one group: the
+    /// group's id. A new file gets this group, and `mode` may then be 0660. A file owned
+    /// by another user is opened when its group is this one, the process is a member of
+    /// it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
+    /// file's owner (and root) may open it.
+    pub group_gid: u32,
 }
 
 /// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
@@ -68,6 +101,10 @@ pub unsafe extern "C" fn pipeconnect_store_options_default(
             ttl_seconds: 0,
             mode: DEFAULT_MODE,
             flags: 0,
+            hold_down: HoldDownConfig::default().into(),
+            owner_uid: PIPECONNECT_STORE_ID_NONE,
+            owner_gid: PIPECONNECT_STORE_ID_NONE,
+            group_gid: PIPECONNECT_STORE_ID_NONE,
         };
         Ok(R::PIPECONNECT_OK)
     })
@@ -87,6 +124,7 @@ impl From<StoreError> for pipeconnect_result {
             StoreError::Version => R::PIPECONNECT_ERR_STORE_VERSION,
             StoreError::Geometry => R::PIPECONNECT_ERR_STORE_GEOMETRY,
             StoreError::Checksum => R::PIPECONNECT_ERR_STORE_CHECKSUM,
+            StoreError::RemoteFilesystem => R::PIPECONNECT_ERR_STORE_REMOTE_FS,
         }
     }
 }
@@ -105,10 +143,15 @@ impl From<StoreError> for pipeconnect_result {
 /// Lookups take no lock; writers lock one set at a time, with a lock a killed process
 /// cannot keep; a process killed at any point leaves no torn entry readable.
 ///
+/// Users: the file's owner opens it; so does root, whoever owns it, without changing
+/// its owner (but see docs/FILE_STORE.md on what a root process that maps a file another
+/// user may write risks); in group mode (`group_gid`), so do the group's members.
+///
 /// The file is refused, each with its own result, when the path is a symbolic link
 /// (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
-/// another user than the effective user (`_WRONG_OWNER`), writable by group or others
-/// (`_PERMISSIONS`), shorter than its header or geometry (`_TRUNCATED`), not a store
+/// another user than the effective user, who is not root nor a member of the store's
+/// group in group mode (`_WRONG_OWNER`), writable by others or, outside group mode, by
+/// its group (`_PERMISSIONS`), on a network or non-local filesystem (`_REMOTE_FS`), shorter than its header or geometry (`_TRUNCATED`), not a store
 /// (`_BAD_MAGIC`), of another format version (`_VERSION`), of another geometry than
 /// asked for (`_GEOMETRY`), or with a damaged header (`_CHECKSUM`). With
 /// `PIPECONNECT_STORE_REBUILD_IF_INVALID`, the last five are replaced by a new, empty
@@ -157,12 +200,22 @@ pub unsafe extern "C" fn pipeconnect_cache_open(
         if o.flags & !KNOWN_FLAGS != 0 {
             return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
         }
+        let id = |v: u32| (v != PIPECONNECT_STORE_ID_NONE).then_some(v);
+        let owner = match (id(o.owner_uid), id(o.owner_gid)) {
+            (Some(u), Some(g)) => Some((u, g)),
+            (None, None) => None,
+            _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
+        };
         let options = StoreOptions {
             sets: o.sets,
             ways: o.ways,
             ttl_secs: o.ttl_seconds,
             mode: o.mode,
             rebuild_if_invalid: o.flags & PIPECONNECT_STORE_REBUILD_IF_INVALID != 0,
+            hold_down: o.hold_down.config()?,
+            owner,
+            group: id(o.group_gid),
+            allow_remote_fs: o.flags & PIPECONNECT_STORE_ALLOW_REMOTE_FS != 0,
         };
         let cache = Cache::open_file(path, &options)?;
         *cache_out = into_handle(pipeconnect_cache {

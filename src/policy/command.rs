@@ -32,11 +32,14 @@ pub enum CommandKind {
     /// Not a command line: the message body after a 354, ending with `CRLF.CRLF`. Its
     /// reply is the end-of-data reply.
     Body = 8,
+    /// `QUIT`: ends the conversation; its reply is 221. Sessions plan it on request
+    /// (`Session::quit`); early-flight sequences do not hold it.
+    Quit = 9,
 }
 
 impl CommandKind {
     /// Every kind, in numeric order.
-    pub const ALL: [CommandKind; 9] = [
+    pub const ALL: [CommandKind; 10] = [
         CommandKind::Banner,
         CommandKind::Ehlo,
         CommandKind::StartTls,
@@ -46,6 +49,7 @@ impl CommandKind {
         CommandKind::Data,
         CommandKind::BdatLast,
         CommandKind::Body,
+        CommandKind::Quit,
     ];
 
     /// The kind with this C value.
@@ -53,7 +57,7 @@ impl CommandKind {
         Self::ALL.get(usize::try_from(v).ok()?).copied()
     }
 
-    /// An upper-case name for logs: `BANNER`, `EHLO`, ..., `BDAT_LAST`, `BODY`.
+    /// An upper-case name for logs: `BANNER`, `EHLO`, ..., `BDAT_LAST`, `BODY`, `QUIT`.
     pub fn name(self) -> &'static str {
         match self {
             CommandKind::Banner => "BANNER",
@@ -65,6 +69,7 @@ impl CommandKind {
             CommandKind::Data => "DATA",
             CommandKind::BdatLast => "BDAT_LAST",
             CommandKind::Body => "BODY",
+            CommandKind::Quit => "QUIT",
         }
     }
 }
@@ -376,7 +381,8 @@ mod tests {
         for k in CommandKind::ALL {
             assert_eq!(CommandKind::from_u32(k as u32), Some(k));
         }
-        assert_eq!(CommandKind::from_u32(9), None);
+        assert_eq!(CommandKind::from_u32(9), Some(CommandKind::Quit));
+        assert_eq!(CommandKind::from_u32(10), None);
         assert_eq!(CommandKind::from_u32(u32::MAX), None);
     }
 }

@@ -177,11 +177,15 @@ pub enum StopReason {
     /// The body is larger than the settings allow in one flight (stops before BDAT LAST;
     /// send the body after the replies, with DATA or BDAT).
     BodyTooLargeForOneFlight = 17,
+    /// The key's server refused an early flight not long ago and is held down: classic
+    /// until the hold-down ends (docs/RULES.md, "Hold-down"). Set by the session, never
+    /// by [`early_flight`], which knows nothing of the cache.
+    HeldDown = 18,
 }
 
 impl StopReason {
     /// Every reason, in numeric order.
-    pub const ALL: [StopReason; 18] = [
+    pub const ALL: [StopReason; 19] = [
         StopReason::EndOfSequence,
         StopReason::NotAllowed,
         StopReason::EhloNameUnknown,
@@ -200,6 +204,7 @@ impl StopReason {
         StopReason::MailmaxReached,
         StopReason::SizeExceeded,
         StopReason::BodyTooLargeForOneFlight,
+        StopReason::HeldDown,
     ];
 
     /// The reason with this C value.
@@ -233,12 +238,14 @@ impl StopReason {
             StopReason::MailmaxReached => "MAILMAX_REACHED\0",
             StopReason::SizeExceeded => "SIZE_EXCEEDED\0",
             StopReason::BodyTooLargeForOneFlight => "BODY_TOO_LARGE_FOR_ONE_FLIGHT\0",
+            StopReason::HeldDown => "HELD_DOWN\0",
         }
     }
 
     /// Whether this reason means "no early flight at all".
     pub fn is_classic(self) -> bool {
-        (self as u32) >= 1 && (self as u32) <= StopReason::PipeconnectWithdrawn as u32
+        ((self as u32) >= 1 && (self as u32) <= StopReason::PipeconnectWithdrawn as u32)
+            || self == StopReason::HeldDown
     }
 }
 
@@ -483,8 +490,9 @@ mod tests {
             assert!(!r.name().is_empty() && !r.name().contains('\0'));
             assert!(r.name_nul().ends_with('\0'));
         }
-        assert_eq!(StopReason::from_u32(18), None);
+        assert_eq!(StopReason::from_u32(19), None);
         assert!(StopReason::NoEntry.is_classic());
+        assert!(StopReason::HeldDown.is_classic());
         assert!(!StopReason::EndOfSequence.is_classic());
         assert!(!StopReason::DataEndsFlight.is_classic());
     }

@@ -24,4 +24,6 @@ pub use flight::{
     Invalidation, PolicyError, Settings, Situation, StopReason, DEFAULT_MAX_FIRST_FLIGHT_BODY,
     ONE_ROUND_TRIP_MECHANISMS,
 };
-pub use outcome::{outcome, valid_reply_code, CacheAction, Outcome, ReplyContext, Verdict};
+pub use outcome::{
+    outcome, positive_code, valid_reply_code, CacheAction, Outcome, ReplyContext, Verdict,
+};

@@ -95,6 +95,11 @@ pub struct ReplyContext {
     pub commands_after_auth: bool,
     /// Strict or relaxed invalidation.
     pub invalidation: Invalidation,
+    /// Whether any byte of the message body went out on this connection (BDAT LAST and
+    /// its body, or the body after a 354). A reply to BDAT LAST or to the end of data
+    /// implies it. After an out-of-step reply the server may hold the message, so the
+    /// verdict is then [`Verdict::Tempfail`], never [`Verdict::Reconnect`].
+    pub body_sent: bool,
 }
 
 /// What one reply means.
@@ -108,11 +113,31 @@ pub struct Outcome {
     pub connection_done: bool,
     /// A 334 to AUTH: send the next SASL response line, then read the next reply.
     pub auth_challenge: bool,
-    /// The server took responsibility for the message (2xx to the end of data or BDAT).
+    /// The server took responsibility for the message (250 to the end of data or to
+    /// BDAT LAST).
     pub message_accepted: bool,
-    /// The reply cannot answer the command (a code of the wrong class for it): the
-    /// conversation is out of step.
+    /// The reply cannot answer the command (a positive code other than the one the
+    /// command calls for, or a code of no class the command can get): the conversation
+    /// is out of step.
     pub out_of_step: bool,
+}
+
+/// Whether `code` is the positive reply `answered` calls for (RFC 5321 §4.3.2, RFC 3207,
+/// RFC 4954, RFC 3030): the banner 220, EHLO 250, STARTTLS 220, AUTH 235 (334 is a
+/// challenge, see [`outcome`]), MAIL 250, RCPT 250 or 251, DATA 354, the end of data
+/// 250, BDAT LAST 250, QUIT 221. Any other 1yz, 2yz or 3yz reply to it means the two
+/// ends are out of step. Stricter than Exim's client, which takes any 2yz: an MTA that
+/// believes a message was delivered deletes it (`docs/RULES.md` §3.1).
+pub fn positive_code(answered: CommandKind, code: u16) -> bool {
+    match answered {
+        CommandKind::Banner | CommandKind::StartTls => code == 220,
+        CommandKind::Ehlo | CommandKind::Mail => code == 250,
+        CommandKind::Rcpt => code == 250 || code == 251,
+        CommandKind::Auth => code == 235,
+        CommandKind::Data => code == 354,
+        CommandKind::BdatLast | CommandKind::Body => code == 250,
+        CommandKind::Quit => code == 221,
+    }
 }
 
 /// Whether `code` is a reply code the library accepts as input (100 to 599).
@@ -123,8 +148,10 @@ pub fn valid_reply_code(code: u32) -> bool {
 /// The meaning of reply `code` to `answered` in context `ctx`. The rules, in words (each
 /// is a section of `docs/RULES.md`):
 ///
-/// - the banner must be 2xx; EHLO 250; STARTTLS 220; AUTH 235 (or 334: a challenge);
-///   MAIL, RCPT, BDAT and the end of data 2xx; DATA 354;
+/// - each command has exactly one positive code ([`positive_code`]): the banner 220,
+///   EHLO 250, STARTTLS 220, AUTH 235 (or 334: a challenge, when nothing was pipelined
+///   after the AUTH), MAIL 250, RCPT 250 or 251, DATA 354, the end of data and BDAT LAST
+///   250, QUIT 221;
 /// - a failed banner, EHLO or STARTTLS, and a failed required AUTH, invalidate in both
 ///   modes; after an early flight their verdict is [`Verdict::Reconnect`], otherwise
 ///   [`Verdict::Tempfail`] (4xx) or [`Verdict::HostError`] (5xx), and the connection is
@@ -132,33 +159,44 @@ pub fn valid_reply_code(code: u32) -> bool {
 /// - any other 4xx or 5xx invalidates only in [`Invalidation::Strict`] mode and only when
 ///   early pipelining was used in this TLS phase; its verdict is [`Verdict::Tempfail`]
 ///   (4xx) or [`Verdict::Rejected`] (5xx); a failed optional AUTH lets the delivery
-///   [`Verdict::Continue`] unauthenticated;
-/// - 421 closes the connection wherever it comes;
-/// - a reply of the wrong class (a 354 to MAIL, a 250 to DATA, any 1xx, a 334 to an AUTH
-///   with commands pipelined after it) is out of step: the connection is done, and after
-///   an early flight the entry is invalidated and the verdict is [`Verdict::Reconnect`].
+///   [`Verdict::Continue`] unauthenticated; a failed QUIT changes nothing (the message's
+///   fate was settled before it);
+/// - 421 closes the connection wherever it comes, and so does any reply to QUIT;
+/// - any other reply (a 250 banner, a 220 to BDAT LAST, a 354 to RCPT, a 250 to DATA,
+///   any 1xx, a 334 to an AUTH with commands pipelined after it) is out of step: the
+///   message is never accepted, the entry is invalidated, the connection is done, and
+///   the verdict is [`Verdict::Tempfail`] when any body byte went out (the server may
+///   hold the message), [`Verdict::Reconnect`] after an early flight otherwise, and
+///   [`Verdict::Tempfail`] on a classic connection.
 pub fn outcome(answered: CommandKind, code: u16, ctx: &ReplyContext) -> Outcome {
     let class = code / 100;
     let mut o = Outcome {
         cache: CacheAction::Nothing,
         verdict: Verdict::Continue,
-        connection_done: false,
+        connection_done: answered == CommandKind::Quit,
         auth_challenge: false,
         message_accepted: false,
         out_of_step: false,
     };
     let failure = class == 4 || class == 5;
-    let positive = match answered {
-        CommandKind::Banner | CommandKind::Mail | CommandKind::Rcpt => class == 2,
-        CommandKind::Ehlo => code == 250,
-        CommandKind::StartTls => code == 220,
-        CommandKind::Auth => class == 2 || (code == 334 && !ctx.commands_after_auth),
-        CommandKind::Data => code == 354,
-        CommandKind::BdatLast | CommandKind::Body => class == 2,
-    };
-    if positive {
-        o.auth_challenge = answered == CommandKind::Auth && code == 334;
+    let challenge = answered == CommandKind::Auth && code == 334 && !ctx.commands_after_auth;
+    if positive_code(answered, code) || challenge {
+        o.auth_challenge = challenge;
         o.message_accepted = matches!(answered, CommandKind::BdatLast | CommandKind::Body);
+        return o;
+    }
+    if !failure {
+        // Not the code this command calls for: the two ends are out of step.
+        let body_sent =
+            ctx.body_sent || matches!(answered, CommandKind::BdatLast | CommandKind::Body);
+        o.out_of_step = true;
+        o.connection_done = true;
+        o.cache = CacheAction::Invalidate;
+        o.verdict = if ctx.early_used && !body_sent {
+            Verdict::Reconnect
+        } else {
+            Verdict::Tempfail
+        };
         return o;
     }
     let connection_step = match answered {
@@ -166,20 +204,6 @@ pub fn outcome(answered: CommandKind, code: u16, ctx: &ReplyContext) -> Outcome 
         CommandKind::Auth => ctx.auth_required,
         _ => false,
     };
-    if !failure {
-        // Wrong class for the command: the two ends are out of step.
-        o.out_of_step = true;
-        o.connection_done = true;
-        if ctx.early_used || connection_step {
-            o.cache = CacheAction::Invalidate;
-        }
-        o.verdict = if ctx.early_used {
-            Verdict::Reconnect
-        } else {
-            Verdict::Tempfail
-        };
-        return o;
-    }
     if connection_step {
         o.cache = CacheAction::Invalidate;
         o.connection_done = true;
@@ -190,6 +214,10 @@ pub fn outcome(answered: CommandKind, code: u16, ctx: &ReplyContext) -> Outcome 
         } else {
             Verdict::HostError
         };
+        return o;
+    }
+    if answered == CommandKind::Quit {
+        // The server closes either way; what it thinks of QUIT says nothing of the message.
         return o;
     }
     if ctx.early_used && ctx.invalidation == Invalidation::Strict {

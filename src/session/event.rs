@@ -2,7 +2,7 @@
 //! and its errors.
 
 use crate::error::Error;
-use crate::policy::{CommandKind, PolicyError, Verdict};
+use crate::policy::{CommandKind, Outcome, PolicyError, Verdict};
 use crate::reply::{EnhancedCode, Reply};
 use std::fmt;
 
@@ -34,6 +34,35 @@ pub const EVENT_MESSAGE_ACCEPTED: u32 = 1 << 7;
 pub const EVENT_OUT_OF_STEP: u32 = 1 << 8;
 /// Event flag: the text was cut at [`EVENT_TEXT_MAX`] bytes.
 pub const EVENT_TEXT_TRUNCATED: u32 = 1 << 9;
+/// Event flag: the raw reply was cut after its last whole line within
+/// [`EVENT_RAW_MAX`] bytes.
+pub const EVENT_RAW_TRUNCATED: u32 = 1 << 10;
+
+/// The most bytes of raw reply an [`Event`] keeps (whole lines; see
+/// [`EVENT_RAW_TRUNCATED`]).
+pub const EVENT_RAW_MAX: usize = 4096;
+
+/// OR of the bits whose condition holds.
+pub(crate) fn bits(pairs: &[(bool, u32)]) -> u32 {
+    pairs
+        .iter()
+        .filter(|(on, _)| *on)
+        .fold(0, |acc, (_, bit)| acc | bit)
+}
+
+/// The event bits that say what the rules' [`Outcome`] asks of the caller:
+/// [`EVENT_CONNECTION_DONE`], [`EVENT_AUTH_CHALLENGE`], [`EVENT_MESSAGE_ACCEPTED`],
+/// [`EVENT_OUT_OF_STEP`]. The one mapping, used by sessions and by
+/// `pipeconnect_policy_outcome()`. (Whether the cache entry was removed is the cache
+/// action's to say, and a session's to report once done.)
+pub fn outcome_flags(o: &Outcome) -> u32 {
+    bits(&[
+        (o.connection_done, EVENT_CONNECTION_DONE),
+        (o.auth_challenge, EVENT_AUTH_CHALLENGE),
+        (o.message_accepted, EVENT_MESSAGE_ACCEPTED),
+        (o.out_of_step, EVENT_OUT_OF_STEP),
+    ])
+}
 
 /// One command the caller may send now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -69,6 +98,10 @@ pub struct Event {
     pub enhanced: Option<EnhancedCode>,
     /// The reply's text, lines joined with `\n`, at most [`EVENT_TEXT_MAX`] bytes.
     pub text: Vec<u8>,
+    /// The reply as received, codes and enhanced status codes included, each line ending
+    /// in CRLF (a bare LF read is given as CRLF), for callers that parse replies
+    /// themselves; whole lines, at most [`EVENT_RAW_MAX`] bytes.
+    pub raw: Vec<u8>,
     /// What the MTA should do.
     pub verdict: Verdict,
     /// `EVENT_*` bits.
@@ -92,6 +125,10 @@ impl Event {
             text.shrink_to_fit();
             flags |= EVENT_TEXT_TRUNCATED;
         }
+        let (raw, raw_cut) = raw_lines(reply);
+        if raw_cut {
+            flags |= EVENT_RAW_TRUNCATED;
+        }
         Event {
             seq,
             kind,
@@ -99,6 +136,7 @@ impl Event {
             code: reply.code(),
             enhanced: reply.enhanced(),
             text,
+            raw,
             verdict: Verdict::Continue,
             flags,
             changed_extensions: 0,
@@ -109,6 +147,25 @@ impl Event {
     pub fn has(&self, flag: u32) -> bool {
         self.flags & flag != 0
     }
+}
+
+/// The reply's lines as they came (`250-...\r\n` up to `250 ...\r\n`), whole lines up to
+/// [`EVENT_RAW_MAX`] bytes, and whether any were left out.
+fn raw_lines(reply: &Reply) -> (Vec<u8>, bool) {
+    let code = reply.code().to_string();
+    let lines = reply.lines();
+    let mut raw = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let sep = if i + 1 == lines.len() { b' ' } else { b'-' };
+        if raw.len() + code.len() + 1 + line.len() + 2 > EVENT_RAW_MAX {
+            return (raw, true);
+        }
+        raw.extend_from_slice(code.as_bytes());
+        raw.push(sep);
+        raw.extend_from_slice(line);
+        raw.extend_from_slice(b"\r\n");
+    }
+    (raw, false)
 }
 
 /// Summary flag: the server accepted the message.

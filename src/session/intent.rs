@@ -171,6 +171,7 @@ impl Intent {
             },
             CommandKind::Data => "DATA\r\n".to_string(),
             CommandKind::BdatLast => format!("BDAT {} LAST\r\n", cmd.size),
+            CommandKind::Quit => "QUIT\r\n".to_string(),
             CommandKind::Banner | CommandKind::Body => return Err(no),
         })
     }

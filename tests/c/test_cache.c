@@ -153,6 +153,67 @@ int main(void) {
     CHECK_RESULT(pipeconnect_cache_clear(cache), PIPECONNECT_OK);
     CHECK(misses(cache, k));
 
+    /* Hold-down: its settings, its counters at the end of the stats, its reason. */
+    {
+        pipeconnect_hold_down hd;
+        pipeconnect_cache_stats st;
+        CHECK_RESULT(pipeconnect_hold_down_default(&hd), PIPECONNECT_OK);
+        CHECK(hd.first_seconds == 3600 && hd.max_seconds == 86400 && hd.growth == 4);
+        CHECK(hd.decay_after == 20 && hd.remember_seconds == 7 * 86400);
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
+        hd.max_seconds = 60; /* below the first length */
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        hd.max_seconds = 86400;
+        hd.growth = 0;
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        hd.growth = 4;
+        hd.first_seconds = 0; /* off */
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_get_stats(cache, &st), PIPECONNECT_OK);
+        CHECK(st.hold_downs_entered == 0 && st.early_skipped_held_down == 0 &&
+              st.hold_downs_current == 0);
+        CHECK(strcmp(pipeconnect_reason_name(PIPECONNECT_REASON_HELD_DOWN), "HELD_DOWN") == 0);
+    }
+
+    /* Hold-down through the calls for MTAs that drive the policy themselves. */
+    {
+        pipeconnect_hold_down hd;
+        uint64_t until = 0;
+        pipeconnect_hold_down_default(&hd);
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_set_time(cache, 1800000000), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_held_down(cache, k, &until), PIPECONNECT_NOT_FOUND);
+        CHECK_RESULT(pipeconnect_cache_note_early_refused(cache, enc), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_note_early_refused(cache, k), PIPECONNECT_NOT_FOUND);
+        /* One hold-down covers both TLS states of the server. */
+        CHECK_RESULT(pipeconnect_cache_held_down(cache, k, &until), PIPECONNECT_OK);
+        CHECK(until == 1800000000 + 3600);
+        CHECK_RESULT(pipeconnect_cache_note_early_success(cache, k), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_set_time(cache, 1800000000 + 3600), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_held_down(cache, enc, &until), PIPECONNECT_NOT_FOUND);
+        CHECK_RESULT(pipeconnect_cache_set_time(cache, 0), PIPECONNECT_OK);
+    }
+
+    /* LIMITS values: advertised 0 and 2^32-1 are values, not "absent". */
+    {
+        static const char lim_ehlo[] =
+            "250-mx\r\n250-LIMITS RCPTMAX=0 MAILMAX=4294967295\r\n250 PIPELINING\r\n";
+        pipeconnect_caps *lc = NULL;
+        uint32_t v = 7;
+        CHECK_RESULT(pipeconnect_caps_parse((const uint8_t *)lim_ehlo, strlen(lim_ehlo), 0, &lc),
+                     PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_caps_limit(lc, PIPECONNECT_LIMIT_RCPTMAX, &v), PIPECONNECT_OK);
+        CHECK(v == 0);
+        CHECK_RESULT(pipeconnect_caps_limit(lc, PIPECONNECT_LIMIT_MAILMAX, &v), PIPECONNECT_OK);
+        CHECK(v == 4294967295u);
+        v = 7;
+        CHECK_RESULT(pipeconnect_caps_limit(lc, PIPECONNECT_LIMIT_RCPTDOMAINMAX, &v),
+                     PIPECONNECT_NOT_FOUND);
+        CHECK(v == 7);
+        CHECK_RESULT(pipeconnect_caps_limit(lc, 9, &v), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        pipeconnect_caps_free(lc);
+    }
+
     pipeconnect_key_free(k);
     pipeconnect_key_free(enc);
     pipeconnect_key_free(p587);

@@ -57,6 +57,8 @@ int main(void) {
     NULL_ROW(pipeconnect_caps_limits, pipeconnect_caps_limits(caps, NULL));
     NULL_ROW(pipeconnect_caps_auth_count, pipeconnect_caps_auth_count(NULL, &n));
     NULL_ROW(pipeconnect_caps_auth_count, pipeconnect_caps_auth_count(caps, NULL));
+    NULL_ROW(pipeconnect_caps_limit, pipeconnect_caps_limit(NULL, PIPECONNECT_LIMIT_RCPTMAX, &u32));
+    NULL_ROW(pipeconnect_caps_limit, pipeconnect_caps_limit(caps, PIPECONNECT_LIMIT_RCPTMAX, NULL));
     NULL_ROW(pipeconnect_caps_auth_name, pipeconnect_caps_auth_name(NULL, 0, &name));
     NULL_ROW(pipeconnect_caps_auth_name, pipeconnect_caps_auth_name(caps, 0, NULL));
     NULL_ROW(pipeconnect_caps_has_auth, pipeconnect_caps_has_auth(NULL, "PLAIN", &b));
@@ -83,6 +85,18 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(NULL, &st));
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(c, NULL));
     NULL_ROW(pipeconnect_cache_set_time, pipeconnect_cache_set_time(NULL, 1));
+    pipeconnect_hold_down hd;
+    NULL_ROW(pipeconnect_hold_down_default, pipeconnect_hold_down_default(NULL));
+    CHECK(pipeconnect_hold_down_default(&hd) == PIPECONNECT_OK);
+    NULL_ROW(pipeconnect_cache_set_hold_down, pipeconnect_cache_set_hold_down(NULL, &hd));
+    NULL_ROW(pipeconnect_cache_set_hold_down, pipeconnect_cache_set_hold_down(c, NULL));
+    NULL_ROW(pipeconnect_cache_note_early_refused, pipeconnect_cache_note_early_refused(NULL, k));
+    NULL_ROW(pipeconnect_cache_note_early_refused, pipeconnect_cache_note_early_refused(c, NULL));
+    NULL_ROW(pipeconnect_cache_note_early_success, pipeconnect_cache_note_early_success(NULL, k));
+    NULL_ROW(pipeconnect_cache_note_early_success, pipeconnect_cache_note_early_success(c, NULL));
+    NULL_ROW(pipeconnect_cache_held_down, pipeconnect_cache_held_down(NULL, k, &u64));
+    NULL_ROW(pipeconnect_cache_held_down, pipeconnect_cache_held_down(c, NULL, &u64));
+    NULL_ROW(pipeconnect_cache_held_down, pipeconnect_cache_held_down(c, k, NULL));
 
     /* The file store. NULL options means the defaults, so only path and out are rows. */
     pipeconnect_cache *sc = NULL;

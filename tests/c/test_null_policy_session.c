@@ -85,6 +85,13 @@ static pipeconnect_result session_is_done(int which) {
 static pipeconnect_result session_finish(int which) {
     return pipeconnect_session_finish(P(0, SESSION), P(1, &SUMMARY));
 }
+static pipeconnect_caps *SERVER_CAPS;
+static pipeconnect_result session_quit(int which) {
+    return pipeconnect_session_quit(P(0, SESSION));
+}
+static pipeconnect_result session_server_caps(int which) {
+    return pipeconnect_session_server_caps(P(0, SESSION), P(1, &SERVER_CAPS));
+}
 
 struct row {
     const char *name;
@@ -108,6 +115,8 @@ static const struct row ROWS[] = {
     {"pipeconnect_session_reason", session_reason, 3},
     {"pipeconnect_session_is_done", session_is_done, 2},
     {"pipeconnect_session_finish", session_finish, 2},
+    {"pipeconnect_session_quit", session_quit, 1},
+    {"pipeconnect_session_server_caps", session_server_caps, 2},
 };
 
 static void preset(void) {
@@ -117,6 +126,7 @@ static void preset(void) {
     memset(&OUTCOME, 0x5a, sizeof OUTCOME);
     memset(&CHECKED, 0x5a, sizeof CHECKED);
     NEW_SESSION = (pipeconnect_session *)&SZ;
+    SERVER_CAPS = (pipeconnect_caps *)&SZ;
     memset(&EVENT, 0x5a, sizeof EVENT);
     memset(&SUMMARY, 0x5a, sizeof SUMMARY);
     memset(BUF, 'z', sizeof BUF);
@@ -129,7 +139,8 @@ static int untouched(void) {
     memset(&s, 0x5a, sizeof s);
     return SZ == 4242 && REASON == 4242 && EXT == 4242 &&
            memcmp(&OUTCOME, &o, sizeof o) == 0 && memcmp(&SUMMARY, &s, sizeof s) == 0 &&
-           NEW_SESSION == (pipeconnect_session *)&SZ && BUF[0] == 'z';
+           NEW_SESSION == (pipeconnect_session *)&SZ &&
+           SERVER_CAPS == (pipeconnect_caps *)&SZ && BUF[0] == 'z';
 }
 
 int main(void) {

@@ -1,6 +1,7 @@
 /* test_policy.c: the policy level of the C API over plain data. */
 #include <pipeconnect.h>
 #include <string.h>
+#include <time.h>
 
 #include "check.h"
 
@@ -100,6 +101,20 @@ int main(void) {
                                                         &allowed, &reason),
                  PIPECONNECT_ERR_TLS_STATE_MISMATCH);
     CHECK(allowed == 777); /* nothing written on error */
+    /* A held-down server gets a classic start, with its reason, until the hold-down ends. */
+    uint64_t t0 = (uint64_t)time(NULL);
+    CHECK_RESULT(pipeconnect_cache_set_time(cache, t0), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_note_early_refused(cache, key), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_policy_early_flight_cached(cache, key, &clear, &early, seq, 6,
+                                                        &allowed, &reason),
+                 PIPECONNECT_OK);
+    CHECK(allowed == 0 && reason == PIPECONNECT_REASON_HELD_DOWN);
+    CHECK_RESULT(pipeconnect_cache_set_time(cache, t0 + 3600), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_policy_early_flight_cached(cache, key, &clear, &early, seq, 6,
+                                                        &allowed, &reason),
+                 PIPECONNECT_OK);
+    CHECK(allowed == 2);
+    CHECK_RESULT(pipeconnect_cache_set_time(cache, 0), PIPECONNECT_OK);
 
     /* Bad input: order, kinds, flags, phases. */
     CHECK_RESULT(pipeconnect_policy_early_flight(full, &clear, &early, seq + 2, 1, &allowed, &reason),

@@ -1,12 +1,20 @@
 //! `pipeconnect cache`: look inside, and tidy, a shared store file, for operators.
 //!
 //! ```text
-//! pipeconnect cache dump  --file PATH          one line per entry: key, TLS state, caps, age
+//! pipeconnect cache dump  --file PATH          one line per entry: key, TLS state, caps, age;
+//!                                              then one per hold-down record
 //! pipeconnect cache stats --file PATH          geometry and counters
 //! pipeconnect cache forget --file PATH <ip[:port]>   drop a server's entries (both TLS states)
 //! pipeconnect cache flush <PATH>               drop every entry
 //! ```
 //! `--file` may be left out when `PIPECONNECT_STORE` names the file.
+//!
+//! Run as root on a store another user owns (the MTA's): `dump` and `stats` read a copy
+//! of the file with `pread` and never map it, so that user cannot make the tool fault by
+//! truncating the file. `forget` and `flush` change the file under the store's lock
+//! protocol (compare-and-swap on the mapped file), so they must map it: they first give
+//! up root for the file's owner (user, group, no supplementary groups), so the mapping
+//! is made by a process of that user, who can do it no harm it could not do already.
 
 use crate::cli::{Arg, Args, EXIT_USAGE};
 use pipeconnect::cache::file::{inspect, StoreOptions};
@@ -14,6 +22,7 @@ use pipeconnect::caps::{Capabilities, Extension};
 use pipeconnect::key::parse_address;
 use pipeconnect::Cache;
 use std::net::IpAddr;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage: pipeconnect cache <dump|stats|forget <ip[:port]>|flush> \
@@ -67,16 +76,48 @@ fn run(args: Vec<String>) -> Result<i32, String> {
     }
 }
 
+/// Open the store to change it. As root on a file of another user, become that user
+/// first (for good: the tool does one thing and exits).
 fn open(path: &Path) -> Result<Cache, String> {
-    if !path.exists() {
-        return Err(format!("no store file at {}", path.display()));
+    let md = std::fs::symlink_metadata(path)
+        .map_err(|_| format!("no store file at {}", path.display()))?;
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } == 0 && md.uid() != 0 && md.file_type().is_file() {
+        become_owner(md.uid(), md.gid())
+            .map_err(|e| format!("cannot become the store's owner {}: {e}", md.uid()))?;
     }
     Cache::open_file(path, &StoreOptions::default())
         .map_err(|e| format!("{}: {}", path.display(), e.message()))
 }
 
+/// Drop root for `uid`/`gid`, with no supplementary groups, irrevocably.
+fn become_owner(uid: u32, gid: u32) -> std::io::Result<()> {
+    // SAFETY: plain system calls on this process's credentials; each result is checked.
+    unsafe {
+        if libc::setgroups(0, std::ptr::null()) != 0
+            || libc::setgid(gid) != 0
+            || libc::setuid(uid) != 0
+        {
+            return Err(std::io::Error::last_os_error());
+        }
+        if libc::setuid(0) == 0 {
+            return Err(std::io::Error::other("root could be regained"));
+        }
+    }
+    Ok(())
+}
+
+/// Read a copy of the store (never mapped): what `dump` and `stats` look at.
+fn read_copy(path: &Path) -> Result<Cache, String> {
+    if std::fs::symlink_metadata(path).is_err() {
+        return Err(format!("no store file at {}", path.display()));
+    }
+    Cache::open_file_copy(path, &StoreOptions::default())
+        .map_err(|e| format!("{}: {}", path.display(), e.message()))
+}
+
 fn dump(path: &Path) -> Result<i32, String> {
-    let cache = open(path)?;
+    let cache = read_copy(path)?;
     let now = cache.clock().now();
     let mut entries = cache.entries();
     entries.sort_by_key(|(k, _, _)| k.to_string());
@@ -88,7 +129,33 @@ fn dump(path: &Path) -> Result<i32, String> {
             if live { "" } else { " expired" }
         );
     }
+    let mut holds = cache.hold_downs();
+    holds.sort_by_key(|(k, _, _)| k.to_string());
+    for (key, h, holds_now) in holds {
+        println!("{}", describe_hold_down(&key, &h, holds_now, now));
+    }
     Ok(0)
+}
+
+/// A hold-down record as `hold-down ADDR:PORT/any-tls [from L] [as N] level=L
+/// remaining=T|ended=T successes=N`. The key is the record's hold key, shown with
+/// `any-tls`: one record covers both TLS states.
+pub fn describe_hold_down(
+    key: &pipeconnect::PeerKey,
+    h: &pipeconnect::cache::HoldDown,
+    holds_now: bool,
+    now: u64,
+) -> String {
+    let key = key.to_string().replacen("/cleartext", "/any-tls", 1);
+    let when = if holds_now {
+        format!("remaining={}", age(h.until.saturating_sub(now)))
+    } else {
+        format!("ended={} ago", age(now.saturating_sub(h.until)))
+    };
+    format!(
+        "hold-down {key} level={} {when} successes={}",
+        h.level, h.successes
+    )
 }
 
 /// The capabilities as `caps=A,B size=N auth=X,Y limits=…`.
@@ -130,7 +197,7 @@ fn age(secs: u64) -> String {
 
 fn stats(path: &Path) -> Result<i32, String> {
     let info = inspect(path).map_err(|e| format!("{}: {}", path.display(), e.message()))?;
-    let cache = open(path)?;
+    let cache = read_copy(path)?;
     let s = cache.stats();
     println!(
         "file={} sets={} ways={} capacity={} slot_bytes={} file_bytes={} version={} created_at={}",
@@ -144,8 +211,20 @@ fn stats(path: &Path) -> Result<i32, String> {
         info.created_at
     );
     println!(
-        "entries={} hits={} misses={} inserts={} evictions={} expirations={} invalidations={}",
-        s.entries, s.hits, s.misses, s.inserts, s.evictions, s.expirations, s.invalidations
+        "entries={} hits={} misses={} inserts={} evictions={} expirations={} invalidations={} \
+         writes_abandoned={}",
+        s.entries,
+        s.hits,
+        s.misses,
+        s.inserts,
+        s.evictions,
+        s.expirations,
+        s.invalidations,
+        s.writes_abandoned
+    );
+    println!(
+        "hold_downs_entered={} early_skipped_held_down={} hold_downs_current={}",
+        s.hold_downs_entered, s.early_skipped_held_down, s.hold_downs_current
     );
     Ok(0)
 }

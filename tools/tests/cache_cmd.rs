@@ -115,3 +115,115 @@ fn a_missing_or_hostile_file_is_a_clear_error() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn dump_and_stats_show_hold_downs() {
+    let dir = std::env::temp_dir().join(format!("pc-cache-cmd-hold-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("store");
+    let opts = StoreOptions {
+        sets: 16,
+        ways: 4,
+        ..StoreOptions::default()
+    };
+    let cache = Cache::open_file(&store, &opts).unwrap();
+    let k = PeerKey::parse("192.0.2.5", 25, TlsState::Cleartext).unwrap();
+    cache.learn(
+        &k,
+        Capabilities::parse_ehlo(EXIM, ParseOptions::default()).unwrap(),
+    );
+    // Refused in the encrypted state: one record for the server, shown for any TLS state.
+    assert!(cache.note_early_refused(&k.in_state(TlsState::Encrypted)));
+    cache.forget(&k);
+    drop(cache);
+
+    let (code, out) = tool(&["dump"], &store);
+    assert_eq!(code, 0);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 1, "{out}");
+    assert!(
+        lines[0].starts_with("hold-down 192.0.2.5:25/any-tls level=1 remaining=")
+            && lines[0].ends_with(" successes=0"),
+        "{out}"
+    );
+    let (code, out) = tool(&["stats"], &store);
+    assert_eq!(code, 0);
+    assert!(out.contains("entries=0 "), "{out}");
+    assert!(
+        out.contains("hold_downs_entered=1 early_skipped_held_down=0 hold_downs_current=1"),
+        "{out}"
+    );
+    let (code, _) = tool(&["forget", "192.0.2.5"], &store);
+    assert_eq!(code, 1, "no entry left to forget");
+    let (_, out) = tool(&["dump"], &store);
+    assert!(out.is_empty(), "the hold-down went with the server: {out}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Root works on the MTA user's store: `dump` and `stats` read it (with `pread`, never
+/// mapping it), `forget` and `flush` change it as its owner; the owner stays.
+#[test]
+fn root_works_on_another_users_store() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    // SAFETY: geteuid cannot fail.
+    if unsafe { libc::geteuid() } != 0 {
+        let skip = std::env::var("PIPECONNECT_SKIP_ROOT_TESTS").is_ok_and(|v| v == "1");
+        assert!(
+            skip,
+            "root_works_on_another_users_store needs root; set PIPECONNECT_SKIP_ROOT_TESTS=1 \
+             to skip it"
+        );
+        println!("SKIPPED root_works_on_another_users_store: not root");
+        return;
+    }
+    const NOBODY: u32 = 65534;
+    let dir = std::env::temp_dir().join(format!("pc-cache-cmd-root-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let store = dir.join("store");
+    let opts = StoreOptions {
+        sets: 16,
+        ways: 4,
+        owner: Some((NOBODY, NOBODY)),
+        ..StoreOptions::default()
+    };
+    let cache = Cache::open_file(&store, &opts).unwrap();
+    let caps = Capabilities::parse_ehlo(EXIM, ParseOptions::default()).unwrap();
+    for a in ["192.0.2.1", "192.0.2.2", "192.0.2.3"] {
+        cache.learn(
+            &PeerKey::parse(a, 25, TlsState::Cleartext).unwrap(),
+            caps.clone(),
+        );
+    }
+    drop(cache);
+    let owner = |p: &Path| {
+        let m = std::fs::metadata(p).unwrap();
+        (m.uid(), m.gid(), m.mode() & 0o7777)
+    };
+    assert_eq!(owner(&store), (NOBODY, NOBODY, 0o600));
+    let before = std::fs::read(&store).unwrap();
+    let (code, out) = tool(&["dump"], &store);
+    assert_eq!((code, out.lines().count()), (0, 3), "{out}");
+    let (code, out) = tool(&["stats"], &store);
+    assert_eq!(code, 0);
+    assert!(out.contains("entries=3 "), "{out}");
+    assert!(out.contains("writes_abandoned=0"), "{out}");
+    assert_eq!(
+        std::fs::read(&store).unwrap(),
+        before,
+        "reading changed nothing"
+    );
+    let (code, out) = tool(&["forget", "192.0.2.1"], &store);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("forgot 1 entries"), "{out}");
+    let (code, out) = tool(&["dump"], &store);
+    assert_eq!((code, out.lines().count()), (0, 2), "{out}");
+    let (code, out) = tool(&["flush"], &store);
+    assert_eq!(code, 0, "{out}");
+    let (code, out) = tool(&["dump"], &store);
+    assert_eq!((code, out.as_str()), (0, ""));
+    assert_eq!(owner(&store), (NOBODY, NOBODY, 0o600), "the owner stays");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 import pipeconnect
-from pipeconnect import Extension, Key, Result, TlsState
+from pipeconnect import Extension, Key, PipeconnectError, Reason, Result, TlsState
 
 from conftest import EXIM_EHLO, T0, TTL
 
@@ -203,3 +203,36 @@ def test_many_threads_use_one_cache_at_once():
     for k in keys:
         k.close()
     cache.close()
+
+
+def test_hold_down_settings_and_counters(cache):
+    s = cache.stats
+    assert (s.hold_downs_entered, s.early_skipped_held_down, s.hold_downs_current) == (0, 0, 0)
+    cache.set_hold_down(first=600, max=7200, growth=2, decay_after=10)
+    cache.set_hold_down(first=0)  # off
+    with pytest.raises(PipeconnectError):
+        cache.set_hold_down(first=3600, max=60)  # the cap below the first length
+    with pytest.raises(PipeconnectError):
+        cache.set_hold_down(growth=0)
+    assert Reason.HELD_DOWN.is_classic
+
+
+def test_a_refused_early_flight_holds_the_server_down(cache, key):
+    cache.set_time(T0)
+    assert cache.held_down_until(key) is None
+    assert cache.note_early_refused(key) is True
+    assert cache.note_early_refused(key) is False  # already held
+    assert cache.held_down_until(key) == T0 + 3600
+    cache.note_early_success(key)  # during the hold-down: changes nothing
+    assert cache.stats.hold_downs_entered == 1
+    assert cache.stats.hold_downs_current == 1
+    cache.set_time(T0 + 3600)
+    assert cache.held_down_until(key) is None
+    assert cache.stats.hold_downs_current == 0
+
+
+def test_limits_tell_zero_from_absent(cache):
+    caps = pipeconnect.Capabilities.parse(
+        b"250-mx\r\n250 LIMITS RCPTMAX=0 MAILMAX=4294967295\r\n"
+    )
+    assert caps.limits == (4294967295, 0, None)

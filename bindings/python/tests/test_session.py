@@ -230,3 +230,38 @@ def test_tls_on_connect_uses_an_encrypted_key(cache):
         cache.learn(k, EXIM_EHLO.replace(b"250-STARTTLS\r\n", b""))
         with Session(cache, k, INTENT) as s:
             assert s.reason.allowed == 5
+
+
+def test_out_of_step_stream_never_delivers(cache, key):
+    """Four 250 lines then 220 after an early flight with the body: no acceptance,
+    TEMPFAIL, the entry gone (issue 9)."""
+    cache.learn(key, EXIM_EHLO)
+    with Session(cache, key, INTENT) as s:
+        assert _kinds(s.flight())[-1] == CommandKind.BDAT_LAST
+        events = s.feed(b"250 a\r\n250 b\r\n250 c\r\n250 d\r\n250 e\r\n220 f\r\n")
+        assert events[0].flags & EventFlags.OUT_OF_STEP and events[0].code == 250
+        assert not any(e.message_accepted for e in events)
+        summary = s.finish()
+        assert summary.verdict == Verdict.TEMPFAIL and not summary.message_accepted
+    assert cache.lookup(key) is None
+
+
+def test_quit_raw_reply_and_server_caps(cache, key):
+    cache.learn(key, EXIM_EHLO)
+    with Session(cache, key, INTENT) as s:
+        assert s.server_caps is None
+        s.flight()
+        s.quit()
+        assert _kinds(s.flight()) == [CommandKind.QUIT]
+        with pytest.raises(pipeconnect.BadStateError):
+            s.quit()
+        events = s.feed(BANNER + EXIM_EHLO + TRANSACTION_REPLIES + b"221 2.0.0 bye\r\n")
+        assert events[0].raw == BANNER
+        assert events[1].raw == EXIM_EHLO
+        assert events[-1].kind == CommandKind.QUIT and events[-1].code == 221
+        assert events[-2].message_accepted
+        caps = s.server_caps
+        assert caps is not None and caps.has(pipeconnect.Extension.PIPECONNECT)
+        summary = s.finish()
+        assert summary.verdict == Verdict.CONTINUE and summary.replies_outstanding == 0
+    assert cache.lookup(key) is not None

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -35,8 +37,11 @@ def test_new_store_file_is_private_and_shared_by_every_handle(tmp_path, key):
         with b.lookup(key) as caps:
             assert caps.has(Extension.PIPECONNECT) and caps.size_limit == 52428800
             assert caps.learned_at == T0
-        # The counters are the file's, for all its users.
-        assert a.stats.entries == 1 and a.stats.hits == b.stats.hits == 1
+        # The counters are the file's, for all its users; a handle adds its hits and
+        # misses to the file's in batches, and when it closes.
+        assert a.stats.entries == 1 and b.stats.hits == 1
+        b.close()
+        assert a.stats.hits == 1
     size = os.path.getsize(path)
     with _open(path) as again:  # it persists, and never grows
         again.set_time(T0)
@@ -100,14 +105,41 @@ def test_file_writable_by_others_is_refused(tmp_path):
     assert info.value.code == Result.ERR_STORE_PERMISSIONS
 
 
+def _open_as(uid, path):
+    """Open ``path`` in a child process running as ``uid``; the child's exit status is
+    the result code (0 for success)."""
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        code = 1
+        try:
+            os.setgroups([])
+            os.setgid(uid)
+            os.setuid(uid)
+            _open(path).close()
+            code = 0
+        except pipeconnect.StoreError as e:
+            code = int(e.code) - 7399
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    return os.WEXITSTATUS(status) + 7399 if os.WEXITSTATUS(status) else 0
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give the file away")
-def test_file_of_another_user_is_refused(tmp_path):
-    path = tmp_path / "s"
+def test_file_of_another_user_is_refused_but_root_gets_in(tmp_path):
+    # A folder other users can reach (pytest's own are root's alone).
+    folder = tempfile.mkdtemp()
+    os.chmod(folder, 0o755)
+    path = os.path.join(folder, "s")
     _open(path).close()
-    os.chown(path, 65534, -1)
-    with pytest.raises(pipeconnect.StoreError) as info:
-        _open(path, rebuild_if_invalid=True)
-    assert info.value.code == Result.ERR_STORE_WRONG_OWNER
+    # Root's store is another user's to nobody.
+    assert _open_as(65534, path) == Result.ERR_STORE_WRONG_OWNER
+    # Root opens nobody's store and leaves its owner alone; nobody still gets in.
+    os.chown(path, 65534, 65534)
+    _open(path, rebuild_if_invalid=True).close()
+    assert os.stat(path).st_uid == 65534
+    assert _open_as(65534, path) == 0
+    shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize(

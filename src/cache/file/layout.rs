@@ -15,7 +15,9 @@
 //!                40  created at       u64 LE   (Unix seconds; informational)
 //!                48  file size        u64 LE
 //!                56  header checksum  u64 LE   (over bytes 0..56)
-//!              1024  STATS_STRIPES stripes of 64 bytes, each 8 atomic u64 counters
+//!                64  pid namespace    atomic u64 (the first opener's; not checksummed)
+//!                72  flags            atomic u64 (sticky bits; not checksummed)
+//!              1024  STATS_STRIPES stripes of 128 bytes, each up to 16 atomic u64 counters
 //! HEADER_SIZE   set 0: set header (SET_HEADER_SIZE bytes), then `ways` slots
 //!               set 1 ...
 //! ```
@@ -29,19 +31,31 @@ use crate::caps::ENCODED_MAX;
 
 /// The first eight bytes of every store file.
 pub const MAGIC: [u8; 8] = *b"PIPECSTO";
-/// The format version this library reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+/// The format version this library reads and writes. Version 2: capability records with
+/// presence bits and hold-down records; slot versions move by compare-and-swap with the
+/// writer's lock word as the odd value; the header holds the pid namespace word and the
+/// flags word; stats stripes of 128 bytes with nine counters.
+pub const FORMAT_VERSION: u32 = 2;
 /// Bytes before the first set: the header, the counters, room to grow.
 pub const HEADER_SIZE: usize = 4096;
 /// The bytes of the header covered by its checksum.
 pub const HEADER_CHECKED: usize = 56;
+/// Where the header's pid namespace word is: the identity of the pid namespace of the
+/// first process that opened the file (0 until then).
+pub const H_PID_NS: usize = 64;
+/// Where the header's flags word is (bits only ever set, never cleared).
+pub const H_FLAGS: usize = 72;
+/// Flag: a process of another pid namespace than the first opener's (or one whose
+/// namespace could not be told) has opened the file, so "no such process" from
+/// `kill(pid, 0)` no longer proves a lock holder dead.
+pub const FLAG_FOREIGN_PID_NS: u64 = 1 << 0;
 /// Where the shared counters start.
 pub const STATS_OFFSET: usize = 1024;
 /// Counter stripes (a lookup counts in the stripe of its set, so processes touching
 /// different sets rarely write the same cache line).
 pub const STATS_STRIPES: usize = 16;
 /// Bytes per counter stripe (one cache line).
-pub const STATS_STRIPE_SIZE: usize = 64;
+pub const STATS_STRIPE_SIZE: usize = 128;
 /// Bytes at the start of each set: the writers' lock word, the use tick, the count of
 /// records held.
 pub const SET_HEADER_SIZE: usize = 64;
@@ -63,7 +77,7 @@ pub const SLOT_WORDS: usize = SLOT_SIZE / 8;
 const _: () = assert!(SLOT_SIZE % 64 == 0);
 const _: () = assert!((SLOT_WORDS - W_DATA) * 8 >= KEY_MAX + CAPS_MAX);
 const _: () = assert!(STATS_OFFSET + STATS_STRIPES * STATS_STRIPE_SIZE <= HEADER_SIZE);
-const _: () = assert!(HEADER_CHECKED + 8 <= STATS_OFFSET);
+const _: () = assert!(HEADER_CHECKED + 8 <= H_PID_NS && H_FLAGS + 8 <= STATS_OFFSET);
 
 /// Slot word indexes.
 pub const W_VERSION: usize = 0;
@@ -75,7 +89,8 @@ pub const W_CHECKSUM: usize = 2;
 pub const W_DIGEST: usize = 3;
 /// When the record was learned (Unix seconds).
 pub const W_LEARNED_AT: usize = 4;
-/// Key length (bits 0..16) and caps length (bits 16..32).
+/// Key length (bits 0..16), payload length (bits 16..32), record kind (bits 32..40:
+/// 0 capability entry, 1 hold-down record).
 pub const W_LENGTHS: usize = 5;
 /// First data word.
 pub const W_DATA: usize = SLOT_META_WORDS;
@@ -99,6 +114,16 @@ pub const C_EVICTIONS: usize = 3;
 pub const C_EXPIRATIONS: usize = 4;
 /// Records dropped on request.
 pub const C_INVALIDATIONS: usize = 5;
+/// Hold-downs entered.
+pub const C_HOLD_DOWNS: usize = 6;
+/// Early flights not sent because of a hold-down.
+pub const C_EARLY_SKIPPED: usize = 7;
+/// Writes given up (the set was taken over from the writer, or every slot was held by
+/// a stalled writer).
+pub const C_ABANDONED: usize = 8;
+/// Counters in use per stripe.
+pub const COUNTERS: usize = 9;
+const _: () = assert!(COUNTERS * 8 <= STATS_STRIPE_SIZE);
 
 /// The default number of sets.
 pub const DEFAULT_SETS: u32 = 4096;
@@ -266,6 +291,37 @@ pub fn check_header(bytes: &[u8], file_len: u64, wanted: Geometry) -> Result<Hea
     })
 }
 
+/// The geometry a file's header names, when it starts with the magic and names one
+/// within the limits, whatever else is wrong with it (another version, a bad checksum):
+/// what a rebuild asked for "the file's" sets or ways keeps.
+pub fn geometry_hint(bytes: &[u8]) -> Option<Geometry> {
+    if bytes.len() < 24 || bytes[..8] != MAGIC {
+        return None;
+    }
+    Geometry {
+        sets: u32_at(bytes, 16),
+        ways: u32_at(bytes, 20),
+    }
+    .check()
+    .ok()
+}
+
+/// The geometry to build: each field asked for, or where 0 was asked, the file's (from
+/// `hint`), or else the default.
+pub fn build_geometry(wanted: Geometry, hint: Option<Geometry>) -> Geometry {
+    let pick = |asked: u32, file: Option<u32>, default: u32| {
+        if asked != 0 {
+            asked
+        } else {
+            file.unwrap_or(default)
+        }
+    };
+    Geometry {
+        sets: pick(wanted.sets, hint.map(|g| g.sets), DEFAULT_SETS),
+        ways: pick(wanted.ways, hint.map(|g| g.ways), DEFAULT_WAYS),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,8 +368,12 @@ mod tests {
         m[0] ^= 1;
         assert_eq!(check_header(&m, size, any), Err(StoreError::BadMagic));
         let mut v = b.clone();
-        v[8] = 2;
+        v[8] ^= 0x40;
         assert_eq!(check_header(&v, size, any), Err(StoreError::Version));
+        // A file of the format before capability presence bits and hold-down records.
+        let mut v1 = b.clone();
+        v1[8..12].copy_from_slice(&1u32.to_le_bytes());
+        assert_eq!(check_header(&v1, size, any), Err(StoreError::Version));
         let mut c = b.clone();
         c[17] ^= 0x40;
         assert_eq!(check_header(&c, size, any), Err(StoreError::Checksum));
@@ -327,6 +387,31 @@ mod tests {
         );
         let bad = full(Geometry { sets: 0, ways: 4 });
         assert_eq!(check_header(&bad, size, any), Err(StoreError::Geometry));
+    }
+
+    #[test]
+    fn a_rebuild_keeps_the_files_geometry_where_0_is_asked() {
+        let mut b = full(Geometry { sets: 32, ways: 2 });
+        b[8] ^= 0x40; // another version: the fields still say what the file was
+        let hint = geometry_hint(&b);
+        assert_eq!(hint, Some(Geometry { sets: 32, ways: 2 }));
+        let any = Geometry { sets: 0, ways: 0 };
+        assert_eq!(build_geometry(any, hint), Geometry { sets: 32, ways: 2 });
+        assert_eq!(
+            build_geometry(Geometry { sets: 64, ways: 0 }, hint),
+            Geometry { sets: 64, ways: 2 }
+        );
+        assert_eq!(
+            build_geometry(Geometry { sets: 0, ways: 4 }, hint),
+            Geometry { sets: 32, ways: 4 }
+        );
+        assert_eq!(
+            build_geometry(any, geometry_hint(b"garbage garbage garbage!")),
+            Geometry {
+                sets: DEFAULT_SETS,
+                ways: DEFAULT_WAYS
+            }
+        );
     }
 
     #[test]

@@ -6,6 +6,12 @@
 //! the checksum matches; otherwise they retry a bounded number of times and then treat
 //! the slot as empty. Every length read from the slot is checked against the slot's
 //! size before it is used.
+//!
+//! A record is of one of two kinds (bits 32..40 of the lengths word): a capability
+//! entry (key, encoded capabilities) or a hold-down record (key, encoded
+//! [`crate::cache::HoldDown`]), which lives apart from the key's entry so that removing
+//! the entry leaves it (a tombstone with its own expiry). A hold-down record's digest is
+//! taken over a tag and the key, so it never matches the entry's.
 
 use super::layout::{
     checksum_words, Geometry, CAPS_MAX, KEY_MAX, SLOT_WORDS, W_CHECKSUM, W_DATA, W_DIGEST,
@@ -20,6 +26,25 @@ const READ_RETRIES: u32 = 64;
 /// Bytes of key and capabilities a slot holds.
 const DATA_BYTES: usize = (SLOT_WORDS - W_DATA) * 8;
 
+/// What a record holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A capability entry: the key and its encoded capabilities.
+    Entry = 0,
+    /// A hold-down record: the key and its encoded hold-down.
+    HoldDown = 1,
+}
+
+impl Kind {
+    fn from_bits(b: u64) -> Option<Kind> {
+        match b {
+            0 => Some(Kind::Entry),
+            1 => Some(Kind::HoldDown),
+            _ => None,
+        }
+    }
+}
+
 /// A record copied out of a slot and verified (on the stack: no allocation).
 #[derive(Clone)]
 pub(crate) struct Record {
@@ -27,17 +52,26 @@ pub(crate) struct Record {
     pub(crate) version: u64,
     pub(crate) digest: u64,
     pub(crate) learned_at: u64,
+    kind: Kind,
     key_len: usize,
     caps_len: usize,
     data: [u8; DATA_BYTES],
 }
 
 impl Record {
+    /// What the record holds.
+    pub(crate) fn kind(&self) -> Kind {
+        self.kind
+    }
+    /// Whether it is a capability entry.
+    pub(crate) fn is_entry(&self) -> bool {
+        self.kind == Kind::Entry
+    }
     /// The key's canonical bytes.
     pub(crate) fn key(&self) -> &[u8] {
         &self.data[..self.key_len]
     }
-    /// The encoded capabilities.
+    /// The encoded capabilities (of an entry) or hold-down (of a hold-down record).
     pub(crate) fn caps(&self) -> &[u8] {
         &self.data[self.key_len..self.key_len + self.caps_len]
     }
@@ -49,6 +83,7 @@ impl std::fmt::Debug for Record {
             .field("version", &self.version)
             .field("digest", &self.digest)
             .field("learned_at", &self.learned_at)
+            .field("kind", &self.kind)
             .field("key", &self.key())
             .field("caps", &self.caps())
             .finish()
@@ -78,13 +113,14 @@ pub(crate) struct Slot<'a> {
     off: usize,
 }
 
-fn lengths(w: u64) -> Option<(usize, usize)> {
+fn lengths(w: u64) -> Option<(Kind, usize, usize)> {
     let key_len = (w & 0xffff) as usize;
     let caps_len = ((w >> 16) & 0xffff) as usize;
-    if w >> 32 != 0 || key_len == 0 || key_len > KEY_MAX || caps_len == 0 || caps_len > CAPS_MAX {
+    let kind = Kind::from_bits(w >> 32)?;
+    if key_len == 0 || key_len > KEY_MAX || caps_len == 0 || caps_len > CAPS_MAX {
         return None;
     }
-    Some((key_len, caps_len))
+    Some((kind, key_len, caps_len))
 }
 
 fn data_words(key_len: usize, caps_len: usize) -> usize {
@@ -146,7 +182,7 @@ impl<'a> Slot<'a> {
                 continue;
             }
             let lens = self.w(W_LENGTHS).load(Ordering::Relaxed);
-            let Some((key_len, caps_len)) = lengths(lens) else {
+            let Some((kind, key_len, caps_len)) = lengths(lens) else {
                 fence(Ordering::Acquire);
                 if self.w(W_VERSION).load(Ordering::Relaxed) != v1 {
                     continue;
@@ -175,6 +211,7 @@ impl<'a> Slot<'a> {
                 version: v1,
                 digest,
                 learned_at: buf[W_LEARNED_AT],
+                kind,
                 key_len,
                 caps_len,
                 data,
@@ -196,37 +233,81 @@ impl<'a> Slot<'a> {
         self.w(W_VERSION).load(Ordering::Acquire)
     }
 
-    /// Write words `W_CHECKSUM..` under the seqlock. The caller holds the set's lock.
-    fn publish(&self, words: &[u64], stamp: u64) {
-        let v = self.w(W_VERSION).load(Ordering::Relaxed);
-        // From an odd version (a writer died here) go to the next odd one, so readers
-        // that saw the old odd value never match the new one.
-        let odd = if v & 1 == 1 {
-            v.wrapping_add(2)
-        } else {
-            v.wrapping_add(1)
-        };
-        self.w(W_VERSION).store(odd, Ordering::Relaxed);
+    /// Write words `W_CHECKSUM..` under the seqlock. The caller holds the set's lock
+    /// (or held it: a stalled writer may have lost it meanwhile). The version moves only
+    /// by compare-and-swap: from `from` (the version the writer read) to `token` (the
+    /// writer's lock word, odd), then from `token` to `next` (a fresh even version). If
+    /// the first fails, another writer got here first: nothing is written and `false`
+    /// is returned. While the version is `token`, no other writer touches the slot
+    /// unless `token`'s process is known to be gone, so the words copied are this
+    /// writer's alone.
+    fn publish(&self, words: &[u64], stamp: u64, from: u64, token: u64, next: u64) -> bool {
+        debug_assert!(token & 1 == 1 && next & 1 == 0);
+        if self
+            .w(W_VERSION)
+            .compare_exchange(from, token, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return false;
+        }
         fence(Ordering::Release);
         for (i, &x) in words.iter().enumerate() {
             self.w(W_CHECKSUM + i).store(x, Ordering::Relaxed);
+            if i == 1 {
+                hook::at(hook::Point::MidCopy);
+            }
         }
         self.touch(stamp);
-        // If someone took the lock over and wrote meanwhile, leave their version; the
-        // checksum decides what readers accept.
-        let _ = self.w(W_VERSION).compare_exchange(
-            odd,
-            odd.wrapping_add(1),
-            Ordering::Release,
-            Ordering::Relaxed,
-        );
+        self.w(W_VERSION)
+            .compare_exchange(token, next, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
     }
 
-    /// Write a record. `key` and `caps` must be within their limits (checked by the
-    /// caller; a longer one is not written).
-    pub(crate) fn write(&self, digest: u64, learned_at: u64, key: &[u8], caps: &[u8], stamp: u64) {
+    /// Write a capability entry (see [`Slot::write_kind`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write(
+        &self,
+        digest: u64,
+        learned_at: u64,
+        key: &[u8],
+        caps: &[u8],
+        stamp: u64,
+        from: u64,
+        token: u64,
+        next: u64,
+    ) -> bool {
+        self.write_kind(
+            Kind::Entry,
+            digest,
+            learned_at,
+            key,
+            caps,
+            stamp,
+            from,
+            token,
+            next,
+        )
+    }
+
+    /// Write a record of `kind`: its key and its payload (encoded capabilities or a
+    /// hold-down), within their limits (checked by the caller; a longer one is not
+    /// written). See [`Slot::publish`] for `from`, `token` and `next`. `false`: not
+    /// written (another writer got to the slot first).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write_kind(
+        &self,
+        kind: Kind,
+        digest: u64,
+        learned_at: u64,
+        key: &[u8],
+        caps: &[u8],
+        stamp: u64,
+        from: u64,
+        token: u64,
+        next: u64,
+    ) -> bool {
         if key.is_empty() || key.len() > KEY_MAX || caps.is_empty() || caps.len() > CAPS_MAX {
-            return;
+            return false;
         }
         let n = data_words(key.len(), caps.len());
         let mut data = [0u8; DATA_BYTES];
@@ -236,7 +317,8 @@ impl<'a> Slot<'a> {
         let words = &mut all[..W_DATA - W_CHECKSUM + n];
         words[W_DIGEST - W_CHECKSUM] = digest;
         words[W_LEARNED_AT - W_CHECKSUM] = learned_at;
-        words[W_LENGTHS - W_CHECKSUM] = key.len() as u64 | (caps.len() as u64) << 16;
+        words[W_LENGTHS - W_CHECKSUM] =
+            key.len() as u64 | (caps.len() as u64) << 16 | (kind as u64) << 32;
         for (w, c) in words[W_DATA - W_CHECKSUM..]
             .iter_mut()
             .zip(data.chunks_exact(8))
@@ -246,11 +328,46 @@ impl<'a> Slot<'a> {
             *w = u64::from_le_bytes(a);
         }
         words[0] = checksum_words(&words[W_DIGEST - W_CHECKSUM..]);
-        self.publish(words, stamp);
+        self.publish(words, stamp, from, token, next)
     }
 
-    /// Empty the slot. The caller holds the set's lock.
-    pub(crate) fn clear(&self) {
-        self.publish(&[0, 0, 0, 0], 0);
+    /// Empty the slot (see [`Slot::publish`]). `false`: not cleared (another writer got
+    /// to the slot first).
+    pub(crate) fn clear(&self, from: u64, token: u64, next: u64) -> bool {
+        self.publish(&[0, 0, 0, 0], 0, from, token, next)
+    }
+}
+
+/// Points where a test may stop a writer (test builds only; nothing in others).
+pub(crate) mod hook {
+    /// Where the writer is.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    pub(crate) enum Point {
+        /// Under the set lock, having read the slot's version, before marking it odd.
+        BeforeOdd,
+        /// The version is odd; part of the record's words are written.
+        MidCopy,
+    }
+
+    /// A test's hook: called with each point this thread's writes reach.
+    #[cfg(test)]
+    pub(crate) type Hook = Box<dyn FnMut(Point)>;
+
+    #[cfg(test)]
+    thread_local! {
+        /// This thread's hook.
+        pub(crate) static HOOK: std::cell::RefCell<Option<Hook>> =
+            const { std::cell::RefCell::new(None) };
+    }
+
+    /// Call this thread's hook, if a test set one.
+    #[inline(always)]
+    pub(crate) fn at(_p: Point) {
+        #[cfg(test)]
+        HOOK.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(_p)
+            }
+        });
     }
 }

@@ -72,6 +72,22 @@ class StoreFlags(IntFlag):
 
     NONE = 0
     REBUILD_IF_INVALID = 1 << 0
+    ALLOW_REMOTE_FS = 1 << 1
+
+
+class StoreId(IntEnum):
+    """Special ids of the file store's options (``PIPECONNECT_STORE_ID_*``)."""
+
+    #: No user or group named: ``(uid_t)-1``.
+    NONE = 0xFFFF_FFFF
+
+
+class Limit(IntEnum):
+    """One RFC 9422 LIMITS value (``PIPECONNECT_LIMIT_*``)."""
+
+    MAILMAX = 1
+    RCPTMAX = 2
+    RCPTDOMAINMAX = 3
 
 
 class CommandKind(IntEnum):
@@ -86,6 +102,7 @@ class CommandKind(IntEnum):
     DATA = 6
     BDAT_LAST = 7
     BODY = 8
+    QUIT = 9
 
 
 class CommandFlags(IntFlag):
@@ -142,11 +159,12 @@ class Reason(IntEnum):
     MAILMAX_REACHED = 15
     SIZE_EXCEEDED = 16
     BODY_TOO_LARGE_FOR_ONE_FLIGHT = 17
+    HELD_DOWN = 18
 
     @property
     def is_classic(self) -> bool:
-        """Whether this reason means no early flight at all (values 1 to 7)."""
-        return 1 <= int(self) <= 7
+        """Whether this reason means no early flight at all (values 1 to 7, and 18)."""
+        return 1 <= int(self) <= 7 or int(self) == 18
 
 
 class Verdict(IntEnum):
@@ -175,6 +193,7 @@ class ReplyContext(IntFlag):
     EARLY_USED = 1
     AUTH_REQUIRED = 2
     COMMANDS_AFTER_AUTH = 4
+    BODY_SENT = 8
 
 
 class IntentFlags(IntFlag):
@@ -215,6 +234,7 @@ class EventFlags(IntFlag):
     MESSAGE_ACCEPTED = 128
     OUT_OF_STEP = 256
     TEXT_TRUNCATED = 512
+    RAW_TRUNCATED = 1024
 
 
 class SummaryFlags(IntFlag):
@@ -240,6 +260,8 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_TLS_": TlsState,
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
+    "PIPECONNECT_LIMIT_": Limit,
+    "PIPECONNECT_STORE_ID_": StoreId,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

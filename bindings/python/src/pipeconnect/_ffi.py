@@ -98,6 +98,22 @@ class pipeconnect_cache_stats(Structure):
         ("evictions", c_uint64),
         ("expirations", c_uint64),
         ("invalidations", c_uint64),
+        ("hold_downs_entered", c_uint64),
+        ("early_skipped_held_down", c_uint64),
+        ("hold_downs_current", c_uint64),
+        ("writes_abandoned", c_uint64),
+    ]
+
+
+class pipeconnect_hold_down(Structure):
+    """``struct pipeconnect_hold_down``: how long hold-downs last."""
+
+    _fields_ = [
+        ("first_seconds", c_uint64),
+        ("max_seconds", c_uint64),
+        ("remember_seconds", c_uint64),
+        ("growth", c_uint32),
+        ("decay_after", c_uint32),
     ]
 
 
@@ -120,6 +136,10 @@ class pipeconnect_store_options(Structure):
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
+        ("hold_down", pipeconnect_hold_down),
+        ("owner_uid", c_uint32),
+        ("owner_gid", c_uint32),
+        ("group_gid", c_uint32),
     ]
 
 
@@ -206,6 +226,8 @@ class pipeconnect_event(Structure):
         ("changed_extensions", EXT),
         ("text", POINTER(c_uint8)),
         ("text_len", c_size_t),
+        ("raw", POINTER(c_uint8)),
+        ("raw_len", c_size_t),
     ]
 
 
@@ -228,6 +250,7 @@ class pipeconnect_summary(Structure):
 #: compare sizes and field offsets with these.
 STRUCTS: Dict[str, Any] = {
     "pipeconnect_cache_stats": pipeconnect_cache_stats,
+    "pipeconnect_hold_down": pipeconnect_hold_down,
     "pipeconnect_limits": pipeconnect_limits,
     "pipeconnect_store_options": pipeconnect_store_options,
     "pipeconnect_command": pipeconnect_command,
@@ -271,6 +294,7 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_caps_flags": (RESULT, (CAPS_P, POINTER(EXT))),
     "pipeconnect_caps_size_limit": (RESULT, (CAPS_P, POINTER(c_uint64))),
     "pipeconnect_caps_limits": (RESULT, (CAPS_P, POINTER(pipeconnect_limits))),
+    "pipeconnect_caps_limit": (RESULT, (CAPS_P, U32, POINTER(c_uint32))),
     "pipeconnect_caps_auth_count": (RESULT, (CAPS_P, POINTER(c_size_t))),
     "pipeconnect_caps_auth_name": (RESULT, (CAPS_P, c_size_t, POINTER(c_char_p))),
     "pipeconnect_caps_has_auth": (RESULT, (CAPS_P, c_char_p, POINTER(c_bool))),
@@ -286,6 +310,11 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_cache_clear": (RESULT, (CACHE_P,)),
     "pipeconnect_cache_get_stats": (RESULT, (CACHE_P, POINTER(pipeconnect_cache_stats))),
     "pipeconnect_cache_set_time": (RESULT, (CACHE_P, c_uint64)),
+    "pipeconnect_hold_down_default": (RESULT, (POINTER(pipeconnect_hold_down),)),
+    "pipeconnect_cache_set_hold_down": (RESULT, (CACHE_P, POINTER(pipeconnect_hold_down))),
+    "pipeconnect_cache_note_early_refused": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_note_early_success": (RESULT, (CACHE_P, KEY_P)),
+    "pipeconnect_cache_held_down": (RESULT, (CACHE_P, KEY_P, POINTER(c_uint64))),
     "pipeconnect_cache_free": (None, (CACHE_P,)),
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),
@@ -310,6 +339,8 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_session_reason": (RESULT, (SESSION_P, _size_p, POINTER(U32))),
     "pipeconnect_session_is_done": (RESULT, (SESSION_P, POINTER(c_bool))),
     "pipeconnect_session_finish": (RESULT, (SESSION_P, POINTER(pipeconnect_summary))),
+    "pipeconnect_session_quit": (RESULT, (SESSION_P,)),
+    "pipeconnect_session_server_caps": (RESULT, (SESSION_P, POINTER(CAPS_P))),
     "pipeconnect_session_free": (None, (SESSION_P,)),
 }
 # fmt: on

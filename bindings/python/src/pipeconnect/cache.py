@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 from dataclasses import dataclass
-from typing import Optional, Union
+from typing import Optional, Tuple, Union
 
 from . import _ffi
 from ._enums import ParseFlags, StoreFlags
@@ -40,6 +40,14 @@ class CacheStats:
     expirations: int
     #: Entries dropped by forget() or by the protocol's rules.
     invalidations: int
+    #: Hold-downs entered (early flights refused by a server that did not expect them).
+    hold_downs_entered: int = 0
+    #: Early flights not sent because their server was held down.
+    early_skipped_held_down: int = 0
+    #: Servers held down now.
+    hold_downs_current: int = 0
+    #: File store only: writes given up because a stalled writer's set was taken over.
+    writes_abandoned: int = 0
 
 
 class Cache(Handle):
@@ -72,6 +80,9 @@ class Cache(Handle):
         ttl: int = 0,
         mode: int = DEFAULT_STORE_MODE,
         rebuild_if_invalid: bool = False,
+        owner: Optional[Tuple[int, int]] = None,
+        group: Optional[int] = None,
+        allow_remote_fs: bool = False,
     ) -> "Cache":
         """Open (or create) the shared file store at ``path`` as a cache.
 
@@ -84,6 +95,11 @@ class Cache(Handle):
         by group or others is refused with :class:`StoreError`; so are a truncated or
         corrupt file, another format version or another geometry, unless
         ``rebuild_if_invalid`` is set, which replaces those with a new, empty store.
+
+        ``owner`` (uid, gid) is the owner a new file gets (for root creating its MTA
+        user's store); ``group`` turns on group mode (members of that group share the
+        store; ``mode`` may then be 0o660). A store on a network filesystem is refused
+        unless ``allow_remote_fs``.
         """
         opts = _ffi.pipeconnect_store_options()
         check(_lib.pipeconnect_store_options_default(ctypes.byref(opts)))
@@ -92,7 +108,14 @@ class Cache(Handle):
         opts.ttl_seconds = as_uint(ttl, 64, "ttl")
         opts.mode = as_uint(mode, 32, "mode")
         flags = StoreFlags.REBUILD_IF_INVALID if rebuild_if_invalid else StoreFlags.NONE
+        if allow_remote_fs:
+            flags |= StoreFlags.ALLOW_REMOTE_FS
         opts.flags = int(flags)
+        if owner is not None:
+            opts.owner_uid = as_uint(owner[0], 32, "owner uid")
+            opts.owner_gid = as_uint(owner[1], 32, "owner gid")
+        if group is not None:
+            opts.group_gid = as_uint(group, 32, "group")
         raw = os.fsencode(path)
         if b"\0" in raw:
             raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "path contains a NUL byte")
@@ -169,7 +192,60 @@ class Cache(Handle):
             evictions=out.evictions,
             expirations=out.expirations,
             invalidations=out.invalidations,
+            hold_downs_entered=out.hold_downs_entered,
+            early_skipped_held_down=out.early_skipped_held_down,
+            hold_downs_current=out.hold_downs_current,
+            writes_abandoned=out.writes_abandoned,
         )
+
+    def set_hold_down(
+        self,
+        first: Optional[int] = None,
+        max: Optional[int] = None,
+        growth: Optional[int] = None,
+        decay_after: Optional[int] = None,
+        remember: Optional[int] = None,
+    ) -> None:
+        """Set how long this handle's hold-downs last (seconds; None keeps the default).
+
+        ``first=0`` turns hold-downs off for this handle. See docs/RULES.md, "Hold-down".
+        """
+        c = _ffi.pipeconnect_hold_down()
+        check(_lib.pipeconnect_hold_down_default(ctypes.byref(c)))
+        for field, value, bits in (
+            ("first_seconds", first, 64),
+            ("max_seconds", max, 64),
+            ("growth", growth, 32),
+            ("decay_after", decay_after, 32),
+            ("remember_seconds", remember, 64),
+        ):
+            if value is not None:
+                setattr(c, field, as_uint(value, bits, field))
+        check(_lib.pipeconnect_cache_set_hold_down(self._handle(), ctypes.byref(c)))
+
+    def note_early_refused(self, key: Key) -> bool:
+        """An early flight to ``key`` was refused (for MTAs driving the policy themselves).
+
+        Returns whether a new hold-down began.
+        """
+        rc = check(
+            _lib.pipeconnect_cache_note_early_refused(self._handle(), key._handle()),
+            Result.NOT_FOUND,
+        )
+        return rc == Result.OK
+
+    def note_early_success(self, key: Key) -> None:
+        """An early flight to ``key`` went through (for MTAs driving the policy themselves)."""
+        check(_lib.pipeconnect_cache_note_early_success(self._handle(), key._handle()))
+
+    def held_down_until(self, key: Key) -> Optional[int]:
+        """When the hold-down of ``key``'s server ends (Unix seconds), or None if none runs."""
+        out = ctypes.c_uint64(0)
+        rc = check(
+            _lib.pipeconnect_cache_held_down(self._handle(), key._handle(), ctypes.byref(out)),
+            Result.NOT_FOUND,
+        )
+        return None if rc == Result.NOT_FOUND else int(out.value)
 
     def set_time(self, unix_seconds: Optional[int]) -> None:
         """Pin the cache's clock at ``unix_seconds``, or return to the system clock (None).

@@ -6,7 +6,7 @@ import ctypes
 from typing import NamedTuple, Optional, Tuple, Union
 
 from . import _ffi
-from ._enums import Extension, ParseFlags
+from ._enums import Extension, Limit, ParseFlags
 from ._errors import Result, error_for
 from ._handle import Handle, as_bytes, as_cstr, check
 
@@ -90,12 +90,16 @@ class Capabilities(Handle):
 
     @property
     def limits(self) -> Limits:
-        """The RFC 9422 LIMITS values (None for those not advertised)."""
-        out = _ffi.pipeconnect_limits()
-        check(_lib.pipeconnect_caps_limits(self._handle(), ctypes.byref(out)))
-        return Limits(
-            out.mail_max or None, out.rcpt_max or None, out.rcpt_domain_max or None
-        )
+        """The RFC 9422 LIMITS values (None for those not advertised; 0 is a value)."""
+        h = self._handle()
+        values = []
+        for which in (Limit.MAILMAX, Limit.RCPTMAX, Limit.RCPTDOMAINMAX):
+            out = ctypes.c_uint32(0)
+            rc = check(
+                _lib.pipeconnect_caps_limit(h, int(which), ctypes.byref(out)), Result.NOT_FOUND
+            )
+            values.append(None if rc == Result.NOT_FOUND else int(out.value))
+        return Limits(*values)
 
     @property
     def auth_mechanisms(self) -> Tuple[str, ...]:

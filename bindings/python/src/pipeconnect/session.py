@@ -22,7 +22,7 @@ from ._enums import (
 from ._errors import Result
 from ._handle import Handle, as_bytes, as_cstr, as_uint, check
 from .cache import Cache
-from .caps import _buffer
+from .caps import Capabilities, _buffer
 from .key import Key
 from .policy import EARLY_ALLOWED, Flight, Settings, _enum
 
@@ -142,6 +142,9 @@ class Event:
     changed_extensions: Extension
     #: The reply text, lines joined with "\n" (at most 2048 bytes).
     text: str
+    #: The reply as received, codes included, each line ending in CRLF (whole lines, at
+    #: most 4096 bytes).
+    raw: bytes = b""
 
     @property
     def early(self) -> bool:
@@ -184,6 +187,7 @@ class Summary:
 
 def _event(e: _ffi.pipeconnect_event) -> Event:
     text = ctypes.string_at(e.text, e.text_len) if e.text and e.text_len else b""
+    raw = ctypes.string_at(e.raw, e.raw_len) if e.raw and e.raw_len else b""
     enhanced = (
         (int(e.enhanced_class), int(e.enhanced_subject), int(e.enhanced_detail))
         if e.enhanced_class
@@ -199,6 +203,7 @@ def _event(e: _ffi.pipeconnect_event) -> Event:
         enhanced=enhanced,
         changed_extensions=Extension(e.changed_extensions),
         text=text.decode("utf-8", "replace"),
+        raw=raw,
     )
 
 
@@ -354,6 +359,25 @@ class Session(Handle):
         out = ctypes.c_bool(False)
         check(_lib.pipeconnect_session_is_done(self._handle(), ctypes.byref(out)))
         return bool(out.value)
+
+    def quit(self) -> None:
+        """Plan a QUIT (take it with :meth:`flight`); its reply is expected to be 221.
+
+        Allowed once nothing more can follow it: the body command was handed out (QUIT
+        may then be pipelined behind it), or the transaction ended; otherwise
+        :class:`BadStateError`.
+        """
+        check(_lib.pipeconnect_session_quit(self._handle()))
+
+    @property
+    def server_caps(self) -> Optional[Capabilities]:
+        """The capabilities of the current phase's real EHLO reply, or None before it
+        (after a failed EHLO, and after STARTTLS until the new EHLO reply)."""
+        out = _ffi.CAPS_P()
+        rc = _lib.pipeconnect_session_server_caps(self._handle(), ctypes.byref(out))
+        if check(rc, Result.NOT_FOUND) == Result.NOT_FOUND:
+            return None
+        return Capabilities(out)
 
     def finish(self) -> Summary:
         """End the session (e.g. the connection closed) and say what it did.
