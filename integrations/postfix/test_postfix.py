@@ -27,6 +27,9 @@ CHROOT = os.environ.get("POSTFIX_CHROOT", "n") == "y"
 IN_CI = os.environ.get("CI") == "true"
 TOOL = os.path.join(ROOT, "target", "release", "pipeconnect")
 SENDER = "sender@client.test.example"
+# Exim greets a second late, so that an early flight surely reaches it before its greeting
+# (on loopback Exim's L* is otherwise a race between its banner and the client's bytes).
+SLOW_GREETING = "acl_smtp_connect = accept delay = 1s"
 EARLY = r"pipeconnect: early flight of \d+ commands to 127\.0\.0\.1\[127\.0\.0\.1\]:%d"
 
 
@@ -111,7 +114,7 @@ class PostfixCase(unittest.TestCase):
 
     # ------------------------------------------------------------ tests
     def test_learn_then_early(self):
-        self.start_exim()
+        self.start_exim(extra_main=SLOW_GREETING)
         self.start_postfix()
         self.deliver(n=1)
         self.assertEqual(self.pf.count(EARLY % self.port), 0, "no entry yet: classic")
@@ -129,23 +132,24 @@ class PostfixCase(unittest.TestCase):
         self.start_exim()
         self.start_postfix()
         self.deliver(n=1)
-        self.restart_exim(pipeconnect=False)
+        self.restart_exim(pipeconnect=False, extra_main=SLOW_GREETING)
         self.deliver(n=2)
         log = self.pf.log()
         self.assertEqual(self.pf.count(EARLY % self.port), 1, log)
         self.assertRegex(log, r"early flight to .* failed: greeting: 554 .*reconnecting")
+        self.assertIn(eh.SYNC_ERROR_REPLY, log)
         self.assertEqual(self.pf.count(r" status=sent "), 2)
         self.assertEqual(self.pf.count(r" status=(deferred|bounced) "), 0)
         eh.wait_for_log(self.exim, " <= ", count=1)
         time.sleep(0.3)
         lines = eh.accepted_lines(self.exim)
         self.assertEqual(len(lines), 1, "delivered exactly once: %s" % lines)
-        self.assertIn(eh.SYNC_ERROR_REPLY.split()[0], eh.mainlog(self.exim) + "554")
         self.assertNotIn("127.0.0.1:%d/cleartext" % self.port, store_dump(self.pf))
         self.pf.wait_queue_empty()
 
     def test_rejected_and_deferred_recipients_beside_a_good_one(self):
-        self.start_exim(reject_rcpt=["bad@test.example"], defer_rcpt=["later@test.example"])
+        self.start_exim(reject_rcpt=["bad@test.example"], defer_rcpt=["later@test.example"],
+                        extra_main=SLOW_GREETING)
         self.start_postfix()
         self.deliver(n=1)
         self.deliver(["good@test.example", "bad@test.example", "later@test.example"], n=4)
@@ -160,14 +164,15 @@ class PostfixCase(unittest.TestCase):
         self.assertEqual(len(lines), 2, lines)
         self.assertIn(" L* ", lines[1])
         self.assertIn("for good@test.example", lines[1])
-        # The deferred recipient stays in the queue, nothing else.
-        entries = self.pf.queue_entries()
+        # The deferred recipient stays in the queue, nothing else (beside the bounce
+        # to the sender, on its way).
+        entries = [e for e in self.pf.queue_entries() if e["sender"] != "MAILER-DAEMON"]
         self.assertEqual(len(entries), 1, entries)
         self.assertEqual([r["address"] for r in entries[0]["recipients"]],
                          ["later@test.example"])
 
     def test_starttls_early_in_both_tls_states(self):
-        self.start_exim()
+        self.start_exim(extra_main=SLOW_GREETING)
         self.start_postfix(tls_level="may")
         self.deliver(n=1)                   # learns both TLS states, classic
         self.deliver(n=2)                   # EHLO+STARTTLS early, then the transaction
