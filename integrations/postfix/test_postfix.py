@@ -147,6 +147,19 @@ class PostfixCase(unittest.TestCase):
         self.assertNotIn("127.0.0.1:%d/cleartext" % self.port, store_dump(self.pf))
         self.pf.wait_queue_empty()
 
+    def test_refused_early_flight_holds_the_server_down(self):
+        self.start_exim()
+        self.start_postfix()
+        self.deliver(n=1)
+        self.restart_exim(pipeconnect=False, extra_main=SLOW_GREETING)
+        self.deliver(n=2)                           # 554, classic retry
+        self.restart_exim()                         # PIPECONNECT again
+        self.deliver(n=3)                           # learns it again
+        self.deliver(n=4)                           # held down: still classic
+        self.assertEqual(self.pf.count(EARLY % self.port), 1, self.pf.log())
+        self.assertIn("127.0.0.1:%d/cleartext" % self.port, store_dump(self.pf))
+        self.assertEqual(self.pf.count(r" status=sent "), 4)
+
     def test_rejected_and_deferred_recipients_beside_a_good_one(self):
         self.start_exim(reject_rcpt=["bad@test.example"], defer_rcpt=["later@test.example"],
                         extra_main=SLOW_GREETING)
