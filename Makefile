@@ -15,6 +15,10 @@ DESTDIR    ?=
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
 MAJOR   := $(firstword $(subst ., ,$(VERSION)))
+MINOR   := $(word 2,$(subst ., ,$(VERSION)))
+# The soname's version: MAJOR.MINOR while MAJOR is 0 (every 0.MINOR may break the ABI),
+# MAJOR from 1.0 on. build.rs sets the same soname in the library.
+SOVERSION := $(if $(filter 0,$(MAJOR)),$(MAJOR).$(MINOR),$(MAJOR))
 RELEASE := target/release
 # What a static link of libpipeconnect.a needs besides it (rustc's native-static-libs).
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
@@ -42,8 +46,8 @@ pipeconnect.pc: pipeconnect.pc.in Cargo.toml
 install: build pipeconnect.pc
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(INCLUDEDIR)
 	install -m 0755 $(RELEASE)/libpipeconnect.so $(DESTDIR)$(LIBDIR)/libpipeconnect.so.$(VERSION)
-	ln -sf libpipeconnect.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpipeconnect.so.$(MAJOR)
-	ln -sf libpipeconnect.so.$(MAJOR) $(DESTDIR)$(LIBDIR)/libpipeconnect.so
+	ln -sf libpipeconnect.so.$(VERSION) $(DESTDIR)$(LIBDIR)/libpipeconnect.so.$(SOVERSION)
+	ln -sf libpipeconnect.so.$(SOVERSION) $(DESTDIR)$(LIBDIR)/libpipeconnect.so
 	install -m 0644 $(RELEASE)/libpipeconnect.a $(DESTDIR)$(LIBDIR)/libpipeconnect.a
 	install -m 0644 include/pipeconnect.h $(DESTDIR)$(INCLUDEDIR)/pipeconnect.h
 	install -m 0644 pipeconnect.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pipeconnect.pc

@@ -9,6 +9,13 @@
  * success; NULL pointers are an error result, never a crash; handles are released with
  * their _free function, which accepts NULL. pipeconnect_result_message() explains any
  * result.
+ *
+ * Structs: every struct starts with `size_t struct_size`, which the caller sets to
+ * sizeof the struct before passing it, whether the library reads it or writes it. The
+ * library reads no more and writes no more than that many bytes, so a program built
+ * with an older or newer header keeps working: fields it lacks read as 0 (the default);
+ * fields the library lacks are written as 0. In an array, the first element's
+ * struct_size is the stride.
  */
 
 #ifndef PIPECONNECT_H
@@ -18,16 +25,37 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* Functions returning a result warn when it is ignored (GCC, Clang). Define
+* PIPECONNECT_MUST_USE as nothing before including this header to turn it off. */
+#ifndef PIPECONNECT_MUST_USE
+#if defined(__GNUC__) || defined(__clang__)
+#define PIPECONNECT_MUST_USE __attribute__((warn_unused_result))
+#else
+#define PIPECONNECT_MUST_USE
+#endif
+#endif
+
 #define PIPECONNECT_VERSION_MAJOR 0
-#define PIPECONNECT_VERSION_MINOR 1
+#define PIPECONNECT_VERSION_MINOR 2
 #define PIPECONNECT_VERSION_PATCH 0
-#define PIPECONNECT_VERSION_STRING "0.1.0"
-#define PIPECONNECT_VERSION_NUMBER (0 * 10000 + 1 * 100 + 0)
+#define PIPECONNECT_VERSION_STRING "0.2.0"
+#define PIPECONNECT_VERSION_NUMBER (0 * 10000 + 2 * 100 + 0)
 
 
-// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
-// (`(uid_t)-1`, as `chown()` reads it).
-#define PIPECONNECT_STORE_ID_NONE 4294967295
+// The largest capacity `pipeconnect_cache_new()` accepts: 16777216 entries. Memory is
+// taken as entries arrive (about 1 KiB each, see docs/ARCHITECTURE.md), never reserved
+// for the whole capacity up front.
+#define PIPECONNECT_CACHE_CAPACITY_MAX 16777216
+
+// The most bytes `pipeconnect_key_to_string()` writes, NUL included: a bracketed IPv6
+// server address with port 65535 (47), `/cleartext` (10), ` from ` and an IPv6 local
+// address (45), ` as ` and a 255-byte EHLO name (259): 361 characters and the NUL.
+#define PIPECONNECT_KEY_STRING_MAX 362
+
+// The largest `struct_size` accepted: far above any struct of the API, low enough that
+// a forgotten (garbage) `struct_size` is refused before the library reads or writes far
+// beyond the struct.
+#define PIPECONNECT_STRUCT_SIZE_MAX 4096
 
 // The result of a libpipeconnect function. `PIPECONNECT_OK` is 0; every other value is
 // at least 7000, so a result is never mistaken for an errno value. Values from 7001 to
@@ -40,8 +68,11 @@ typedef enum pipeconnect_result {
     // was not advertised.
     PIPECONNECT_NOT_FOUND = 7001,
     // Not an error: the EHLO reply lacks PIPECONNECT or PIPELINING, so nothing was
-    // cached, and any older entry for the key was removed.
+    // cached; there was no older entry for the key.
     PIPECONNECT_NOT_CACHED = 7002,
+    // Not an error: as `PIPECONNECT_NOT_CACHED`, and an older entry for the key was
+    // removed (the server stopped offering early pipelining).
+    PIPECONNECT_NOT_CACHED_REMOVED = 7003,
     // Not an error: no event is queued (`pipeconnect_session_next_event()`).
     PIPECONNECT_NO_EVENT = 7010,
     // A pointer argument was NULL.
@@ -75,8 +106,9 @@ typedef enum pipeconnect_result {
     PIPECONNECT_ERR_NOT_EHLO_REPLY = 7206,
     // An encoded capability record does not decode.
     PIPECONNECT_ERR_CORRUPT_RECORD = 7300,
-    // The store file could not be opened, created, sized or mapped (see errno-level
-    // detail in the operating system's logs; the path is not readable or writable).
+    // The store file could not be opened, created, sized or mapped (the path is not
+    // readable or writable, the disk is full, ...): `pipeconnect_error_detail.os_errno`
+    // has the system's errno value.
     PIPECONNECT_ERR_STORE_IO = 7400,
     // The store path is a symbolic link: refused.
     PIPECONNECT_ERR_STORE_SYMLINK = 7401,
@@ -117,8 +149,11 @@ typedef enum pipeconnect_result {
     // The library cannot format this command line (AUTH with an initial response, the
     // body, or a line whose address or EHLO name the intent did not give).
     PIPECONNECT_ERR_CANNOT_FORMAT = 7505,
-    // A panic inside the library was caught at the C boundary. The library stays
-    // usable; please report it.
+    // A panic inside the library was caught at the C boundary; please report it. The
+    // handles the call took are poisoned: every later call on them returns this result
+    // (free them and make new ones). Other handles stay usable. Nothing is printed
+    // unless the environment variable `PIPECONNECT_PANIC_MESSAGES` is set (to a value
+    // other than `0`) when the library is first called.
     PIPECONNECT_ERR_PANIC = 7900,
 } pipeconnect_result;
 
@@ -153,31 +188,44 @@ typedef struct pipeconnect_key pipeconnect_key;
 // overlap (different sessions, and the cache they share, may be used from any threads).
 typedef struct pipeconnect_session pipeconnect_session;
 
+// Flags of `pipeconnect_hold_down.flags`, combined with `|`.
+typedef uint32_t pipeconnect_hold_down_flags;
+
 // How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
-// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
-// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
-// each further refusal after a hold-down ended multiplies the next one by `growth`, up
-// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+// a server did not expect (a 5xx banner, an EHLO reply without PIPECONNECT, an
+// out-of-step reply), no early flight goes to it for `first_seconds`; each further
+// refusal after a hold-down ended multiplies the next one by `growth`, up to
+// `max_seconds`; every `decay_after` early successes after a hold-down ended take one
 // step off; a server's record is forgotten `remember_seconds` after its hold-down
-// ended. Fill it with `pipeconnect_hold_down_default()`.
+// ended. Set `struct_size`; every field's 0 is its default, so a zero-initialised
+// struct gives the defaults (`pipeconnect_hold_down_default()` writes them out).
 typedef struct pipeconnect_hold_down {
-    // The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    // `sizeof(pipeconnect_hold_down)`, set by the caller.
+    size_t struct_size;
+    // The first hold-down, in seconds; 0: 3600.
     uint64_t first_seconds;
-    // The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    // The longest hold-down, in seconds; 0: 86400. Not below `first_seconds`.
     uint64_t max_seconds;
-    // Seconds a server's record is kept after its hold-down ended (default 7 days).
+    // Seconds a server's record is kept after its hold-down ended; 0: 7 days.
     uint64_t remember_seconds;
-    // Growth from one hold-down to the next (default 4; at least 1).
+    // Growth from one hold-down to the next; 0: 4.
     uint32_t growth;
-    // Early successes after a hold-down that take one step off (default 20; at least 1).
+    // Early successes after a hold-down that take one step off; 0: 20.
     uint32_t decay_after;
+    // `PIPECONNECT_HOLD_DOWN_*` flags.
+    pipeconnect_hold_down_flags flags;
+    // Reserved; must be 0.
+    uint32_t reserved;
 } pipeconnect_hold_down;
 
 // Options for reading an EHLO reply, OR-ed together; 0 for none.
 typedef uint32_t pipeconnect_parse_flags;
 
-// The cache's counters, filled by `pipeconnect_cache_get_stats()`.
+// The cache's counters, filled by `pipeconnect_cache_get_stats()`. Set `struct_size`
+// to `sizeof(pipeconnect_cache_stats)` first.
 typedef struct pipeconnect_cache_stats {
+    // `sizeof(pipeconnect_cache_stats)`, set by the caller.
+    size_t struct_size;
     // Entries held now.
     uint64_t entries;
     // Lookups that found a live entry.
@@ -208,8 +256,11 @@ typedef struct pipeconnect_cache_stats {
 // `pipeconnect_caps_has()`.
 typedef uint32_t pipeconnect_ext;
 
-// RFC 9422 LIMITS values; 0 where the server did not advertise the value.
+// RFC 9422 LIMITS values; 0 where the server did not advertise the value. Set
+// `struct_size` to `sizeof(pipeconnect_limits)` before `pipeconnect_caps_limits()`.
 typedef struct pipeconnect_limits {
+    // `sizeof(pipeconnect_limits)`, set by the caller.
+    size_t struct_size;
     // MAILMAX: transactions per connection.
     uint32_t mail_max;
     // RCPTMAX: recipients per transaction.
@@ -231,8 +282,11 @@ typedef uint32_t pipeconnect_phase;
 // Flags of a `pipeconnect_situation`, OR-ed.
 typedef uint32_t pipeconnect_situation_flags;
 
-// The connection's situation, for `pipeconnect_policy_early_flight()`.
+// The connection's situation, for `pipeconnect_policy_early_flight()`. Zero-initialise
+// and set `struct_size`.
 typedef struct pipeconnect_situation {
+    // `sizeof(pipeconnect_situation)`, set by the caller.
+    size_t struct_size;
     // A `PIPECONNECT_PHASE_*` value.
     pipeconnect_phase phase;
     // `PIPECONNECT_SITUATION_*` bits.
@@ -242,9 +296,12 @@ typedef struct pipeconnect_situation {
 // Flags of a `pipeconnect_settings`, OR-ed.
 typedef uint32_t pipeconnect_settings_flags;
 
-// The caller's settings. A zero-initialised struct is valid: early pipelining not
-// allowed, strict invalidation, a 64 KiB body limit for the first flight.
+// The caller's settings. A zero-initialised struct with `struct_size` set is valid:
+// early pipelining not allowed, strict invalidation, a 64 KiB body limit for the first
+// flight.
 typedef struct pipeconnect_settings {
+    // `sizeof(pipeconnect_settings)`, set by the caller.
+    size_t struct_size;
     // `PIPECONNECT_SETTINGS_*` bits.
     pipeconnect_settings_flags flags;
     // The largest body sent with BDAT LAST before any recipient was accepted (in the
@@ -260,8 +317,11 @@ typedef uint32_t pipeconnect_command_flags;
 
 // One command of an intended sequence, for `pipeconnect_policy_early_flight()`. Give one
 // element per command (three recipients are three `PIPECONNECT_CMD_RCPT` elements).
-// Zero-initialise and fill the fields the kind uses.
+// Zero-initialise, set `struct_size` in every element (the array's stride is the first
+// element's `struct_size`), and fill the fields the kind uses.
 typedef struct pipeconnect_command {
+    // `sizeof(pipeconnect_command)`, set by the caller.
+    size_t struct_size;
     // A `PIPECONNECT_CMD_*` value (not BANNER or BODY).
     pipeconnect_command_kind kind;
     // `PIPECONNECT_COMMAND_*` bits (only AUTH uses one); 0 otherwise.
@@ -278,6 +338,33 @@ typedef struct pipeconnect_command {
 // gives its name for logs. Values 1 to 7, and 18, mean "no early flight at all".
 typedef uint32_t pipeconnect_reason;
 
+// Flags of a `pipeconnect_error_detail`, OR-ed.
+typedef uint32_t pipeconnect_detail_flags;
+
+// Why a call failed, for the functions that take an optional
+// `pipeconnect_error_detail *detail_out` (pass NULL when the result code is enough).
+// Set `struct_size` to `sizeof(pipeconnect_error_detail)` before the call; the library
+// fills the rest on every return, success included (`result` 0, empty texts).
+typedef struct pipeconnect_error_detail {
+    // `sizeof(pipeconnect_error_detail)`, set by the caller.
+    size_t struct_size;
+    // The result the call returned.
+    int result;
+    // The operating system's `errno` value behind a `PIPECONNECT_ERR_STORE_IO` (or
+    // another system failure); 0 when there is none.
+    int os_errno;
+    // With `PIPECONNECT_DETAIL_HAS_INDEX`: which element was refused (0-based: a
+    // recipient of the intent, a command of the sequence).
+    size_t index;
+    // `PIPECONNECT_DETAIL_*` bits.
+    pipeconnect_detail_flags flags;
+    // The field or argument at fault (`"rcpts"`, `"ehlo_name"`, `"options.mode"`,
+    // `"pipeconnect_intent"`), NUL-terminated; empty when none is named.
+    char field[64];
+    // An English sentence for logs, NUL-terminated (cut to fit).
+    char message[256];
+} pipeconnect_error_detail;
+
 // The context of a reply, for `pipeconnect_policy_outcome()`: `PIPECONNECT_CONTEXT_*`
 // bits, OR-ed.
 typedef uint32_t pipeconnect_reply_context;
@@ -288,8 +375,10 @@ typedef uint32_t pipeconnect_cache_action;
 // What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
 typedef uint32_t pipeconnect_verdict;
 
-// What a reply means, from `pipeconnect_policy_outcome()`.
+// What a reply means, from `pipeconnect_policy_outcome()` (set `struct_size` first).
 typedef struct pipeconnect_outcome {
+    // `sizeof(pipeconnect_outcome)`, set by the caller.
+    size_t struct_size;
     // `PIPECONNECT_CACHE_NOTHING` or `PIPECONNECT_CACHE_INVALIDATE`.
     pipeconnect_cache_action cache;
     // A `PIPECONNECT_VERDICT_*` value.
@@ -299,8 +388,11 @@ typedef struct pipeconnect_outcome {
     uint32_t flags;
 } pipeconnect_outcome;
 
-// The real EHLO reply against the cached one, from `pipeconnect_policy_check_ehlo()`.
+// The real EHLO reply against the cached one, from `pipeconnect_policy_check_ehlo()`
+// (set `struct_size` first).
 typedef struct pipeconnect_ehlo_check {
+    // `sizeof(pipeconnect_ehlo_check)`, set by the caller.
+    size_t struct_size;
     // `PIPECONNECT_CACHE_INVALIDATE` (PIPECONNECT or PIPELINING gone),
     // `PIPECONNECT_CACHE_STORE` (nothing cached and worth caching, or a fact changed), or
     // `PIPECONNECT_CACHE_NOTHING`.
@@ -321,13 +413,18 @@ typedef uint32_t pipeconnect_intent_flags;
 typedef uint32_t pipeconnect_body_mode;
 
 // What the caller means to do on one connection: one transaction to one server.
-// Zero-initialise, then fill. The strings are copied by `pipeconnect_session_begin()`.
+// Zero-initialise, set `struct_size`, then fill. The strings are copied by
+// `pipeconnect_session_begin()`.
 typedef struct pipeconnect_intent {
+    // `sizeof(pipeconnect_intent)`, set by the caller.
+    size_t struct_size;
     // The EHLO name, NUL-terminated; NULL when it is not known before connecting (then
     // nothing goes early, and the caller formats its own EHLO line).
     const char *ehlo_name;
     // `PIPECONNECT_INTENT_*` bits.
     pipeconnect_intent_flags flags;
+    // A `PIPECONNECT_BODY_*` value.
+    pipeconnect_body_mode body_mode;
     // With `PIPECONNECT_INTENT_AUTH`: the SASL mechanism, NUL-terminated.
     const char *auth_mechanism;
     // The envelope sender without angle brackets (`""` for the null sender), or NULL
@@ -344,15 +441,17 @@ typedef struct pipeconnect_intent {
     // dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
     // harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     uint64_t body_size;
-    // A `PIPECONNECT_BODY_*` value.
-    pipeconnect_body_mode body_mode;
 } pipeconnect_intent;
 
 // Flags of a `pipeconnect_session_command`.
 typedef uint32_t pipeconnect_session_command_flags;
 
-// A command the session says to send now, from `pipeconnect_session_flight()`.
+// A command the session says to send now, from `pipeconnect_session_flight()`: set
+// `struct_size` in the array's first element (the stride); the library sets it in every
+// element it fills.
 typedef struct pipeconnect_session_command {
+    // `sizeof(pipeconnect_session_command)`, set by the caller.
+    size_t struct_size;
     // Its place in the conversation: commands count from 1 (0 is the banner). Events
     // carry the same number.
     size_t seq;
@@ -372,8 +471,11 @@ typedef struct pipeconnect_session_command {
 // `pipeconnect_outcome.flags` and `pipeconnect_ehlo_check.flags`).
 typedef uint32_t pipeconnect_event_flags;
 
-// One complete reply and what it means, from `pipeconnect_session_next_event()`.
+// One complete reply and what it means, from `pipeconnect_session_next_event()` (set
+// `struct_size` first).
 typedef struct pipeconnect_event {
+    // `sizeof(pipeconnect_event)`, set by the caller.
+    size_t struct_size;
     // The `seq` of the command answered (0: the banner).
     size_t seq;
     // The command answered: a `PIPECONNECT_CMD_*` (BANNER for the greeting, BODY for the
@@ -412,8 +514,10 @@ typedef struct pipeconnect_event {
 // Summary flags, OR-ed in `pipeconnect_summary.flags`.
 typedef uint32_t pipeconnect_summary_flags;
 
-// What a session did, from `pipeconnect_session_finish()`.
+// What a session did, from `pipeconnect_session_finish()` (set `struct_size` first).
 typedef struct pipeconnect_summary {
+    // `sizeof(pipeconnect_summary)`, set by the caller.
+    size_t struct_size;
     // For the message: CONTINUE when the server accepted it (for the accepted
     // recipients); RECONNECT when early pipelining failed; otherwise the failure that
     // ended the transaction (TEMPFAIL for an unfinished session).
@@ -439,9 +543,12 @@ typedef struct pipeconnect_summary {
 // Flags of `pipeconnect_store_options.flags`, combined with `|`.
 typedef uint32_t pipeconnect_store_flags;
 
-// How `pipeconnect_cache_open()` opens or creates a store file. Fill it with
-// `pipeconnect_store_options_default()`, then change the fields you need.
+// How `pipeconnect_cache_open()` opens or creates a store file. Set `struct_size`,
+// fill it with `pipeconnect_store_options_default()`, then change the fields you need
+// (or zero-initialise it: every field's 0 is its default).
 typedef struct pipeconnect_store_options {
+    // `sizeof(pipeconnect_store_options)`, set by the caller.
+    size_t struct_size;
     // Sets in the store (up to 1048576). 0: an existing file's, or 4096 for a new file.
     // Otherwise an existing file must have exactly this many sets
     // (`PIPECONNECT_ERR_STORE_GEOMETRY`), unless it is rebuilt.
@@ -453,32 +560,28 @@ typedef struct pipeconnect_store_options {
     uint32_t ways;
     // Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     uint64_t ttl_seconds;
-    // Permission bits of a new file; default 0600. Must include 0600; may add group and
-    // other read (0640, 0644), and group write in group mode (0660, 0664); nothing else
-    // (no write or execute for others, no set-id or sticky bits).
+    // Permission bits of a new file; 0 or 0600 for the default, 0600. Must include
+    // 0600; may add group and other read (0640, 0644), and group write in group mode
+    // (0660, 0664); nothing else (no write or execute for others, no set-id or sticky
+    // bits).
     uint32_t mode;
     // `PIPECONNECT_STORE_*` flags.
     pipeconnect_store_flags flags;
-    // How long this opener's hold-downs last (the records are kept in the file and
-    // shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
-    struct pipeconnect_hold_down hold_down;
-    // The user a new file gets, for a process running as root that creates the store
-    // its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
-    // both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
-    // default): the creator's. A file root rebuilds keeps its old owner unless this
-    // names one. A process that is not root may only name itself (else
-    // `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
+    // With `PIPECONNECT_STORE_SET_OWNER`: the user a new file gets. A process that is
+    // not root may only name itself (else `PIPECONNECT_ERR_STORE_IO`, errno EPERM). A
+    // file root rebuilds keeps its old owner unless this names one.
     uint32_t owner_uid;
-    // The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
-    // creator's.
+    // With `PIPECONNECT_STORE_SET_OWNER`: the group a new file gets.
     uint32_t owner_gid;
-    // Group mode, for MTAs whose processes run as different users of one group: the
-    // group's id. A new file gets this group, and `mode` may then be 0660. A file owned
-    // by another user is opened when its group is this one, the process is a member of
-    // it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
-    // file's owner (and root) may open it.
+    // With `PIPECONNECT_STORE_GROUP_MODE`: the group whose members share the store.
     uint32_t group_gid;
+    // Reserved; must be 0.
+    uint32_t reserved;
 } pipeconnect_store_options;
+
+// No hold-downs for this handle: no refusal is recorded and no record holds an early
+// flight back.
+#define PIPECONNECT_HOLD_DOWN_OFF (1 << 0)
 
 // RFC 2920 PIPELINING.
 #define PIPECONNECT_EXT_PIPELINING (1 << 0)
@@ -534,6 +637,10 @@ typedef struct pipeconnect_store_options {
 
 // RCPTDOMAINMAX: recipient domains per transaction.
 #define PIPECONNECT_LIMIT_RCPTDOMAINMAX 3
+
+// `index` names an element: the recipient of an intent, the command of a sequence, the
+// element of an array.
+#define PIPECONNECT_DETAIL_HAS_INDEX 1
 
 // Before STARTTLS, or a connection without TLS.
 #define PIPECONNECT_TLS_CLEARTEXT 0
@@ -808,25 +915,38 @@ typedef struct pipeconnect_store_options {
 // the file runs on the same host.
 #define PIPECONNECT_STORE_ALLOW_REMOTE_FS (1 << 1)
 
+// `pipeconnect_store_options.owner_uid` and `.owner_gid` name the owner a new file gets
+// (for a process running as root that creates the store its MTA's unprivileged
+// processes use). Without it, a new file is the creator's.
+#define PIPECONNECT_STORE_SET_OWNER (1 << 2)
+
+// Group mode: `pipeconnect_store_options.group_gid` names the group whose members share
+// the store. A new file gets that group and `mode` may be 0660; a file owned by another
+// user is opened when its group is this one, the process is a member of it, and others
+// may not write it. Without it, only the file's owner (and root) may open a file.
+#define PIPECONNECT_STORE_GROUP_MODE (1 << 3)
+
 #ifdef __cplusplus
 extern "C" {
 #endif // __cplusplus
 
-// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
-// after each further refusal up to 1 day, 20 early successes per step off, records kept
-// 7 days.
+// Fill `*out_config` (its `struct_size` set by the caller) with the default hold-down
+// lengths: 1 hour, then 4 times longer after each further refusal up to 1 day, 20 early
+// successes per step off, records kept 7 days.
 //
 // # Safety
-// `out_config` is writable.
+// `out_config` is writable for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_hold_down_default(struct pipeconnect_hold_down *out_config);
 
 // Set how long this cache handle's hold-downs last (an in-process cache, or this
-// process's handle of a store file; the records themselves are shared). `first_seconds
-// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
-// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+// process's handle of a store file; the records themselves are shared).
+// `PIPECONNECT_HOLD_DOWN_OFF` turns hold-downs off for this handle. Values out of
+// range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
 //
 // # Safety
-// `cache` is a live handle; `config` is readable.
+// `cache` is a live handle; `config` is readable for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_set_hold_down(const struct pipeconnect_cache *cache,
                                                         const struct pipeconnect_hold_down *config);
 
@@ -838,8 +958,13 @@ enum pipeconnect_result pipeconnect_cache_set_hold_down(const struct pipeconnect
 // `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
 // a forking MTA, see `pipeconnect_cache_open()`.
 //
+// A capacity over `PIPECONNECT_CACHE_CAPACITY_MAX` is
+// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Memory grows with the entries held (about 1 KiB
+// each), not with the capacity asked for.
+//
 // # Safety
 // `cache_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_new(size_t capacity,
                                               uint64_t ttl_seconds,
                                               struct pipeconnect_cache **cache_out);
@@ -847,13 +972,15 @@ enum pipeconnect_result pipeconnect_cache_new(size_t capacity,
 // Learn from an EHLO reply of `len` bytes received from `key`'s server in `key`'s TLS
 // state (raw, exactly as received; `flags` as for `pipeconnect_caps_parse()`).
 //
-// Returns `PIPECONNECT_OK` when stored; `PIPECONNECT_NOT_CACHED` when the reply lacks
-// PIPECONNECT or PIPELINING, in which case any older entry for the key is removed (the
-// server no longer offers early pipelining); a parse error when the reply is not a
+// Returns `PIPECONNECT_OK` when stored. When the reply lacks PIPECONNECT or PIPELINING
+// nothing is stored and any older entry for the key is removed (the server no longer
+// offers early pipelining): `PIPECONNECT_NOT_CACHED_REMOVED` when there was one,
+// `PIPECONNECT_NOT_CACHED` when there was none. A parse error when the reply is not a
 // valid 250 reply (the cache is then unchanged).
 //
 // # Safety
 // `cache` and `key` are live handles; `reply` is readable for `len` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_learn(const struct pipeconnect_cache *cache,
                                                 const struct pipeconnect_key *key,
                                                 const uint8_t *reply,
@@ -865,6 +992,7 @@ enum pipeconnect_result pipeconnect_cache_learn(const struct pipeconnect_cache *
 //
 // # Safety
 // `cache`, `key` and `caps` are live handles.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_learn_caps(const struct pipeconnect_cache *cache,
                                                      const struct pipeconnect_key *key,
                                                      const struct pipeconnect_caps *caps);
@@ -875,6 +1003,7 @@ enum pipeconnect_result pipeconnect_cache_learn_caps(const struct pipeconnect_ca
 //
 // # Safety
 // `cache` and `key` are live handles; `caps_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_lookup(const struct pipeconnect_cache *cache,
                                                  const struct pipeconnect_key *key,
                                                  struct pipeconnect_caps **caps_out);
@@ -883,19 +1012,22 @@ enum pipeconnect_result pipeconnect_cache_lookup(const struct pipeconnect_cache 
 //
 // # Safety
 // `cache` and `key` are live handles.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_forget(const struct pipeconnect_cache *cache,
                                                  const struct pipeconnect_key *key);
 
-// Drop every entry.
+// Drop every entry (counted in the stats' `invalidations`).
 //
 // # Safety
 // `cache` is a live handle.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_clear(const struct pipeconnect_cache *cache);
 
-// Fill `*stats_out` with the cache's counters.
+// Fill `*stats_out` with the cache's counters (set its `struct_size` first).
 //
 // # Safety
 // `cache` is a live handle; `stats_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cache *cache,
                                                     struct pipeconnect_cache_stats *stats_out);
 
@@ -905,6 +1037,7 @@ enum pipeconnect_result pipeconnect_cache_get_stats(const struct pipeconnect_cac
 //
 // # Safety
 // `cache` is a live handle.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cache *cache,
                                                    uint64_t unix_seconds);
 
@@ -919,6 +1052,7 @@ enum pipeconnect_result pipeconnect_cache_set_time(const struct pipeconnect_cach
 //
 // # Safety
 // `cache` and `key` are live handles.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_note_early_refused(const struct pipeconnect_cache *cache,
                                                              const struct pipeconnect_key *key);
 
@@ -928,6 +1062,7 @@ enum pipeconnect_result pipeconnect_cache_note_early_refused(const struct pipeco
 //
 // # Safety
 // `cache` and `key` are live handles.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_note_early_success(const struct pipeconnect_cache *cache,
                                                              const struct pipeconnect_key *key);
 
@@ -937,6 +1072,7 @@ enum pipeconnect_result pipeconnect_cache_note_early_success(const struct pipeco
 //
 // # Safety
 // `cache` and `key` are live handles; `until_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_held_down(const struct pipeconnect_cache *cache,
                                                     const struct pipeconnect_key *key,
                                                     uint64_t *until_out);
@@ -956,6 +1092,7 @@ void pipeconnect_cache_free(struct pipeconnect_cache *cache);
 //
 // # Safety
 // `reply` is readable for `len` bytes; `caps_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_parse(const uint8_t *reply,
                                                size_t len,
                                                pipeconnect_parse_flags flags,
@@ -966,6 +1103,7 @@ enum pipeconnect_result pipeconnect_caps_parse(const uint8_t *reply,
 //
 // # Safety
 // `caps` is a live snapshot; `has_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_has(const struct pipeconnect_caps *caps,
                                              pipeconnect_ext ext,
                                              bool *has_out);
@@ -974,6 +1112,7 @@ enum pipeconnect_result pipeconnect_caps_has(const struct pipeconnect_caps *caps
 //
 // # Safety
 // `caps` is a live snapshot; `flags_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *caps,
                                                pipeconnect_ext *flags_out);
 
@@ -982,14 +1121,16 @@ enum pipeconnect_result pipeconnect_caps_flags(const struct pipeconnect_caps *ca
 //
 // # Safety
 // `caps` is a live snapshot; `size_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_size_limit(const struct pipeconnect_caps *caps,
                                                     uint64_t *size_out);
 
 // The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
-// advertised 0 apart).
+// advertised 0 apart); set `limits_out->struct_size` first.
 //
 // # Safety
 // `caps` is a live snapshot; `limits_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *caps,
                                                 struct pipeconnect_limits *limits_out);
 
@@ -1000,6 +1141,7 @@ enum pipeconnect_result pipeconnect_caps_limits(const struct pipeconnect_caps *c
 //
 // # Safety
 // `caps` is a live snapshot; `value_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_limit(const struct pipeconnect_caps *caps,
                                                pipeconnect_limit which,
                                                uint32_t *value_out);
@@ -1009,6 +1151,7 @@ enum pipeconnect_result pipeconnect_caps_limit(const struct pipeconnect_caps *ca
 //
 // # Safety
 // `caps` is a live snapshot; `count_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_auth_count(const struct pipeconnect_caps *caps,
                                                     size_t *count_out);
 
@@ -1018,6 +1161,7 @@ enum pipeconnect_result pipeconnect_caps_auth_count(const struct pipeconnect_cap
 //
 // # Safety
 // `caps` is a live snapshot; `name_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_auth_name(const struct pipeconnect_caps *caps,
                                                    size_t index,
                                                    const char **name_out);
@@ -1026,6 +1170,7 @@ enum pipeconnect_result pipeconnect_caps_auth_name(const struct pipeconnect_caps
 //
 // # Safety
 // `caps` is a live snapshot; `mechanism` is NUL-terminated; `has_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_has_auth(const struct pipeconnect_caps *caps,
                                                   const char *mechanism,
                                                   bool *has_out);
@@ -1036,6 +1181,7 @@ enum pipeconnect_result pipeconnect_caps_has_auth(const struct pipeconnect_caps 
 //
 // # Safety
 // `caps` is a live snapshot; `fingerprint_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_fingerprint(const struct pipeconnect_caps *caps,
                                                      uint64_t *fingerprint_out);
 
@@ -1045,6 +1191,7 @@ enum pipeconnect_result pipeconnect_caps_fingerprint(const struct pipeconnect_ca
 //
 // # Safety
 // `caps` is a live snapshot; `learned_at_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_caps_learned_at(const struct pipeconnect_caps *caps,
                                                     uint64_t *learned_at_out);
 
@@ -1057,21 +1204,26 @@ void pipeconnect_caps_free(struct pipeconnect_caps *caps);
 
 // Make a key for `server` (NUL-terminated IPv4 or IPv6 text, IPv6 optionally in
 // brackets; no host names) on `port` (not 0) in TLS state `tls`. On success `*key_out`
-// is a new key the caller frees with `pipeconnect_key_free()`.
+// is a new key the caller frees with `pipeconnect_key_free()`. Refused with
+// `PIPECONNECT_ERR_INVALID_ADDRESS`: surrounding white space or a line end, an IPv4
+// address in brackets, and the unspecified addresses `0.0.0.0` and `::` (no server
+// listens there).
 //
 // # Safety
 // `server` is a NUL-terminated string; `key_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_key_new(const char *server,
                                             uint16_t port,
                                             pipeconnect_tls_state tls,
                                             struct pipeconnect_key **key_out);
 
-// Narrow `key` to connections made from the local address `local` (IPv4 or IPv6 text).
-// On error the key is unchanged.
+// Narrow `key` to connections made from the local address `local` (IPv4 or IPv6 text,
+// refused as for `pipeconnect_key_new()`). On error the key is unchanged.
 //
 // # Safety
 // `key` is a live key not used by another thread during the call; `local` is a
 // NUL-terminated string.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_key_set_local(struct pipeconnect_key *key,
                                                   const char *local);
 
@@ -1081,6 +1233,7 @@ enum pipeconnect_result pipeconnect_key_set_local(struct pipeconnect_key *key,
 // # Safety
 // `key` is a live key not used by another thread during the call; `ehlo_name` is a
 // NUL-terminated string.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_key_set_ehlo_name(struct pipeconnect_key *key,
                                                       const char *ehlo_name);
 
@@ -1089,6 +1242,7 @@ enum pipeconnect_result pipeconnect_key_set_ehlo_name(struct pipeconnect_key *ke
 //
 // # Safety
 // `key` is a live key; `key_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_key_with_tls(const struct pipeconnect_key *key,
                                                  pipeconnect_tls_state tls,
                                                  struct pipeconnect_key **key_out);
@@ -1097,16 +1251,17 @@ enum pipeconnect_result pipeconnect_key_with_tls(const struct pipeconnect_key *k
 // ` from <local>` and ` as <ehlo name>` when set) with a NUL into `buf` of `buf_len`
 // bytes; `*written` gets the length without the NUL. If the buffer is too small the
 // result is `PIPECONNECT_ERR_BUFFER_TOO_SMALL` and `*written` is the length needed
-// (without the NUL); 320 bytes are always enough.
+// (without the NUL); `PIPECONNECT_KEY_STRING_MAX` bytes are always enough.
 //
 // # Safety
 // `key` is a live key; `buf` is writable for `buf_len` bytes; `written` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_key_to_string(const struct pipeconnect_key *key,
                                                   char *buf,
                                                   size_t buf_len,
                                                   size_t *written);
 
-// Release a key. NULL is allowed and does nothing.
+// Release a key (a poisoned one too). NULL is allowed and does nothing.
 //
 // # Safety
 // `key` is NULL or a key from this library not yet freed; it is not used afterwards.
@@ -1124,18 +1279,23 @@ void pipeconnect_key_free(struct pipeconnect_key *key);
 //
 // The sequence must start with EHLO and keep SMTP's order, else
 // `PIPECONNECT_ERR_BAD_SEQUENCE`; unknown kinds or flag bits are
-// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Thread-safe.
+// `PIPECONNECT_ERR_INVALID_ARGUMENT`. `detail_out` may be NULL; otherwise (its
+// `struct_size` set) it says which command (`index`) and what is wrong. Thread-safe.
 //
 // # Safety
-// `cached` is NULL or a live snapshot; `situation`, `settings` are readable; `cmds` is
-// readable for `n` elements; `allowed_out`, `reason_out` are writable.
+// `cached` is NULL or a live snapshot; `situation`, `settings` are readable for their
+// `struct_size`; `cmds` is readable for `n` elements of `cmds[0].struct_size` bytes;
+// `allowed_out`, `reason_out` are writable; `detail_out` is NULL or writable for its
+// `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect_caps *cached,
                                                         const struct pipeconnect_situation *situation,
                                                         const struct pipeconnect_settings *settings,
                                                         const struct pipeconnect_command *cmds,
                                                         size_t n,
                                                         size_t *allowed_out,
-                                                        pipeconnect_reason *reason_out);
+                                                        pipeconnect_reason *reason_out,
+                                                        struct pipeconnect_error_detail *detail_out);
 
 // As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
 // TLS state must be the connection's (cleartext for `PIPECONNECT_PHASE_CLEARTEXT`,
@@ -1147,6 +1307,7 @@ enum pipeconnect_result pipeconnect_policy_early_flight(const struct pipeconnect
 //
 // # Safety
 // `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_policy_early_flight_cached(const struct pipeconnect_cache *cache,
                                                                const struct pipeconnect_key *key,
                                                                const struct pipeconnect_situation *situation,
@@ -1154,7 +1315,8 @@ enum pipeconnect_result pipeconnect_policy_early_flight_cached(const struct pipe
                                                                const struct pipeconnect_command *cmds,
                                                                size_t n,
                                                                size_t *allowed_out,
-                                                               pipeconnect_reason *reason_out);
+                                                               pipeconnect_reason *reason_out,
+                                                               struct pipeconnect_error_detail *detail_out);
 
 // The extensions (`PIPECONNECT_EXT_*` bits) an early flight made of the first `n`
 // commands of `cmds` relied on (pass the `allowed` count from
@@ -1162,7 +1324,9 @@ enum pipeconnect_result pipeconnect_policy_early_flight_cached(const struct pipe
 // gives 0. Thread-safe.
 //
 // # Safety
-// `cmds` is readable for `n` elements; `used_out` is writable.
+// `cmds` is readable for `n` elements of `cmds[0].struct_size` bytes; `used_out` is
+// writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconnect_command *cmds,
                                                            size_t n,
                                                            pipeconnect_ext *used_out);
@@ -1178,6 +1342,7 @@ enum pipeconnect_result pipeconnect_policy_used_extensions(const struct pipeconn
 //
 // # Safety
 // `settings` is readable; `outcome_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_policy_outcome(pipeconnect_command_kind answered,
                                                    uint32_t code,
                                                    pipeconnect_reply_context context,
@@ -1192,6 +1357,7 @@ enum pipeconnect_result pipeconnect_policy_outcome(pipeconnect_command_kind answ
 // # Safety
 // `cached` is NULL or a live snapshot; `fresh` is a live snapshot; `check_out` is
 // writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_policy_check_ehlo(const struct pipeconnect_caps *cached,
                                                       const struct pipeconnect_caps *fresh,
                                                       pipeconnect_ext used,
@@ -1233,36 +1399,39 @@ bool pipeconnect_result_is_error(int result);
 // ```c
 // const char *rcpts[] = { "a@example.org", "b@example.org" };
 // pipeconnect_intent intent = { 0 };
+// intent.struct_size = sizeof intent;           /* every struct: its sizeof first */
 // intent.ehlo_name = "client.example.net";
 // intent.mail_from = "sender@example.net";
 // intent.rcpts = rcpts;
 // intent.rcpt_count = 2;
 // intent.body_size = body_len;                  /* BDAT LAST if CHUNKING, else DATA */
-// pipeconnect_settings settings = { PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+// pipeconnect_settings settings = { sizeof settings, PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+// pipeconnect_error_detail why = { .struct_size = sizeof why };
 //
 // pipeconnect_session *s;
-// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s) != PIPECONNECT_OK)
-//     return -1;
+// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s, &why) != PIPECONNECT_OK)
+//     return log("%s", why.message), -1;        /* names the field and recipient */
 // for (;;) {
 //     pipeconnect_session_command cmds[16];
-//     size_t n;
-//     pipeconnect_session_flight(s, cmds, 16, &n);   /* commands to send now */
+//     size_t n = 0;
+//     cmds[0].struct_size = sizeof cmds[0];      /* the array's stride */
+//     if (pipeconnect_session_flight(s, cmds, 16, &n) != PIPECONNECT_OK) break;
 //     for (size_t i = 0; i < n; i++) {
 //         char line[600]; size_t len;
 //         if (cmds[i].kind == PIPECONNECT_CMD_BODY) { sock_write_dotstuffed_body(); continue; }
-//         pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len);
+//         if (pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len))
+//             break;                                  /* AUTH with a response: yours */
 //         sock_write(line, len);
 //         if (cmds[i].kind == PIPECONNECT_CMD_BDAT_LAST) sock_write(body, body_len);
 //     }
 //     bool done;
-//     pipeconnect_session_is_done(s, &done);
-//     if (done) break;
+//     if (pipeconnect_session_is_done(s, &done) != PIPECONNECT_OK || done) break;
 //     uint8_t buf[4096];
 //     ssize_t got = sock_read(buf, sizeof buf);       /* any split is fine */
 //     if (got <= 0) break;
 //     size_t events;
 //     pipeconnect_result r = pipeconnect_session_feed(s, buf, (size_t)got, &events);
-//     pipeconnect_event ev;
+//     pipeconnect_event ev = { .struct_size = sizeof ev };
 //     while (pipeconnect_session_next_event(s, &ev) == PIPECONNECT_OK) {
 //         log("%s %u %.*s -> %s", pipeconnect_command_name(ev.kind), ev.code,
 //             (int)ev.text_len, (const char *)ev.text, pipeconnect_verdict_name(ev.verdict));
@@ -1271,38 +1440,47 @@ bool pipeconnect_result_is_error(int result);
 //         if (ev.kind == PIPECONNECT_CMD_STARTTLS &&
 //             ev.verdict == PIPECONNECT_VERDICT_CONTINUE) {
 //             do_tls_handshake();
-//             pipeconnect_session_tls_started(s);  /* fails on cleartext after the 220 */
+//             if (pipeconnect_session_tls_started(s)) /* cleartext after the 220 */
+//                 break;
 //         }
 //     }
 //     if (r != PIPECONNECT_OK) break;                 /* unexpected or malformed reply */
 // }
-// pipeconnect_summary sum;
-// pipeconnect_session_finish(s, &sum);
-// if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
+// pipeconnect_summary sum = { .struct_size = sizeof sum };
+// if (pipeconnect_session_finish(s, &sum) == PIPECONNECT_OK &&
+//     sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
 //     retry_now_without_early_pipelining();           /* no bounce, no deferral */
 // pipeconnect_session_free(s);
 // ```
 //
 // `PIPECONNECT_ERR_INVALID_INTENT` for an unusable intent (see that result's message),
-// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes.
+// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes. `detail_out`
+// may be NULL; otherwise (its `struct_size` set) it names the field at fault (`rcpts`
+// with the recipient's `index`, `mail_from`, `ehlo_name`, ...) and why.
 //
 // # Safety
-// `cache`, `key` are live handles; `intent` and `settings` are readable, with the
-// intent's pointers valid as documented; `session_out` is writable.
+// `cache`, `key` are live handles; `intent` and `settings` are readable for their
+// `struct_size`, with the intent's pointers valid as documented; `session_out` is
+// writable; `detail_out` is NULL or writable for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_begin(const struct pipeconnect_cache *cache,
                                                   const struct pipeconnect_key *key,
                                                   const struct pipeconnect_intent *intent,
                                                   const struct pipeconnect_settings *settings,
-                                                  struct pipeconnect_session **session_out);
+                                                  struct pipeconnect_session **session_out,
+                                                  struct pipeconnect_error_detail *detail_out);
 
 // Take the commands that may be sent now, in order: up to `cap` of them are copied into
 // `cmds_out` and removed from the session's queue; `*count_out` says how many (0: wait
 // for replies). Call again while it fills the whole array. Send every command taken, in
-// order; take them before feeding more replies.
+// order; take them before feeding more replies. Set `cmds_out[0].struct_size` to
+// `sizeof(pipeconnect_session_command)`: it is the array's stride. After
+// `pipeconnect_session_finish()`: `PIPECONNECT_ERR_BAD_STATE`.
 //
 // # Safety
 // `session` is a live session used by no other thread; `cmds_out` is writable for `cap`
-// elements; `count_out` is writable.
+// elements of `cmds_out[0].struct_size` bytes; `count_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_flight(struct pipeconnect_session *session,
                                                    struct pipeconnect_session_command *cmds_out,
                                                    size_t cap,
@@ -1314,6 +1492,7 @@ enum pipeconnect_result pipeconnect_session_flight(struct pipeconnect_session *s
 //
 // # Safety
 // `session` is a live session used by no other thread; the outputs are writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_pending(const struct pipeconnect_session *session,
                                                     size_t *commands_out,
                                                     size_t *events_out);
@@ -1329,6 +1508,7 @@ enum pipeconnect_result pipeconnect_session_pending(const struct pipeconnect_ses
 // # Safety
 // `session` is a live session used by no other thread; `cmd` is readable; `buf` is
 // writable for `len` bytes; `written` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_command_line(const struct pipeconnect_session *session,
                                                          const struct pipeconnect_session_command *cmd,
                                                          char *buf,
@@ -1349,17 +1529,19 @@ enum pipeconnect_result pipeconnect_session_command_line(const struct pipeconnec
 // # Safety
 // `session` is a live session used by no other thread; `data` is readable for `len`
 // bytes; `events_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_feed(struct pipeconnect_session *session,
                                                  const uint8_t *data,
                                                  size_t len,
                                                  size_t *events_out);
 
-// Take the oldest queued event into `*event_out`: `PIPECONNECT_OK`, or
+// Take the oldest queued event into `*event_out` (its `struct_size` set): `PIPECONNECT_OK`, or
 // `PIPECONNECT_NO_EVENT` (nothing written) when none is queued. `event_out->text` points
 // into the session and stays valid until the next call on the session.
 //
 // # Safety
 // `session` is a live session used by no other thread; `event_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_next_event(struct pipeconnect_session *session,
                                                        struct pipeconnect_event *event_out);
 
@@ -1371,6 +1553,7 @@ enum pipeconnect_result pipeconnect_session_next_event(struct pipeconnect_sessio
 //
 // # Safety
 // `session` is a live session used by no other thread.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_tls_started(struct pipeconnect_session *session);
 
 // The early flight of the current TLS phase: how many commands went early
@@ -1379,6 +1562,7 @@ enum pipeconnect_result pipeconnect_session_tls_started(struct pipeconnect_sessi
 //
 // # Safety
 // `session` is a live session used by no other thread; the outputs are writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_reason(const struct pipeconnect_session *session,
                                                    size_t *allowed_out,
                                                    pipeconnect_reason *reason_out);
@@ -1389,17 +1573,20 @@ enum pipeconnect_result pipeconnect_session_reason(const struct pipeconnect_sess
 //
 // # Safety
 // `session` is a live session used by no other thread; `done_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_is_done(const struct pipeconnect_session *session,
                                                     bool *done_out);
 
-// End the session (for instance when the connection closed) and fill `*summary_out`. A
+// End the session (for instance when the connection closed) and fill `*summary_out`
+// (its `struct_size` set). A
 // banner or EHLO reply still missing after an early flight was taken for sending
 // invalidates the entry (verdict RECONNECT); a flight never taken (the connection failed
-// first) does not. Later calls give the same summary; feeding is then
-// `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
+// first) does not. Later calls give the same summary; feeding and taking commands are
+// then `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
 //
 // # Safety
 // `session` is a live session used by no other thread; `summary_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_finish(struct pipeconnect_session *session,
                                                    struct pipeconnect_summary *summary_out);
 
@@ -1415,6 +1602,7 @@ enum pipeconnect_result pipeconnect_session_finish(struct pipeconnect_session *s
 //
 // # Safety
 // `session` is a live session used by no other thread.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_quit(struct pipeconnect_session *session);
 
 // The capabilities the server advertised in the current phase's real EHLO reply: on
@@ -1424,6 +1612,7 @@ enum pipeconnect_result pipeconnect_session_quit(struct pipeconnect_session *ses
 //
 // # Safety
 // `session` is a live session used by no other thread; `caps_out` is writable.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_session_server_caps(const struct pipeconnect_session *session,
                                                         struct pipeconnect_caps **caps_out);
 
@@ -1435,11 +1624,13 @@ enum pipeconnect_result pipeconnect_session_server_caps(const struct pipeconnect
 // thread, and not used afterwards.
 void pipeconnect_session_free(struct pipeconnect_session *session);
 
-// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
-// ways for a new one), a time to live of 7 days, mode 0600, no flags.
+// Fill `*out_options` (its `struct_size` set by the caller) with the default options:
+// geometry of the existing file (4096 sets x 8 ways for a new one), a time to live of
+// 7 days, mode 0600, no flags.
 //
 // # Safety
-// `out` is writable.
+// `out_options` is writable for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_store_options *out_options);
 
 // Open the shared store file at `path` (NUL-terminated; any bytes a file name may hold)
@@ -1458,7 +1649,9 @@ enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_sto
 //
 // Users: the file's owner opens it; so does root, whoever owns it, without changing
 // its owner (but see docs/FILE_STORE.md on what a root process that maps a file another
-// user may write risks); in group mode (`group_gid`), so do the group's members.
+// user may write risks); in group mode (`PIPECONNECT_STORE_GROUP_MODE`), so do the
+// group's members. Hold-downs use the default lengths; change them for this handle with
+// `pipeconnect_cache_set_hold_down()`.
 //
 // The file is refused, each with its own result, when the path is a symbolic link
 // (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
@@ -1480,12 +1673,18 @@ enum pipeconnect_result pipeconnect_store_options_default(struct pipeconnect_sto
 // Thread-safety: as for every `pipeconnect_cache`: any threads at once. Not
 // async-signal-safe.
 //
+// `detail_out` may be NULL; otherwise (its `struct_size` set) it receives what went
+// wrong: the errno value behind `PIPECONNECT_ERR_STORE_IO`, the option at fault.
+//
 // # Safety
-// `path` is a NUL-terminated string; `options` is NULL or readable; `cache_out` is
-// writable.
+// `path` is a NUL-terminated string; `options` is NULL or readable for its
+// `struct_size` bytes; `cache_out` is writable; `detail_out` is NULL or writable for
+// its `struct_size` bytes.
+PIPECONNECT_MUST_USE
 enum pipeconnect_result pipeconnect_cache_open(const char *path,
                                                const struct pipeconnect_store_options *options,
-                                               struct pipeconnect_cache **cache_out);
+                                               struct pipeconnect_cache **cache_out,
+                                               struct pipeconnect_error_detail *detail_out);
 
 // The loaded library's version as a static NUL-terminated string, "MAJOR.MINOR.PATCH".
 // Compare with `PIPECONNECT_VERSION_STRING` from the header to detect a mismatch

@@ -51,16 +51,30 @@ pub struct PeerKey {
     ehlo_name: Option<String>,
 }
 
-/// Parse an address as text: IPv4, IPv6, or IPv6 in brackets; normalised.
+/// Parse an address as text: IPv4, IPv6, or IPv6 in brackets; normalised. Exactly the
+/// address: surrounding white space or a line end (a value read from a file and not
+/// trimmed), an IPv4 address in brackets, and the unspecified addresses `0.0.0.0` and
+/// `::` (which no server listens on, and which name no local address) are refused.
 pub fn parse_address(text: &str) -> Result<IpAddr, Error> {
-    let t = text.trim();
-    let inner = match (t.strip_prefix('['), t.strip_suffix(']')) {
-        (Some(_), Some(_)) if t.len() >= 2 => &t[1..t.len() - 1],
-        (None, None) => t,
+    let t = text;
+    let (inner, bracketed) = match (t.strip_prefix('['), t.strip_suffix(']')) {
+        (Some(_), Some(_)) if t.len() >= 2 => (&t[1..t.len() - 1], true),
+        (None, None) => (t, false),
         _ => return Err(Error::InvalidAddress),
     };
+    // The standard parser takes neither white space nor a zone, but be explicit.
+    if inner.bytes().any(|b| !b.is_ascii_graphic()) {
+        return Err(Error::InvalidAddress);
+    }
     let ip: IpAddr = inner.parse().map_err(|_| Error::InvalidAddress)?;
-    Ok(normalise(ip))
+    if bracketed && ip.is_ipv4() {
+        return Err(Error::InvalidAddress);
+    }
+    let ip = normalise(ip);
+    if ip.is_unspecified() {
+        return Err(Error::InvalidAddress);
+    }
+    Ok(ip)
 }
 
 /// The one spelling of an address used in keys: an IPv4-mapped IPv6 address becomes the
@@ -331,6 +345,17 @@ mod tests {
             "::1]",
             "host.example",
             "[]",
+            " 192.0.2.1",
+            "192.0.2.1 ",
+            "192.0.2.1\n",
+            "192.0.2.1\r\n",
+            "\t2001:db8::1",
+            "[2001:db8::1]\n",
+            "[192.0.2.1]",
+            "0.0.0.0",
+            "::",
+            "[::]",
+            "::ffff:0.0.0.0",
         ] {
             assert_eq!(
                 PeerKey::parse(bad, 25, TlsState::Cleartext),
@@ -343,6 +368,7 @@ mod tests {
             Err(Error::InvalidArgument)
         );
         let k = PeerKey::parse("192.0.2.1", 25, TlsState::Cleartext).unwrap();
+        assert_eq!(k.clone().with_local("0.0.0.0"), Err(Error::InvalidAddress));
         assert_eq!(k.clone().with_ehlo_name(""), Err(Error::InvalidEhloName));
         assert_eq!(k.clone().with_ehlo_name("a b"), Err(Error::InvalidEhloName));
         assert_eq!(

@@ -45,6 +45,12 @@ fn client() -> &'static Path {
     })
 }
 
+/// Options for a sink whose log must tell early commands apart: the banner waits a little,
+/// so that an early flight is surely in before it even on a busy machine (with no delay the
+/// sink may write its banner before the client's first write arrives, and log it as not
+/// early).
+const EARLY_SINK: &[&str] = &["--banner-delay-ms", "100"];
+
 /// A running `pipeconnect serve`, killed when dropped.
 struct Sink {
     child: Child,
@@ -195,7 +201,7 @@ fn dump(store: &Path) -> String {
 fn first_delivery_learns_classically_and_the_next_process_sends_early() {
     let dir = common::scratch("client-learn");
     let store = dir.join("pipeconnect.store");
-    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", &[]);
+    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", EARLY_SINK);
     let to = ["--to", "rcpt@test.example", "--mode", "early"];
 
     let first = deliver_ok(&sink, Some(&store), &to);
@@ -253,7 +259,7 @@ fn in_memory_cache_serves_the_deliveries_of_one_process() {
 #[test]
 fn tcp_fast_open_carries_the_early_flight() {
     let dir = common::scratch("client-tfo");
-    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", &[]);
+    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", EARLY_SINK);
     let o = run_client(
         &[],
         &sink,
@@ -299,7 +305,7 @@ fn tcp_fast_open_carries_the_early_flight() {
 fn one_flight_delivers_the_message_with_one_wait() {
     let dir = common::scratch("client-oneflight");
     let store = dir.join("pipeconnect.store");
-    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", &[]);
+    let sink = Sink::start(&dir, "sink", "127.0.0.1:0", EARLY_SINK);
     let args = [
         "--to",
         "rcpt@test.example",

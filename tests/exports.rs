@@ -54,12 +54,45 @@ fn the_shared_library_exports_only_pipeconnect_symbols() {
     );
 }
 
+/// The soname policy (docs/ARCHITECTURE.md): while the major version is 0, every 0.MINOR
+/// may break the ABI, so the soname carries the minor: 0.2.x is `libpipeconnect.so.0.2`,
+/// which a program built against 0.1 (`libpipeconnect.so.0`) never picks up by mistake.
 #[test]
 fn the_shared_library_carries_its_soname() {
     let so = common::lib_dir().join("libpipeconnect.so");
     let o = common::run_ok(Command::new("readelf").arg("-d").arg(&so));
     let text = String::from_utf8_lossy(&o.stdout);
-    assert!(text.contains("[libpipeconnect.so.0]"), "{text}");
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    let minor = env!("CARGO_PKG_VERSION_MINOR");
+    let want = if major == "0" {
+        format!("[libpipeconnect.so.0.{minor}]")
+    } else {
+        format!("[libpipeconnect.so.{major}]")
+    };
+    assert_eq!(format!("[{}]", common::soname()), want);
+    let soname_line = text
+        .lines()
+        .find(|l| l.contains("(SONAME)"))
+        .unwrap_or_else(|| panic!("no SONAME in {}:\n{text}", so.display()));
+    assert!(soname_line.contains(&want), "{soname_line}");
+    assert_eq!(
+        (major, minor),
+        ("0", "2"),
+        "this ABI (struct_size in every struct) is 0.2: a release that breaks it again \
+         bumps the minor, and this test with it"
+    );
+}
+
+/// The build leaves the soname link beside the library, so a program linked against the
+/// build folder starts without an install or LD_LIBRARY_PATH.
+#[test]
+fn the_build_folder_holds_the_soname_link() {
+    let dir = common::lib_dir();
+    let link = dir.join(common::soname());
+    let target = std::fs::read_link(&link)
+        .unwrap_or_else(|e| panic!("{}: {e} (build.rs makes it)", link.display()));
+    assert_eq!(target, std::path::Path::new("libpipeconnect.so"));
+    assert!(link.exists(), "{} dangles", link.display());
 }
 
 #[test]

@@ -67,12 +67,13 @@ if [ "$tls" = yes ]; then
     tls_libs=$RUSTLS_FFI_LDLIBS
 fi
 
-# The library's soname is libpipeconnect.so.0, which cargo does not make: a folder of
-# links lets the binary find the build as if it were installed.
+# A folder of links lets the binary find the build as if it were installed, under the
+# library's soname (libpipeconnect.so.0.2 while the major version is 0).
+soname=$(readelf -d "$libdir/libpipeconnect.so" | sed -n 's/.*(SONAME).*\[\(.*\)\]/\1/p')
 linkdir="$libdir/pc-deliver-lib"
 mkdir -p "$linkdir"
 ln -sf "$libdir/libpipeconnect.so" "$linkdir/libpipeconnect.so"
-ln -sf "$libdir/libpipeconnect.so" "$linkdir/libpipeconnect.so.0"
+ln -sf "$libdir/libpipeconnect.so" "$linkdir/${soname:?no SONAME in libpipeconnect.so}"
 
 mkdir -p "$(dirname "$out")"
 # shellcheck disable=SC2086

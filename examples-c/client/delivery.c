@@ -38,8 +38,6 @@
 
 /* Commands taken from the session per call; any number works. */
 #define FLIGHT_CAP 64
-/* How long to wait for the 221 after QUIT (not part of the timed delivery). */
-#define QUIT_WAIT_MS 1000
 
 const char *pc_mode_name(enum pc_mode m)
 {
@@ -71,9 +69,7 @@ const char *pc_result_name(enum pc_result r)
 
 static double now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1000.0 + (double)ts.tv_nsec / 1e6;
+    return pc_conn_now_ms();
 }
 
 static void detail(pc_delivery_result *r, const char *fmt, ...)
@@ -188,8 +184,37 @@ typedef struct attempt {
     int body_answered; /* ... and its reply came */
     int conn_done;     /* the server's last reply ended the connection */
     int broken;        /* the byte stream can carry nothing more */
+    int timed_out;     /* a time limit ended this connection */
     double t_accepted;
+    double deadline;       /* the delivery's end (shared by both connections) */
+    double reply_deadline; /* the reply awaited now must be complete by then */
 } attempt;
+
+/* A new wait begins (a write went out, or a reply came in): the next reply must be
+ * complete within reply_timeout_ms, and never after the delivery's deadline. The limit
+ * is absolute: bytes that trickle in do not move it; only a complete reply does. */
+static void arm(attempt *a)
+{
+    double d = now_ms() + a->o->reply_timeout_ms;
+    a->reply_deadline = d < a->deadline ? d : a->deadline;
+    pc_conn_set_deadline(&a->conn, a->reply_deadline);
+}
+
+/* The connection failed: remember whether a time limit did it, and say which. */
+static void conn_failed(attempt *a, const char *err)
+{
+    a->broken = 1;
+    if (!a->conn.timed_out) {
+        detail(a->r, "%s", err);
+        return;
+    }
+    a->timed_out = 1;
+    if (a->reply_deadline >= a->deadline)
+        detail(a->r, "%s: the delivery's time limit (%d ms) is reached", err,
+               a->o->delivery_timeout_ms);
+    else
+        detail(a->r, "%s: no complete reply within %d ms", err, a->o->reply_timeout_ms);
+}
 
 /* Take every command the session releases now and write them with one write.
  * Returns how many were sent, or -1. */
@@ -202,6 +227,7 @@ static int send_released(attempt *a)
 
     a->out.len = 0;
     do {
+        cmds[0].struct_size = sizeof cmds[0]; /* the array's stride */
         rc = pipeconnect_session_flight(a->s, cmds, FLIGHT_CAP, &n);
         if (rc != PIPECONNECT_OK) {
             detail(a->r, "session_flight: %s", pipeconnect_result_message(rc));
@@ -246,12 +272,13 @@ static int send_released(attempt *a)
     } while (n == FLIGHT_CAP);
     if (a->out.len > 0) {
         char err[200];
+        arm(a);
         if (pc_conn_write(&a->conn, a->out.p, a->out.len, err, sizeof err) != 0) {
-            detail(a->r, "%s", err);
-            a->broken = 1;
+            conn_failed(a, err);
             return -1;
         }
         a->waiting = 0; /* the next read is a new wait */
+        arm(a);         /* ... and its reply's time starts now */
     }
     return (int)total;
 }
@@ -280,6 +307,8 @@ static int handle_events(attempt *a)
     pipeconnect_event ev;
     const pc_delivery_opts *o = a->o;
 
+    memset(&ev, 0, sizeof ev);
+    ev.struct_size = sizeof ev;
     while (pipeconnect_session_next_event(a->s, &ev) == PIPECONNECT_OK) {
         if (o->verbose)
             log_event(&ev);
@@ -314,22 +343,34 @@ static int handle_events(attempt *a)
             char line[600];
             int w = snprintf(line, sizeof line, "%s\r\n", a->auth_ir);
             char err[200];
-            if (w <= 0 || (size_t)w >= sizeof line ||
-                pc_conn_write(&a->conn, line, (size_t)w, err, sizeof err) != 0) {
+            arm(a);
+            if (w <= 0 || (size_t)w >= sizeof line) {
                 a->broken = 1;
                 return -1;
             }
+            if (pc_conn_write(&a->conn, line, (size_t)w, err, sizeof err) != 0) {
+                conn_failed(a, err);
+                return -1;
+            }
             a->waiting = 0;
+            arm(a);
         }
         if (ev.kind == PIPECONNECT_CMD_STARTTLS && ev.verdict == PIPECONNECT_VERDICT_CONTINUE &&
             ev.code == 220) {
             char err[256];
             pipeconnect_result rc;
             /* Every cleartext byte read so far went to the session: if any followed the
-             * 220, pipeconnect_session_tls_started() refuses (RFC 3207 injection guard). */
+             * 220, pipeconnect_session_tls_started() refuses (RFC 3207 injection guard).
+             * The handshake gets the time of one reply. */
+            arm(a);
             if (pc_conn_starttls(&a->conn, o->server_name, err, sizeof err) != 0) {
-                detail(a->r, "TLS handshake: %s", err);
                 a->broken = 1;
+                if (now_ms() >= a->reply_deadline) {
+                    a->timed_out = 1;
+                    detail(a->r, "TLS handshake timed out: %s", err);
+                } else {
+                    detail(a->r, "TLS handshake: %s", err);
+                }
                 return -1;
             }
             rc = pipeconnect_session_tls_started(a->s);
@@ -345,8 +386,8 @@ static int handle_events(attempt *a)
 
 /* The server ended the connection's usefulness (a failed banner, EHLO, STARTTLS or
  * required AUTH, a 421), but the message went already, pipelined behind that command:
- * the server still answers it, and may have accepted it. Read on (bounded by the
- * timeout, and by the server closing) until that reply is in. */
+ * the server still answers it, and may have accepted it. Read on (bounded by the time
+ * limits, and by the server closing) until that reply is in. */
 static void drain_body_reply(attempt *a)
 {
     unsigned char buf[4096];
@@ -354,40 +395,71 @@ static void drain_body_reply(attempt *a)
     while (a->body_sent && !a->body_answered) {
         size_t events = 0;
         ssize_t got = pc_conn_read(&a->conn, buf, sizeof buf, err, sizeof err);
-        if (got <= 0 || pipeconnect_session_feed(a->s, buf, (size_t)got, &events) !=
-                            PIPECONNECT_OK) {
+        if (got <= 0) {
+            if (got < 0)
+                conn_failed(a, err);
             a->broken = 1;
             return;
         }
+        if (pipeconnect_session_feed(a->s, buf, (size_t)got, &events) != PIPECONNECT_OK) {
+            a->broken = 1;
+            return;
+        }
+        if (events > 0)
+            arm(a);
         (void)handle_events(a);
     }
 }
 
-/* QUIT once the message is in (not timed); wait briefly for the 221, feed it to nobody. */
+/* The end of a connection that is still in step: QUIT, and at once a half-close (TLS
+ * close_notify, then the TCP FIN), then the 221 if it is there within quit_wait_ms.
+ *
+ * Why the half-close: a server may hold its 221 until it sees the client's FIN, so that
+ * the client, closing first, keeps the TIME_WAIT state (Exim 4.96 waits up to 200 ms for
+ * it). A client that waits for the 221 before closing pays that wait on every delivery,
+ * and the server keeps a process for it. The FIN right behind QUIT ends the server's wait
+ * at once. Nothing depends on the 221: the message's fate was settled by the replies
+ * before it, so it is read only for the log, and not fed to the session. */
 static void quit(attempt *a)
 {
     char err[200];
     unsigned char buf[512];
+    ssize_t got;
     if (a->broken || a->conn_done)
         return;
+    arm(a);
     if (pc_conn_write(&a->conn, "QUIT\r\n", 6, err, sizeof err) != 0)
         return;
     if (a->o->verbose)
         fprintf(stderr, "> QUIT\n");
-    if (pc_conn_readable(&a->conn, QUIT_WAIT_MS))
-        (void)pc_conn_read(&a->conn, buf, sizeof buf, err, sizeof err);
+    if (pc_conn_half_close(&a->conn) != 0)
+        return;
+    if (a->o->verbose)
+        fprintf(stderr, "> (half-close: %sFIN)\n", a->conn.tls != NULL ? "close_notify, " : "");
+    /* A deadline of now: read only what has come already. */
+    pc_conn_set_deadline(&a->conn, now_ms() + a->o->quit_wait_ms);
+    while ((got = pc_conn_read(&a->conn, buf, sizeof buf - 1, err, sizeof err)) > 0) {
+        if (a->o->verbose) {
+            size_t end = 0;
+            while (end < (size_t)got && buf[end] != '\r' && buf[end] != '\n')
+                end++;
+            fprintf(stderr, "< %.*s   [after QUIT: not fed to the session]\n", (int)end,
+                    (const char *)buf);
+        }
+    }
 }
 
 /* One connection. t0: when the delivery's first connect started. *summary gets the
  * session's summary; returns 0, or -1 when the session could not even begin. */
 static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o,
-                       int allow_early, double t0, pc_delivery_result *r,
+                       int allow_early, double t0, double deadline, pc_delivery_result *r,
                        pipeconnect_summary *summary)
 {
     attempt a;
     pipeconnect_key *key = NULL;
     pipeconnect_intent intent;
     pipeconnect_settings settings;
+    pipeconnect_error_detail why;
     pipeconnect_result rc;
     char err[256];
     size_t allowed = 0;
@@ -398,7 +470,9 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     a.o = o;
     a.r = r;
     a.conn.fd = -1;
+    a.deadline = deadline;
     memset(summary, 0, sizeof *summary);
+    summary->struct_size = sizeof *summary;
     summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
 
     /* The key: server address, port, and the TLS state the cached facts belong to.
@@ -410,6 +484,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     }
 
     memset(&intent, 0, sizeof intent);
+    intent.struct_size = sizeof intent;
     intent.ehlo_name = o->ehlo; /* known before connecting: required for an early flight */
     intent.mail_from = o->from;
     intent.rcpts = o->rcpts;
@@ -437,14 +512,17 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     }
 
     memset(&settings, 0, sizeof settings);
+    settings.struct_size = sizeof settings;
     if (allow_early && o->mode != PC_MODE_CLASSIC)
         settings.flags |= PIPECONNECT_SETTINGS_EARLY_ALLOWED;
     if (o->relaxed)
         settings.flags |= PIPECONNECT_SETTINGS_RELAXED;
 
-    rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s);
+    memset(&why, 0, sizeof why);
+    why.struct_size = sizeof why;
+    rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s, &why);
     if (rc != PIPECONNECT_OK) {
-        detail(r, "session_begin: %s", pipeconnect_result_message(rc));
+        detail(r, "session_begin: %s (%s)", why.message, why.field);
         goto out;
     }
     if (pipeconnect_session_reason(a.s, &allowed, &reason) == PIPECONNECT_OK)
@@ -455,11 +533,12 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     ret = 0;
 
     /* With --tfo the socket stays unconnected until the first write, so that an early
-     * flight leaves with the SYN. */
-    if (pc_conn_open(&a.conn, &o->addr, o->addrlen, o->tfo, o->timeout_ms, err,
-                     sizeof err) != 0) {
-        detail(r, "%s", err);
-        a.broken = 1;
+     * flight leaves with the SYN. The connect and the banner share the first reply's
+     * time limit. */
+    arm(&a);
+    if (pc_conn_open(&a.conn, &o->addr, o->addrlen, o->tfo, a.reply_deadline,
+                     o->reply_timeout_ms, err, sizeof err) != 0) {
+        conn_failed(&a, err);
         goto finish;
     }
     for (;;) {
@@ -474,8 +553,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
             break;
         /* Classic (nothing to send before the banner): connect now. */
         if (pc_conn_connect(&a.conn, err, sizeof err) != 0) {
-            detail(r, "%s", err);
-            a.broken = 1;
+            conn_failed(&a, err);
             break;
         }
         if (!a.waiting) {
@@ -484,15 +562,19 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
         }
         got = pc_conn_read(&a.conn, buf, sizeof buf, err, sizeof err);
         if (got <= 0) {
-            if (got == 0)
+            if (got == 0) {
                 detail(r, "the server closed the connection");
-            else
-                detail(r, "%s", err);
-            a.broken = 1;
+                a.broken = 1;
+            } else {
+                conn_failed(&a, err);
+            }
             break;
         }
         /* The bytes exactly as read: the session splits them into replies. */
         rc = pipeconnect_session_feed(a.s, buf, (size_t)got, &events);
+        /* A complete reply: the next one gets its own time (partial lines do not). */
+        if (events > 0)
+            arm(&a);
         /* Events queued before an error are still there: handle them first. */
         if (handle_events(&a) != 0) {
             if (a.conn_done && !a.broken && rc == PIPECONNECT_OK)
@@ -508,9 +590,12 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
 
 finish:
     r->tfo_used = r->tfo_used || a.conn.tfo_used;
-    pipeconnect_session_finish(a.s, summary);
+    r->timed_out = a.timed_out;
+    if (pipeconnect_session_finish(a.s, summary) != PIPECONNECT_OK)
+        summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
     if (a.accepted) {
         r->ms = a.t_accepted - t0;
+        r->t_accepted = a.t_accepted;
         r->server_accepted = 1;
     }
     if (summary->verdict != PIPECONNECT_VERDICT_RECONNECT)
@@ -531,7 +616,7 @@ enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts
                           pc_delivery_result *r)
 {
     pipeconnect_summary sum;
-    double t0;
+    double t0, deadline;
     int allow_early = 1;
     int attempt_no;
 
@@ -539,9 +624,22 @@ enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts
     r->ms = -1;
     r->result = PC_ERROR;
     t0 = now_ms();
+    r->t_start = t0;
+    /* One deadline for the whole delivery: a reconnect gets only what is left of it. */
+    deadline = t0 + o->delivery_timeout_ms;
     for (attempt_no = 0; attempt_no < 2; attempt_no++) {
-        if (run_attempt(cache, o, allow_early, t0, r, &sum) != 0)
+        if (run_attempt(cache, o, allow_early, t0, deadline, r, &sum) != 0)
             return r->result;
+        if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT && attempt_no == 0 &&
+            !r->server_accepted && now_ms() >= deadline) {
+            char why[sizeof r->detail];
+            memcpy(why, r->detail, sizeof why);
+            r->timed_out = 1;
+            detail(r, "timed out: the delivery's time limit (%d ms) is used up, no "
+                      "reconnect (%s)",
+                   o->delivery_timeout_ms, why);
+            break;
+        }
         if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT && attempt_no == 0 &&
             !r->server_accepted) {
             /* Early pipelining failed on this connection (a 554 synchronization error,
@@ -576,6 +674,10 @@ enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts
         r->result = PC_ERROR;
         break;
     }
+    /* A time limit is a temporary failure: try again later, whatever the session made of
+     * the unfinished connection. */
+    if (r->timed_out && !r->server_accepted)
+        r->result = PC_TEMPFAIL;
     if (r->result != PC_OK)
         r->ms = -1;
     return r->result;

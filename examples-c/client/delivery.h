@@ -46,7 +46,15 @@ typedef struct pc_delivery_opts {
      * entry. Without it, the library's default (the seed's strict rule) drops it. */
     int relaxed;
     int tfo;
-    int timeout_ms;
+    /* Time limits, in milliseconds (see README.md). Each reply must be complete within
+     * reply_timeout_ms of the write that asked for it (or of the reply before it); the
+     * whole delivery, reconnect included, ends delivery_timeout_ms after it began. A
+     * write may go on as long as it makes progress within reply_timeout_ms. */
+    int reply_timeout_ms;
+    int delivery_timeout_ms;
+    /* After QUIT and the half-close, how long to wait for the 221 (0: take it only if it
+     * is already there). The delivery's outcome never depends on it. */
+    int quit_wait_ms;
     int verbose;
 } pc_delivery_opts;
 
@@ -59,6 +67,11 @@ typedef struct pc_delivery_result {
     /* From the start of connect() to the final 250 for the message (first connection
      * on, if there was a reconnect); -1 when the message was not accepted. */
     double ms;
+    /* When the delivery began and when the final 250 was read: CLOCK_MONOTONIC in
+     * milliseconds (t_accepted 0 when not accepted). */
+    double t_start, t_accepted;
+    /* A time limit ended the delivery (result PC_TEMPFAIL). */
+    int timed_out;
     /* Early pipelining failed and the message went on a new, classic connection. */
     int reconnected;
     /* The server answered the message's BDAT LAST or end of data with a 2xx. */

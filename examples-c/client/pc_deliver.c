@@ -4,11 +4,14 @@
  *   pc-deliver --server ADDR --port N (--store FILE | --memory) --from ADDR --to ADDR...
  *              [--ehlo NAME] [--body-size N | --body-file F] [--mode classic|early|oneflight]
  *              [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo] [--json]
- *              [--relaxed] [--timeout-ms N] [--no-hold-down] [--verbose]
+ *              [--relaxed] [--reply-timeout-ms N] [--delivery-timeout-ms N]
+ *              [--quit-wait-ms N] [--timestamps] [--no-hold-down] [--verbose]
  *
  * One output line per delivery on stdout:
  *   delivery n=<i> mode=<m> early=<0|1> waits=<w> ms=<float> result=<r> reconnected=<0|1>
- * Exit status: 0 when every delivery was accepted, 1 otherwise, 2 for a bad command line.
+ * Exit status: 0 when every delivery was accepted, 75 (EX_TEMPFAIL) when the others all
+ * failed temporarily (retry later), 1 when one was rejected or failed otherwise, 2 for a
+ * bad command line.
  */
 #define _GNU_SOURCE 1
 
@@ -27,13 +30,21 @@
 
 #define MAX_RCPTS 1000
 #define MAX_MESSAGE (64u * 1024u * 1024u)
+/* Time limits' defaults, in milliseconds (README.md explains them). */
+#define DEFAULT_REPLY_TIMEOUT_MS 30000
+#define DEFAULT_DELIVERY_TIMEOUT_MS 300000
+#define DEFAULT_QUIT_WAIT_MS 0
+/* Exit status when no delivery failed for good but some must be retried (sysexits.h). */
+#define EXIT_TEMPFAIL 75
 
 static const char usage[] =
     "usage: pc-deliver --server ADDR --port N (--store FILE | --memory)\n"
     "                  --from ADDR --to ADDR [--to ADDR]... [--ehlo NAME]\n"
     "                  [--body-size N | --body-file F] [--mode classic|early|oneflight]\n"
     "                  [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo]\n"
-    "                  [--json] [--relaxed] [--timeout-ms N] [--no-hold-down]\n"
+    "                  [--json] [--relaxed] [--reply-timeout-ms N]\n"
+    "                  [--delivery-timeout-ms N] [--quit-wait-ms N] [--timestamps]\n"
+    "                  [--no-hold-down]\n"
     "                  [--verbose]\n";
 
 static void die_usage(const char *fmt, const char *arg)
@@ -164,7 +175,8 @@ int main(int argc, char **argv)
     const char *ehlo = "client.pipeconnect.example", *from = NULL, *auth = NULL;
     const char *rcpts[MAX_RCPTS];
     size_t rcpt_count = 0, body_size = 2048, message_len = 0;
-    int memory = 0, json = 0, count = 1, i, failures = 0, no_hold_down = 0;
+    int memory = 0, json = 0, timestamps = 0, count = 1, i, failures = 0, tempfails = 0;
+    int no_hold_down = 0;
     unsigned char *message = NULL;
     char ip[128], err[256], *auth_copy = NULL;
     pc_delivery_opts o;
@@ -173,7 +185,9 @@ int main(int argc, char **argv)
 
     memset(&o, 0, sizeof o);
     o.mode = PC_MODE_ONEFLIGHT;
-    o.timeout_ms = 30000;
+    o.reply_timeout_ms = DEFAULT_REPLY_TIMEOUT_MS;
+    o.delivery_timeout_ms = DEFAULT_DELIVERY_TIMEOUT_MS;
+    o.quit_wait_ms = DEFAULT_QUIT_WAIT_MS;
     for (i = 1; i < argc; i++) {
         const char *a = argv[i];
 #define VALUE() (i + 1 < argc ? argv[++i] : (die_usage("%s needs a value", a), ""))
@@ -223,8 +237,15 @@ int main(int argc, char **argv)
             o.tfo = 1;
         } else if (strcmp(a, "--json") == 0) {
             json = 1;
-        } else if (strcmp(a, "--timeout-ms") == 0) {
-            o.timeout_ms = (int)parse_num(a, VALUE(), 600000);
+        } else if (strcmp(a, "--reply-timeout-ms") == 0 || strcmp(a, "--timeout-ms") == 0) {
+            /* --timeout-ms: the older name. */
+            o.reply_timeout_ms = (int)parse_num(a, VALUE(), 3600000);
+        } else if (strcmp(a, "--delivery-timeout-ms") == 0) {
+            o.delivery_timeout_ms = (int)parse_num(a, VALUE(), 86400000);
+        } else if (strcmp(a, "--quit-wait-ms") == 0) {
+            o.quit_wait_ms = (int)parse_num(a, VALUE(), 600000);
+        } else if (strcmp(a, "--timestamps") == 0) {
+            timestamps = 1;
         } else if (strcmp(a, "--no-hold-down") == 0) {
             no_hold_down = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
@@ -245,8 +266,10 @@ int main(int argc, char **argv)
         die_usage("%s", "--from and at least one --to are required");
     if (count < 1)
         die_usage("%s", "--count must be at least 1");
-    if (o.timeout_ms < 1)
-        die_usage("%s", "--timeout-ms must be at least 1");
+    if (o.reply_timeout_ms < 1)
+        die_usage("%s", "--reply-timeout-ms must be at least 1");
+    if (o.delivery_timeout_ms < 1)
+        die_usage("%s", "--delivery-timeout-ms must be at least 1");
     if (o.starttls && !pc_conn_tls_available())
         die_usage("%s", "--starttls: this pc-deliver was built without TLS "
                         "(examples-c/client/build.sh --tls)");
@@ -294,7 +317,7 @@ int main(int argc, char **argv)
      * delivery processes, or successive runs of this program); --memory lives only as
      * long as this process. */
     if (store != NULL)
-        rc = pipeconnect_cache_open(store, NULL, &cache);
+        rc = pipeconnect_cache_open(store, NULL, &cache, NULL);
     else
         rc = pipeconnect_cache_new(0, 0, &cache);
     if (rc != PIPECONNECT_OK) {
@@ -309,9 +332,15 @@ int main(int argc, char **argv)
      * one not long ago (docs/RULES.md, "Hold-down"). */
     if (no_hold_down) {
         pipeconnect_hold_down hd;
-        pipeconnect_hold_down_default(&hd);
-        hd.first_seconds = 0;
-        pipeconnect_cache_set_hold_down(cache, &hd);
+        memset(&hd, 0, sizeof hd);
+        hd.struct_size = sizeof hd;
+        hd.flags = PIPECONNECT_HOLD_DOWN_OFF;
+        rc = pipeconnect_cache_set_hold_down(cache, &hd);
+        if (rc != PIPECONNECT_OK) {
+            fprintf(stderr, "pc-deliver: cannot turn the hold-down off: %s\n",
+                    pipeconnect_result_message(rc));
+            return 1;
+        }
     }
 
     for (i = 1; i <= count; i++) {
@@ -319,6 +348,7 @@ int main(int argc, char **argv)
         pc_deliver(cache, &o, &r);
         if (r.result != PC_OK) {
             failures++;
+            tempfails += r.result == PC_TEMPFAIL;
             fprintf(stderr, "pc-deliver: delivery %d: %s: %s\n", i, pc_result_name(r.result),
                     r.detail[0] ? r.detail : "(no detail)");
         }
@@ -332,11 +362,20 @@ int main(int argc, char **argv)
             json_string(r.reason ? r.reason : "");
             printf(",\"detail\":");
             json_string(r.detail);
+            if (timestamps)
+                printf(",\"t_start\":%.6f,\"t_accepted\":%.6f", r.t_start / 1000.0,
+                       r.t_accepted / 1000.0);
             printf("}\n");
         } else {
-            printf("delivery n=%d mode=%s early=%d waits=%u ms=%.3f result=%s reconnected=%d\n",
+            printf("delivery n=%d mode=%s early=%d waits=%u ms=%.3f result=%s reconnected=%d",
                    i, pc_mode_name(o.mode), r.early, r.waits, r.ms, pc_result_name(r.result),
                    r.reconnected);
+            /* CLOCK_MONOTONIC seconds (Python's time.monotonic() on Linux): when the
+             * delivery began and when its final 250 was read (0 when none). */
+            if (timestamps)
+                printf(" t_start=%.6f t_accepted=%.6f", r.t_start / 1000.0,
+                       r.t_accepted / 1000.0);
+            printf("\n");
         }
         fflush(stdout);
     }
@@ -347,5 +386,7 @@ int main(int argc, char **argv)
         memset(auth_copy, 0, strlen(auth_copy));
         free(auth_copy);
     }
-    return failures == 0 ? 0 : 1;
+    if (failures == 0)
+        return 0;
+    return failures == tempfails ? EXIT_TEMPFAIL : 1;
 }

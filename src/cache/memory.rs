@@ -7,7 +7,6 @@ use crate::key::PeerKey;
 use lru::LruCache;
 use parking_lot::Mutex;
 use std::hash::BuildHasher;
-use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 #[derive(Debug)]
@@ -102,6 +101,15 @@ impl std::hash::Hasher for WordHasher {
 /// saves in waiting.
 pub const MIN_PER_SHARD: usize = 256;
 
+/// The largest capacity an in-process cache accepts (16777216 entries, some 16 GiB if
+/// ever full). Nothing is reserved up front: memory grows with the entries held, about
+/// [`ENTRY_BYTES_APPROX`] each.
+pub const CAPACITY_MAX: usize = 1 << 24;
+
+/// Roughly what one held entry costs: the key and entry themselves, the LRU list node
+/// and the hash table's slot (a key narrowed to an EHLO name adds the name's bytes).
+pub const ENTRY_BYTES_APPROX: usize = 1024;
+
 /// An in-process, bounded, thread-safe store.
 #[derive(Debug)]
 pub struct MemoryBackend {
@@ -109,6 +117,10 @@ pub struct MemoryBackend {
     hasher: KeyHasher,
     hold_downs_entered: AtomicU64,
     early_skipped: AtomicU64,
+    /// The most entries one shard holds.
+    per_shard: usize,
+    /// The most hold-down records one shard holds.
+    holds_per_shard: usize,
 }
 
 impl MemoryBackend {
@@ -117,23 +129,27 @@ impl MemoryBackend {
     /// [`MIN_PER_SHARD`] entries). Each shard evicts its own least recently used entry
     /// when it is full, so with several shards eviction may begin a little before the
     /// whole cache holds `capacity` entries; a small cache is one shard and exact.
+    ///
+    /// The maps start empty and grow as entries arrive: a capacity is a bound, not an
+    /// allocation (it is clamped to [`CAPACITY_MAX`]).
     pub fn new(capacity: usize, shards: usize) -> MemoryBackend {
-        let capacity = capacity.max(1);
+        let capacity = capacity.clamp(1, CAPACITY_MAX);
         let most = (capacity / MIN_PER_SHARD).max(1);
         let shards = shards.clamp(1, 1024).min(most);
         let shards = 1usize << (usize::BITS - 1 - shards.leading_zeros());
         let per_shard = capacity.div_ceil(shards).max(1);
         // Hold-down records are few (servers that refused early input): a quarter of
         // the entries' room, evicted least recently used like them.
-        let holds_per_shard = NonZeroUsize::new(per_shard.div_ceil(4)).expect("at least one");
-        let per_shard = NonZeroUsize::new(per_shard).expect("at least one");
+        let holds_per_shard = per_shard.div_ceil(4).max(1);
         let hasher = KeyHasher::random();
         let shards = (0..shards)
             .map(|_| {
                 Mutex::new(Shard {
-                    map: LruCache::with_hasher(per_shard, hasher),
+                    // Unbounded to the lru crate (a bounded map reserves its whole table);
+                    // `insert` evicts at `per_shard` itself.
+                    map: LruCache::unbounded_with_hasher(hasher),
                     stats: CacheStats::default(),
-                    holds: LruCache::with_hasher(holds_per_shard, hasher),
+                    holds: LruCache::unbounded_with_hasher(hasher),
                 })
             })
             .collect();
@@ -142,6 +158,8 @@ impl MemoryBackend {
             hasher,
             hold_downs_entered: AtomicU64::new(0),
             early_skipped: AtomicU64::new(0),
+            per_shard,
+            holds_per_shard,
         }
     }
 
@@ -175,11 +193,10 @@ impl Backend for MemoryBackend {
     fn insert(&self, key: &PeerKey, entry: Entry) {
         let mut s = self.shard(key).lock();
         s.stats.inserts += 1;
-        if let Some((old_key, _)) = s.map.push(key.clone(), entry) {
-            if &old_key != key {
-                s.stats.evictions += 1;
-            }
+        if !s.map.contains(key) && s.map.len() >= self.per_shard && s.map.pop_lru().is_some() {
+            s.stats.evictions += 1;
         }
+        s.map.push(key.clone(), entry);
     }
 
     fn remove(&self, key: &PeerKey) -> bool {
@@ -193,7 +210,9 @@ impl Backend for MemoryBackend {
 
     fn clear(&self) {
         for shard in self.shards.iter() {
-            shard.lock().map.clear();
+            let mut s = shard.lock();
+            s.stats.invalidations += s.map.len() as u64;
+            s.map.clear();
         }
     }
 
@@ -214,8 +233,15 @@ impl Backend for MemoryBackend {
 
     fn for_each(&self, f: &mut dyn FnMut(&PeerKey, &Entry)) {
         for shard in self.shards.iter() {
-            let s = shard.lock();
-            for (k, e) in s.map.iter() {
+            // Copy the shard out and let go of its lock before calling back: a callback
+            // that uses the cache must not find the lock held.
+            let copied: Vec<(PeerKey, Entry)> = shard
+                .lock()
+                .map
+                .iter()
+                .map(|(k, e)| (k.clone(), e.clone()))
+                .collect();
+            for (k, e) in &copied {
                 f(k, e);
             }
         }
@@ -236,6 +262,9 @@ impl HoldDownStore for MemoryBackend {
         let new = f(s.holds.peek(key).copied());
         match new {
             Some(h) => {
+                if !s.holds.contains(key) && s.holds.len() >= self.holds_per_shard {
+                    s.holds.pop_lru();
+                }
                 s.holds.push(key.clone(), h);
             }
             None => {
@@ -306,6 +335,56 @@ mod tests {
                 },
             );
         }
+    }
+
+    #[test]
+    fn a_huge_capacity_reserves_nothing_and_still_evicts_at_its_bound() {
+        let b = MemoryBackend::new(usize::MAX, 16);
+        assert_eq!(b.shards.len(), 16);
+        assert!(b
+            .shards
+            .iter()
+            .all(|s| s.lock().map.cap().get() == usize::MAX));
+        fill(&b, 10);
+        assert_eq!(b.stats().entries, 10);
+        let small = MemoryBackend::new(3, 1);
+        fill(&small, 5);
+        assert_eq!(small.stats().entries, 3);
+        assert_eq!(small.stats().evictions, 2);
+    }
+
+    #[test]
+    fn an_entry_costs_about_what_the_docs_say() {
+        // Key and entry inline, plus the LRU node's two links and the hash table's slot.
+        let inline = std::mem::size_of::<PeerKey>() + std::mem::size_of::<Entry>();
+        let per_entry = inline + 2 * std::mem::size_of::<usize>() + 16;
+        assert!(per_entry <= ENTRY_BYTES_APPROX, "{per_entry}");
+        assert!(
+            per_entry >= ENTRY_BYTES_APPROX / 4,
+            "{per_entry}: update the docs"
+        );
+    }
+
+    #[test]
+    fn clear_counts_the_dropped_entries_as_invalidations() {
+        let b = MemoryBackend::new(100, 1);
+        fill(&b, 7);
+        b.clear();
+        let st = b.stats();
+        assert_eq!((st.entries, st.invalidations), (0, 7));
+    }
+
+    #[test]
+    fn for_each_calls_back_without_holding_the_shard_lock() {
+        let b = MemoryBackend::new(100, 1);
+        fill(&b, 3);
+        let mut seen = 0;
+        // A callback that uses the cache (here: a lookup) would deadlock under the lock.
+        b.for_each(&mut |k: &PeerKey, _e: &Entry| {
+            seen += 1;
+            assert!(b.lookup(k, &|_| true).is_some());
+        });
+        assert_eq!(seen, 3);
     }
 
     #[test]

@@ -2,10 +2,14 @@
 #![allow(non_camel_case_types)]
 
 use super::caps::{parse_options, pipeconnect_caps, pipeconnect_parse_flags};
+use super::detail::Failure;
 use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::{bytes, free_handle, guard, guard_void, handle, into_handle, out};
+use super::sized::{read_in, write_out, Versioned};
+use super::{
+    bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, Poison,
+};
 use crate::cache::{
     Cache, CacheConfig, CacheStats, HoldDownConfig, Learned, DEFAULT_CAPACITY, DEFAULT_TTL_SECS,
 };
@@ -21,12 +25,34 @@ use std::sync::Arc;
 /// on their own, so the cache handle may be freed before them.
 pub struct pipeconnect_cache {
     pub(crate) cache: Arc<Cache>,
+    pub(crate) poisoned: Poison,
 }
 
-/// The cache's counters, filled by `pipeconnect_cache_get_stats()`.
+super::poisonable!(pipeconnect_cache);
+
+impl pipeconnect_cache {
+    pub(crate) fn new(cache: Cache) -> pipeconnect_cache {
+        pipeconnect_cache {
+            cache: Arc::new(cache),
+            poisoned: Poison::default(),
+        }
+    }
+}
+
+/// The largest capacity `pipeconnect_cache_new()` accepts: 16777216 entries. Memory is
+/// taken as entries arrive (about 1 KiB each, see docs/ARCHITECTURE.md), never reserved
+/// for the whole capacity up front.
+pub const PIPECONNECT_CACHE_CAPACITY_MAX: usize = 16_777_216;
+
+const _: () = assert!(PIPECONNECT_CACHE_CAPACITY_MAX == crate::cache::memory::CAPACITY_MAX);
+
+/// The cache's counters, filled by `pipeconnect_cache_get_stats()`. Set `struct_size`
+/// to `sizeof(pipeconnect_cache_stats)` first.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_cache_stats {
+    /// `sizeof(pipeconnect_cache_stats)`, set by the caller.
+    pub struct_size: usize,
     /// Entries held now.
     pub entries: u64,
     /// Lookups that found a live entry.
@@ -53,99 +79,169 @@ pub struct pipeconnect_cache_stats {
     pub writes_abandoned: u64,
 }
 
+/// Flags of `pipeconnect_hold_down.flags`, combined with `|`.
+pub type pipeconnect_hold_down_flags = u32;
+
+/// No hold-downs for this handle: no refusal is recorded and no record holds an early
+/// flight back.
+pub const PIPECONNECT_HOLD_DOWN_OFF: pipeconnect_hold_down_flags = 1 << 0;
+
+const KNOWN_HOLD_DOWN_FLAGS: pipeconnect_hold_down_flags = PIPECONNECT_HOLD_DOWN_OFF;
+
 /// How long hold-downs last (see docs/RULES.md, "Hold-down"): after an early flight that
-/// a server did not expect (a 5xx banner or EHLO reply, an EHLO reply without
-/// PIPECONNECT, an out-of-step reply), no early flight goes to it for `first_seconds`;
-/// each further refusal after a hold-down ended multiplies the next one by `growth`, up
-/// to `max_seconds`; every `decay_after` early successes after a hold-down ended take one
+/// a server did not expect (a 5xx banner, an EHLO reply without PIPECONNECT, an
+/// out-of-step reply), no early flight goes to it for `first_seconds`; each further
+/// refusal after a hold-down ended multiplies the next one by `growth`, up to
+/// `max_seconds`; every `decay_after` early successes after a hold-down ended take one
 /// step off; a server's record is forgotten `remember_seconds` after its hold-down
-/// ended. Fill it with `pipeconnect_hold_down_default()`.
+/// ended. Set `struct_size`; every field's 0 is its default, so a zero-initialised
+/// struct gives the defaults (`pipeconnect_hold_down_default()` writes them out).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_hold_down {
-    /// The first hold-down, in seconds (default 3600). 0 turns hold-downs off.
+    /// `sizeof(pipeconnect_hold_down)`, set by the caller.
+    pub struct_size: usize,
+    /// The first hold-down, in seconds; 0: 3600.
     pub first_seconds: u64,
-    /// The longest hold-down, in seconds (default 86400); not below `first_seconds`.
+    /// The longest hold-down, in seconds; 0: 86400. Not below `first_seconds`.
     pub max_seconds: u64,
-    /// Seconds a server's record is kept after its hold-down ended (default 7 days).
+    /// Seconds a server's record is kept after its hold-down ended; 0: 7 days.
     pub remember_seconds: u64,
-    /// Growth from one hold-down to the next (default 4; at least 1).
+    /// Growth from one hold-down to the next; 0: 4.
     pub growth: u32,
-    /// Early successes after a hold-down that take one step off (default 20; at least 1).
+    /// Early successes after a hold-down that take one step off; 0: 20.
     pub decay_after: u32,
+    /// `PIPECONNECT_HOLD_DOWN_*` flags.
+    pub flags: pipeconnect_hold_down_flags,
+    /// Reserved; must be 0.
+    pub reserved: u32,
+}
+
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_hold_down {
+    const NAME: &'static str = "pipeconnect_hold_down";
 }
 
 impl From<HoldDownConfig> for pipeconnect_hold_down {
     fn from(c: HoldDownConfig) -> Self {
         pipeconnect_hold_down {
+            struct_size: 0,
             first_seconds: c.first_secs,
             max_seconds: c.max_secs,
             remember_seconds: c.remember_secs,
             growth: c.growth,
             decay_after: c.decay_after,
+            flags: if c.enabled() {
+                0
+            } else {
+                PIPECONNECT_HOLD_DOWN_OFF
+            },
+            reserved: 0,
         }
     }
 }
 
 impl pipeconnect_hold_down {
-    /// The configuration, when its values make sense.
-    pub(crate) fn config(&self) -> Result<HoldDownConfig, R> {
+    /// The configuration (0 fields take the defaults), when its values make sense.
+    pub(crate) fn config(&self) -> Result<HoldDownConfig, Failure> {
+        let bad = |field: &'static str, why: &str| {
+            Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field(field)
+                .say(why.to_string())
+        };
+        if self.flags & !KNOWN_HOLD_DOWN_FLAGS != 0 {
+            return Err(bad("flags", "unknown hold-down flags"));
+        }
+        if self.reserved != 0 {
+            return Err(bad("reserved", "reserved must be 0"));
+        }
+        let d = HoldDownConfig::default();
+        let or = |v: u64, dflt: u64| if v == 0 { dflt } else { v };
         let c = HoldDownConfig {
-            first_secs: self.first_seconds,
-            growth: self.growth,
-            max_secs: self.max_seconds,
-            decay_after: self.decay_after,
-            remember_secs: self.remember_seconds,
+            first_secs: if self.flags & PIPECONNECT_HOLD_DOWN_OFF != 0 {
+                0
+            } else {
+                or(self.first_seconds, d.first_secs)
+            },
+            growth: if self.growth == 0 {
+                d.growth
+            } else {
+                self.growth
+            },
+            max_secs: or(self.max_seconds, d.max_secs.max(self.first_seconds)),
+            decay_after: if self.decay_after == 0 {
+                d.decay_after
+            } else {
+                self.decay_after
+            },
+            remember_secs: or(self.remember_seconds, d.remember_secs),
         };
         if c.is_valid() {
             Ok(c)
         } else {
-            Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+            Err(bad(
+                "max_seconds",
+                "hold-down lengths out of range (max_seconds below first_seconds?)",
+            ))
         }
     }
 }
 
-/// Fill `*out_config` with the default hold-down lengths: 1 hour, then 4 times longer
-/// after each further refusal up to 1 day, 20 early successes per step off, records kept
-/// 7 days.
+/// Fill `*out_config` (its `struct_size` set by the caller) with the default hold-down
+/// lengths: 1 hour, then 4 times longer after each further refusal up to 1 day, 20 early
+/// successes per step off, records kept 7 days.
 ///
 /// # Safety
-/// `out_config` is writable.
+/// `out_config` is writable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_hold_down_default(
     out_config: *mut pipeconnect_hold_down,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[], || {
         // SAFETY: checked by the helper; see the function's contract.
-        *unsafe { out(out_config) }? = HoldDownConfig::default().into();
+        unsafe { write_out(out_config, HoldDownConfig::default().into()) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
 
 /// Set how long this cache handle's hold-downs last (an in-process cache, or this
-/// process's handle of a store file; the records themselves are shared). `first_seconds
-/// = 0` turns hold-downs off for this handle: no refusal is recorded and no record holds
-/// an early flight back. Values out of range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
+/// process's handle of a store file; the records themselves are shared).
+/// `PIPECONNECT_HOLD_DOWN_OFF` turns hold-downs off for this handle. Values out of
+/// range: `PIPECONNECT_ERR_INVALID_ARGUMENT`.
 ///
 /// # Safety
-/// `cache` is a live handle; `config` is readable.
+/// `cache` is a live handle; `config` is readable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_set_hold_down(
     cache: *const pipeconnect_cache,
     config: *const pipeconnect_hold_down,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
-        let config = unsafe { handle(config) }?.config()?;
+        if config.is_null() {
+            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+        }
+        // SAFETY: non-NULL, readable for its struct_size by the caller's promise.
+        let config = unsafe { read_in(config) }
+            .and_then(|c| c.config())
+            .map_err(pipeconnect_result::from)?;
         cache.cache.set_hold_down_config(config);
         Ok(R::PIPECONNECT_OK)
     })
 }
 
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_cache_stats {
+    const NAME: &'static str = "pipeconnect_cache_stats";
+}
+
 impl From<CacheStats> for pipeconnect_cache_stats {
     fn from(s: CacheStats) -> Self {
         pipeconnect_cache_stats {
+            struct_size: 0,
             entries: s.entries,
             hits: s.hits,
             misses: s.misses,
@@ -169,9 +265,14 @@ impl From<CacheStats> for pipeconnect_cache_stats {
 /// `*cache_out` with `pipeconnect_cache_free()`. For a cache shared by the processes of
 /// a forking MTA, see `pipeconnect_cache_open()`.
 ///
+/// A capacity over `PIPECONNECT_CACHE_CAPACITY_MAX` is
+/// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Memory grows with the entries held (about 1 KiB
+/// each), not with the capacity asked for.
+///
 /// # Safety
 /// `cache_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_new(
     capacity: usize,
     ttl_seconds: u64,
@@ -180,6 +281,9 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
     guard(|| {
         // SAFETY: checked by the helper; see the function's contract.
         let cache_out = unsafe { out(cache_out) }?;
+        if capacity > PIPECONNECT_CACHE_CAPACITY_MAX {
+            return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        }
         let config = CacheConfig {
             capacity: if capacity == 0 {
                 DEFAULT_CAPACITY
@@ -193,9 +297,7 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
             },
             ..CacheConfig::default()
         };
-        *cache_out = into_handle(pipeconnect_cache {
-            cache: Arc::new(Cache::in_memory(config)),
-        });
+        *cache_out = into_handle(pipeconnect_cache::new(Cache::in_memory(config)));
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -203,14 +305,16 @@ pub unsafe extern "C" fn pipeconnect_cache_new(
 /// Learn from an EHLO reply of `len` bytes received from `key`'s server in `key`'s TLS
 /// state (raw, exactly as received; `flags` as for `pipeconnect_caps_parse()`).
 ///
-/// Returns `PIPECONNECT_OK` when stored; `PIPECONNECT_NOT_CACHED` when the reply lacks
-/// PIPECONNECT or PIPELINING, in which case any older entry for the key is removed (the
-/// server no longer offers early pipelining); a parse error when the reply is not a
+/// Returns `PIPECONNECT_OK` when stored. When the reply lacks PIPECONNECT or PIPELINING
+/// nothing is stored and any older entry for the key is removed (the server no longer
+/// offers early pipelining): `PIPECONNECT_NOT_CACHED_REMOVED` when there was one,
+/// `PIPECONNECT_NOT_CACHED` when there was none. A parse error when the reply is not a
 /// valid 250 reply (the cache is then unchanged).
 ///
 /// # Safety
 /// `cache` and `key` are live handles; `reply` is readable for `len` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_learn(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
@@ -218,7 +322,7 @@ pub unsafe extern "C" fn pipeconnect_cache_learn(
     len: usize,
     flags: pipeconnect_parse_flags,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -234,26 +338,33 @@ pub unsafe extern "C" fn pipeconnect_cache_learn(
 /// # Safety
 /// `cache`, `key` and `caps` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_learn_caps(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     caps: *const pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard(|| {
-        // SAFETY: checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let caps = unsafe { handle(caps) }?;
-        Ok(learned_result(
-            cache.cache.learn(&key.inner, caps.caps.clone()),
-        ))
-    })
+    guard_on(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }, unsafe {
+            mark(caps)
+        }],
+        || {
+            // SAFETY: checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }?;
+            let key = unsafe { handle(key) }?;
+            let caps = unsafe { handle(caps) }?;
+            Ok(learned_result(
+                cache.cache.learn(&key.inner, caps.caps.clone()),
+            ))
+        },
+    )
 }
 
 fn learned_result(l: Learned) -> pipeconnect_result {
     match l {
         Learned::Stored => R::PIPECONNECT_OK,
-        Learned::NotCached(_) => R::PIPECONNECT_NOT_CACHED,
+        Learned::NotCached(false) => R::PIPECONNECT_NOT_CACHED,
+        Learned::NotCached(true) => R::PIPECONNECT_NOT_CACHED_REMOVED,
     }
 }
 
@@ -264,12 +375,13 @@ fn learned_result(l: Learned) -> pipeconnect_result {
 /// # Safety
 /// `cache` and `key` are live handles; `caps_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_lookup(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     caps_out: *mut *mut pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -289,11 +401,12 @@ pub unsafe extern "C" fn pipeconnect_cache_lookup(
 /// # Safety
 /// `cache` and `key` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_forget(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -305,34 +418,36 @@ pub unsafe extern "C" fn pipeconnect_cache_forget(
     })
 }
 
-/// Drop every entry.
+/// Drop every entry (counted in the stats' `invalidations`).
 ///
 /// # Safety
 /// `cache` is a live handle.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_clear(
     cache: *const pipeconnect_cache,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         unsafe { handle(cache) }?.cache.clear();
         Ok(R::PIPECONNECT_OK)
     })
 }
 
-/// Fill `*stats_out` with the cache's counters.
+/// Fill `*stats_out` with the cache's counters (set its `struct_size` first).
 ///
 /// # Safety
 /// `cache` is a live handle; `stats_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_get_stats(
     cache: *const pipeconnect_cache,
     stats_out: *mut pipeconnect_cache_stats,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
-        *unsafe { out(stats_out) }? = cache.cache.stats().into();
+        unsafe { write_out(stats_out, cache.cache.stats().into()) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -344,11 +459,12 @@ pub unsafe extern "C" fn pipeconnect_cache_get_stats(
 /// # Safety
 /// `cache` is a live handle.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_set_time(
     cache: *const pipeconnect_cache,
     unix_seconds: u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         unsafe { handle(cache) }?.cache.clock().set(unix_seconds);
         Ok(R::PIPECONNECT_OK)
@@ -367,11 +483,12 @@ pub unsafe extern "C" fn pipeconnect_cache_set_time(
 /// # Safety
 /// `cache` and `key` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_note_early_refused(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -390,11 +507,12 @@ pub unsafe extern "C" fn pipeconnect_cache_note_early_refused(
 /// # Safety
 /// `cache` and `key` are live handles.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_note_early_success(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;
@@ -410,12 +528,13 @@ pub unsafe extern "C" fn pipeconnect_cache_note_early_success(
 /// # Safety
 /// `cache` and `key` are live handles; `until_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_held_down(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     until_out: *mut u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cache) }, unsafe { mark(key) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let cache = unsafe { handle(cache) }?;
         let key = unsafe { handle(key) }?;

@@ -3,7 +3,10 @@
 
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::{bytes, free_handle, guard, guard_void, handle, into_handle, out, text};
+use super::sized::{write_out, Versioned};
+use super::{
+    bytes, free_handle, guard, guard_on, guard_void, handle, into_handle, mark, out, text, Poison,
+};
 use crate::cache::Entry;
 use crate::caps::{Capabilities, ParseOptions, ALL_EXTENSION_BITS};
 use std::ffi::{c_char, CString};
@@ -55,16 +58,24 @@ pub(crate) fn parse_options(flags: pipeconnect_parse_flags) -> Result<ParseOptio
     })
 }
 
-/// RFC 9422 LIMITS values; 0 where the server did not advertise the value.
+/// RFC 9422 LIMITS values; 0 where the server did not advertise the value. Set
+/// `struct_size` to `sizeof(pipeconnect_limits)` before `pipeconnect_caps_limits()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_limits {
+    /// `sizeof(pipeconnect_limits)`, set by the caller.
+    pub struct_size: usize,
     /// MAILMAX: transactions per connection.
     pub mail_max: u32,
     /// RCPTMAX: recipients per transaction.
     pub rcpt_max: u32,
     /// RCPTDOMAINMAX: recipient domains per transaction.
     pub rcpt_domain_max: u32,
+}
+
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_limits {
+    const NAME: &'static str = "pipeconnect_limits";
 }
 
 /// What one EHLO reply advertised: extension flags, SIZE, LIMITS, AUTH mechanisms, a
@@ -76,7 +87,10 @@ pub struct pipeconnect_caps {
     pub(crate) caps: Capabilities,
     pub(crate) learned_at: Option<u64>,
     auth_names: Vec<CString>,
+    pub(crate) poisoned: Poison,
 }
+
+super::poisonable!(pipeconnect_caps);
 
 impl pipeconnect_caps {
     pub(crate) fn new(caps: Capabilities, learned_at: Option<u64>) -> pipeconnect_caps {
@@ -89,6 +103,7 @@ impl pipeconnect_caps {
             caps,
             learned_at,
             auth_names,
+            poisoned: Poison::default(),
         }
     }
 
@@ -106,6 +121,7 @@ impl pipeconnect_caps {
 /// # Safety
 /// `reply` is readable for `len` bytes; `caps_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_parse(
     reply: *const u8,
     len: usize,
@@ -128,12 +144,13 @@ pub unsafe extern "C" fn pipeconnect_caps_parse(
 /// # Safety
 /// `caps` is a live snapshot; `has_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_has(
     caps: *const pipeconnect_caps,
     ext: pipeconnect_ext,
     has_out: *mut bool,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let has_out = unsafe { out(has_out) }?;
@@ -150,11 +167,12 @@ pub unsafe extern "C" fn pipeconnect_caps_has(
 /// # Safety
 /// `caps` is a live snapshot; `flags_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_flags(
     caps: *const pipeconnect_caps,
     flags_out: *mut pipeconnect_ext,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         *unsafe { out(flags_out) }? = caps.caps.flags();
@@ -168,11 +186,12 @@ pub unsafe extern "C" fn pipeconnect_caps_flags(
 /// # Safety
 /// `caps` is a live snapshot; `size_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_size_limit(
     caps: *const pipeconnect_caps,
     size_out: *mut u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let size_out = unsafe { out(size_out) }?;
@@ -187,24 +206,27 @@ pub unsafe extern "C" fn pipeconnect_caps_size_limit(
 }
 
 /// The LIMITS values (0 for those not advertised; `pipeconnect_caps_limit()` tells an
-/// advertised 0 apart).
+/// advertised 0 apart); set `limits_out->struct_size` first.
 ///
 /// # Safety
 /// `caps` is a live snapshot; `limits_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_limits(
     caps: *const pipeconnect_caps,
     limits_out: *mut pipeconnect_limits,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let l = caps.caps.limits();
-        *unsafe { out(limits_out) }? = pipeconnect_limits {
+        let value = pipeconnect_limits {
+            struct_size: 0,
             mail_max: l.mail_max.unwrap_or(0),
             rcpt_max: l.rcpt_max.unwrap_or(0),
             rcpt_domain_max: l.rcpt_domain_max.unwrap_or(0),
         };
+        unsafe { write_out(limits_out, value) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -226,12 +248,13 @@ pub const PIPECONNECT_LIMIT_RCPTDOMAINMAX: pipeconnect_limit = 3;
 /// # Safety
 /// `caps` is a live snapshot; `value_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_limit(
     caps: *const pipeconnect_caps,
     which: pipeconnect_limit,
     value_out: *mut u32,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let value_out = unsafe { out(value_out) }?;
@@ -258,11 +281,12 @@ pub unsafe extern "C" fn pipeconnect_caps_limit(
 /// # Safety
 /// `caps` is a live snapshot; `count_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_auth_count(
     caps: *const pipeconnect_caps,
     count_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         *unsafe { out(count_out) }? = caps.auth_names.len();
@@ -277,12 +301,13 @@ pub unsafe extern "C" fn pipeconnect_caps_auth_count(
 /// # Safety
 /// `caps` is a live snapshot; `name_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_auth_name(
     caps: *const pipeconnect_caps,
     index: usize,
     name_out: *mut *const c_char,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let name_out = unsafe { out(name_out) }?;
@@ -300,12 +325,13 @@ pub unsafe extern "C" fn pipeconnect_caps_auth_name(
 /// # Safety
 /// `caps` is a live snapshot; `mechanism` is NUL-terminated; `has_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_has_auth(
     caps: *const pipeconnect_caps,
     mechanism: *const c_char,
     has_out: *mut bool,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let mechanism = unsafe { text(mechanism) }?;
@@ -321,11 +347,12 @@ pub unsafe extern "C" fn pipeconnect_caps_has_auth(
 /// # Safety
 /// `caps` is a live snapshot; `fingerprint_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_fingerprint(
     caps: *const pipeconnect_caps,
     fingerprint_out: *mut u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         *unsafe { out(fingerprint_out) }? = caps.caps.fingerprint();
@@ -340,11 +367,12 @@ pub unsafe extern "C" fn pipeconnect_caps_fingerprint(
 /// # Safety
 /// `caps` is a live snapshot; `learned_at_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_caps_learned_at(
     caps: *const pipeconnect_caps,
     learned_at_out: *mut u64,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(caps) }], || {
         // SAFETY: checked by the helpers; see the function's contract.
         let caps = unsafe { handle(caps) }?;
         let learned_at_out = unsafe { out(learned_at_out) }?;

@@ -7,11 +7,13 @@
 
 use super::cache::pipeconnect_cache;
 use super::caps::{pipeconnect_caps, pipeconnect_ext};
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::key::pipeconnect_key;
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::session::PIPECONNECT_EVENT_EARLY_STOPPED;
-use super::{guard, handle, out, text};
+use super::sized::{read_array, read_in, write_out, Versioned};
+use super::{guard_detail, guard_on, handle, mark, out, text, wrap_detail};
 use crate::caps::ALL_EXTENSION_BITS;
 use crate::policy::{
     self, check_ehlo, early_flight, early_flight_for_key, used_extensions, valid_reply_code,
@@ -54,10 +56,13 @@ pub const PIPECONNECT_COMMAND_INITIAL_RESPONSE: pipeconnect_command_flags = 1;
 
 /// One command of an intended sequence, for `pipeconnect_policy_early_flight()`. Give one
 /// element per command (three recipients are three `PIPECONNECT_CMD_RCPT` elements).
-/// Zero-initialise and fill the fields the kind uses.
+/// Zero-initialise, set `struct_size` in every element (the array's stride is the first
+/// element's `struct_size`), and fill the fields the kind uses.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_command {
+    /// `sizeof(pipeconnect_command)`, set by the caller.
+    pub struct_size: usize,
     /// A `PIPECONNECT_CMD_*` value (not BANNER or BODY).
     pub kind: pipeconnect_command_kind,
     /// `PIPECONNECT_COMMAND_*` bits (only AUTH uses one); 0 otherwise.
@@ -68,6 +73,11 @@ pub struct pipeconnect_command {
     /// AUTH: the mechanism name, NUL-terminated (`"PLAIN"`). Ignored otherwise (may be
     /// NULL).
     pub mechanism: *const c_char,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_command {
+    const NAME: &'static str = "pipeconnect_command";
 }
 
 /// Where a connection stands: one of `PIPECONNECT_PHASE_*`.
@@ -88,14 +98,22 @@ pub const PIPECONNECT_SITUATION_EHLO_NAME_KNOWN: pipeconnect_situation_flags = 2
 /// An EHLO reply earlier on this connection dropped PIPECONNECT: nothing more goes early.
 pub const PIPECONNECT_SITUATION_EARLY_WITHDRAWN: pipeconnect_situation_flags = 4;
 
-/// The connection's situation, for `pipeconnect_policy_early_flight()`.
+/// The connection's situation, for `pipeconnect_policy_early_flight()`. Zero-initialise
+/// and set `struct_size`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_situation {
+    /// `sizeof(pipeconnect_situation)`, set by the caller.
+    pub struct_size: usize,
     /// A `PIPECONNECT_PHASE_*` value.
     pub phase: pipeconnect_phase,
     /// `PIPECONNECT_SITUATION_*` bits.
     pub flags: pipeconnect_situation_flags,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_situation {
+    const NAME: &'static str = "pipeconnect_situation";
 }
 
 /// Flags of a `pipeconnect_settings`, OR-ed.
@@ -111,16 +129,24 @@ pub const PIPECONNECT_SETTINGS_LEGACY_KEYWORDS: pipeconnect_settings_flags = 2;
 /// pipelining.
 pub const PIPECONNECT_SETTINGS_RELAXED: pipeconnect_settings_flags = 4;
 
-/// The caller's settings. A zero-initialised struct is valid: early pipelining not
-/// allowed, strict invalidation, a 64 KiB body limit for the first flight.
+/// The caller's settings. A zero-initialised struct with `struct_size` set is valid:
+/// early pipelining not allowed, strict invalidation, a 64 KiB body limit for the first
+/// flight.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_settings {
+    /// `sizeof(pipeconnect_settings)`, set by the caller.
+    pub struct_size: usize,
     /// `PIPECONNECT_SETTINGS_*` bits.
     pub flags: pipeconnect_settings_flags,
     /// The largest body sent with BDAT LAST before any recipient was accepted (in the
     /// early flight, or any group sent before the RCPT replies); 0 means 65536.
     pub max_first_flight_body: u64,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_settings {
+    const NAME: &'static str = "pipeconnect_settings";
 }
 
 /// Why an early flight stops: one of `PIPECONNECT_REASON_*`; `pipeconnect_reason_name()`
@@ -206,10 +232,12 @@ pub const PIPECONNECT_CONTEXT_COMMANDS_AFTER_AUTH: pipeconnect_reply_context = 4
 /// hold the message. Implied for replies to BDAT_LAST and BODY.
 pub const PIPECONNECT_CONTEXT_BODY_SENT: pipeconnect_reply_context = 8;
 
-/// What a reply means, from `pipeconnect_policy_outcome()`.
+/// What a reply means, from `pipeconnect_policy_outcome()` (set `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_outcome {
+    /// `sizeof(pipeconnect_outcome)`, set by the caller.
+    pub struct_size: usize,
     /// `PIPECONNECT_CACHE_NOTHING` or `PIPECONNECT_CACHE_INVALIDATE`.
     pub cache: pipeconnect_cache_action,
     /// A `PIPECONNECT_VERDICT_*` value.
@@ -219,10 +247,18 @@ pub struct pipeconnect_outcome {
     pub flags: u32,
 }
 
-/// The real EHLO reply against the cached one, from `pipeconnect_policy_check_ehlo()`.
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_outcome {
+    const NAME: &'static str = "pipeconnect_outcome";
+}
+
+/// The real EHLO reply against the cached one, from `pipeconnect_policy_check_ehlo()`
+/// (set `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_ehlo_check {
+    /// `sizeof(pipeconnect_ehlo_check)`, set by the caller.
+    pub struct_size: usize,
     /// `PIPECONNECT_CACHE_INVALIDATE` (PIPECONNECT or PIPELINING gone),
     /// `PIPECONNECT_CACHE_STORE` (nothing cached and worth caching, or a fact changed), or
     /// `PIPECONNECT_CACHE_NOTHING`.
@@ -236,12 +272,25 @@ pub struct pipeconnect_ehlo_check {
     pub used_changed: pipeconnect_ext,
 }
 
-pub(crate) fn settings_from_c(s: &pipeconnect_settings) -> Result<Settings, R> {
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_ehlo_check {
+    const NAME: &'static str = "pipeconnect_ehlo_check";
+}
+
+/// The caller's settings, read through their `struct_size`.
+///
+/// # Safety
+/// `p` is NULL or readable for its `struct_size` bytes.
+pub(crate) unsafe fn settings_from_c(p: *const pipeconnect_settings) -> Result<Settings, Failure> {
+    // SAFETY: see the function's contract.
+    let s = unsafe { read_in(p) }?;
     let known = PIPECONNECT_SETTINGS_EARLY_ALLOWED
         | PIPECONNECT_SETTINGS_LEGACY_KEYWORDS
         | PIPECONNECT_SETTINGS_RELAXED;
     if s.flags & !known != 0 {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+            .field("settings.flags")
+            .say(format!("unknown settings flags {:#x}", s.flags & !known)));
     }
     Ok(Settings {
         early_allowed: s.flags & PIPECONNECT_SETTINGS_EARLY_ALLOWED != 0,
@@ -258,18 +307,25 @@ pub(crate) fn settings_from_c(s: &pipeconnect_settings) -> Result<Settings, R> {
     })
 }
 
-fn situation_from_c(s: &pipeconnect_situation) -> Result<Situation, R> {
+/// The caller's situation, read through its `struct_size`.
+///
+/// # Safety
+/// `p` is NULL or readable for its `struct_size` bytes.
+unsafe fn situation_from_c(p: *const pipeconnect_situation) -> Result<Situation, Failure> {
+    // SAFETY: see the function's contract.
+    let s = unsafe { read_in(p) }?;
+    let bad = |field: &'static str| Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT).field(field);
     let phase = match s.phase {
         PIPECONNECT_PHASE_CLEARTEXT => ConnPhase::Cleartext,
         PIPECONNECT_PHASE_AFTER_STARTTLS => ConnPhase::AfterStartTls,
         PIPECONNECT_PHASE_TLS_ON_CONNECT => ConnPhase::TlsOnConnect,
-        _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
+        _ => return Err(bad("situation.phase")),
     };
     let known = PIPECONNECT_SITUATION_CLEARTEXT_EARLY_USED
         | PIPECONNECT_SITUATION_EHLO_NAME_KNOWN
         | PIPECONNECT_SITUATION_EARLY_WITHDRAWN;
     if s.flags & !known != 0 {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(bad("situation.flags"));
     }
     Ok(Situation {
         phase,
@@ -282,28 +338,43 @@ fn situation_from_c(s: &pipeconnect_situation) -> Result<Situation, R> {
 /// The C command array as the core's commands.
 ///
 /// # Safety
-/// `cmds` is NULL or readable for `n` elements whose AUTH mechanisms are NUL-terminated.
-unsafe fn commands_from_c(cmds: *const pipeconnect_command, n: usize) -> Result<Vec<Command>, R> {
+/// `cmds` is NULL or readable for `n` elements of its first element's `struct_size`,
+/// whose AUTH mechanisms are NUL-terminated.
+unsafe fn commands_from_c(
+    cmds: *const pipeconnect_command,
+    n: usize,
+) -> Result<Vec<Command>, Failure> {
     if cmds.is_null() {
-        return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+        return Err(Failure::new(R::PIPECONNECT_ERR_NULL_POINTER).field("cmds"));
     }
     if n == 0 || n > SEQUENCE_MAX {
-        return Err(R::PIPECONNECT_ERR_BAD_SEQUENCE);
+        return Err(Failure::new(R::PIPECONNECT_ERR_BAD_SEQUENCE)
+            .field("n")
+            .say(format!(
+                "a sequence has 1 to {SEQUENCE_MAX} commands, not {n}"
+            )));
     }
     // SAFETY: non-NULL, n bounded, readable by the caller's promise.
-    let raw = unsafe { std::slice::from_raw_parts(cmds, n) };
+    let raw = unsafe { read_array(cmds, n) }?;
     let mut v = Vec::with_capacity(n);
-    for c in raw {
+    for (i, c) in raw.iter().enumerate() {
+        let bad = |field: &'static str| {
+            Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field(field)
+                .index(i)
+        };
         if c.flags & !PIPECONNECT_COMMAND_INITIAL_RESPONSE != 0 {
-            return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+            return Err(bad("flags"));
         }
-        let kind = CommandKind::from_u32(c.kind).ok_or(R::PIPECONNECT_ERR_INVALID_ARGUMENT)?;
+        let kind = CommandKind::from_u32(c.kind).ok_or_else(|| bad("kind"))?;
         v.push(match kind {
             CommandKind::Ehlo => Command::Ehlo,
             CommandKind::StartTls => Command::StartTls,
             CommandKind::Auth => Command::Auth {
                 // SAFETY: NUL-terminated or NULL by the caller's promise; NULL is refused.
-                mechanism: unsafe { text(c.mechanism) }?.to_string(),
+                mechanism: unsafe { text(c.mechanism) }
+                    .map_err(|r| Failure::new(r).field("mechanism").index(i))?
+                    .to_string(),
                 initial_response: c.flags & PIPECONNECT_COMMAND_INITIAL_RESPONSE != 0,
             },
             CommandKind::Mail => Command::Mail {
@@ -313,7 +384,12 @@ unsafe fn commands_from_c(cmds: *const pipeconnect_command, n: usize) -> Result<
             CommandKind::Data => Command::Data,
             CommandKind::BdatLast => Command::BdatLast { size: c.size },
             CommandKind::Banner | CommandKind::Body | CommandKind::Quit => {
-                return Err(R::PIPECONNECT_ERR_BAD_SEQUENCE)
+                return Err(Failure::new(R::PIPECONNECT_ERR_BAD_SEQUENCE)
+                    .field("kind")
+                    .index(i)
+                    .say(format!(
+                        "command {i}: BANNER, BODY and QUIT are not commands to plan"
+                    )))
             }
         });
     }
@@ -342,12 +418,16 @@ fn write_flight(
 ///
 /// The sequence must start with EHLO and keep SMTP's order, else
 /// `PIPECONNECT_ERR_BAD_SEQUENCE`; unknown kinds or flag bits are
-/// `PIPECONNECT_ERR_INVALID_ARGUMENT`. Thread-safe.
+/// `PIPECONNECT_ERR_INVALID_ARGUMENT`. `detail_out` may be NULL; otherwise (its
+/// `struct_size` set) it says which command (`index`) and what is wrong. Thread-safe.
 ///
 /// # Safety
-/// `cached` is NULL or a live snapshot; `situation`, `settings` are readable; `cmds` is
-/// readable for `n` elements; `allowed_out`, `reason_out` are writable.
+/// `cached` is NULL or a live snapshot; `situation`, `settings` are readable for their
+/// `struct_size`; `cmds` is readable for `n` elements of `cmds[0].struct_size` bytes;
+/// `allowed_out`, `reason_out` are writable; `detail_out` is NULL or writable for its
+/// `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_policy_early_flight(
     cached: *const pipeconnect_caps,
     situation: *const pipeconnect_situation,
@@ -356,18 +436,23 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
     n: usize,
     allowed_out: *mut usize,
     reason_out: *mut pipeconnect_reason,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cached = unsafe { cached.as_ref() }.map(|c| &c.caps);
-        let situation = situation_from_c(unsafe { handle(situation) }?)?;
-        let settings = settings_from_c(unsafe { handle(settings) }?)?;
-        let cmds = unsafe { commands_from_c(cmds, n) }?;
-        let allowed_out = unsafe { out(allowed_out) }?;
-        let reason_out = unsafe { out(reason_out) }?;
-        let f = early_flight(cached, &situation, &settings, &cmds)?;
-        Ok(write_flight(f, allowed_out, reason_out))
-    })
+    guard_detail(
+        &[unsafe { mark(cached) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cached = unsafe { cached.as_ref() }.map(|c| &c.caps);
+            let situation = unsafe { situation_from_c(situation) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let cmds = unsafe { commands_from_c(cmds, n) }?;
+            let allowed_out = unsafe { out(allowed_out) }?;
+            let reason_out = unsafe { out(reason_out) }?;
+            let f = early_flight(cached, &situation, &settings, &cmds)?;
+            Ok(write_flight(f, allowed_out, reason_out))
+        },
+    )
 }
 
 /// As `pipeconnect_policy_early_flight()`, looking `key` up in `cache` itself. `key`'s
@@ -381,6 +466,7 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight(
 /// # Safety
 /// `cache`, `key` are live handles; the rest as for `pipeconnect_policy_early_flight()`.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
@@ -390,42 +476,47 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
     n: usize,
     allowed_out: *mut usize,
     reason_out: *mut pipeconnect_reason,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let situation = situation_from_c(unsafe { handle(situation) }?)?;
-        let settings = settings_from_c(unsafe { handle(settings) }?)?;
-        let cmds = unsafe { commands_from_c(cmds, n) }?;
-        let allowed_out = unsafe { out(allowed_out) }?;
-        let reason_out = unsafe { out(reason_out) }?;
-        if key.inner.tls() != situation.phase.tls() {
-            return Err(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH);
-        }
-        let entry = cache.cache.lookup(&key.inner);
-        let mut f = early_flight_for_key(
-            entry.as_ref().map(|e| &e.caps),
-            key.inner.tls(),
-            &situation,
-            &settings,
-            &cmds,
-        )?;
-        // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
-        let least = if situation.phase == ConnPhase::AfterStartTls {
-            2
-        } else {
-            1
-        };
-        if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
-            cache.cache.note_early_skipped(&key.inner);
-            f = crate::policy::Flight {
-                allowed: 0,
-                reason: StopReason::HeldDown,
+    guard_detail(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }?;
+            let key = unsafe { handle(key) }?;
+            let situation = unsafe { situation_from_c(situation) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let cmds = unsafe { commands_from_c(cmds, n) }?;
+            let allowed_out = unsafe { out(allowed_out) }?;
+            let reason_out = unsafe { out(reason_out) }?;
+            if key.inner.tls() != situation.phase.tls() {
+                return Err(Failure::new(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH).field("key"));
+            }
+            let entry = cache.cache.lookup(&key.inner);
+            let mut f = early_flight_for_key(
+                entry.as_ref().map(|e| &e.caps),
+                key.inner.tls(),
+                &situation,
+                &settings,
+                &cmds,
+            )?;
+            // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
+            let least = if situation.phase == ConnPhase::AfterStartTls {
+                2
+            } else {
+                1
             };
-        }
-        Ok(write_flight(f, allowed_out, reason_out))
-    })
+            if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
+                cache.cache.note_early_skipped(&key.inner);
+                f = crate::policy::Flight {
+                    allowed: 0,
+                    reason: StopReason::HeldDown,
+                };
+            }
+            Ok(write_flight(f, allowed_out, reason_out))
+        },
+    )
 }
 
 /// The extensions (`PIPECONNECT_EXT_*` bits) an early flight made of the first `n`
@@ -434,14 +525,16 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
 /// gives 0. Thread-safe.
 ///
 /// # Safety
-/// `cmds` is readable for `n` elements; `used_out` is writable.
+/// `cmds` is readable for `n` elements of `cmds[0].struct_size` bytes; `used_out` is
+/// writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_policy_used_extensions(
     cmds: *const pipeconnect_command,
     n: usize,
     used_out: *mut pipeconnect_ext,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let used_out = unsafe { out(used_out) }?;
         if cmds.is_null() {
@@ -469,6 +562,7 @@ pub unsafe extern "C" fn pipeconnect_policy_used_extensions(
 /// # Safety
 /// `settings` is readable; `outcome_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_policy_outcome(
     answered: pipeconnect_command_kind,
     code: u32,
@@ -476,10 +570,10 @@ pub unsafe extern "C" fn pipeconnect_policy_outcome(
     settings: *const pipeconnect_settings,
     outcome_out: *mut pipeconnect_outcome,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let settings = settings_from_c(unsafe { handle(settings) }?)?;
-        let outcome_out = unsafe { out(outcome_out) }?;
+        let settings = unsafe { settings_from_c(settings) }?;
+        unsafe { super::sized::check_out(outcome_out) }?;
         let answered =
             CommandKind::from_u32(answered).ok_or(R::PIPECONNECT_ERR_INVALID_ARGUMENT)?;
         let known = PIPECONNECT_CONTEXT_EARLY_USED
@@ -498,11 +592,13 @@ pub unsafe extern "C" fn pipeconnect_policy_outcome(
         };
         let o = policy::outcome(answered, code as u16, &ctx);
         // The core's event bits are the C values (checked by a test in ffi/session.rs).
-        *outcome_out = pipeconnect_outcome {
+        let value = pipeconnect_outcome {
+            struct_size: 0,
             cache: o.cache as u32,
             verdict: o.verdict as u32,
             flags: outcome_flags(&o),
         };
+        unsafe { write_out(outcome_out, value) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -516,22 +612,24 @@ pub unsafe extern "C" fn pipeconnect_policy_outcome(
 /// `cached` is NULL or a live snapshot; `fresh` is a live snapshot; `check_out` is
 /// writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_policy_check_ehlo(
     cached: *const pipeconnect_caps,
     fresh: *const pipeconnect_caps,
     used: pipeconnect_ext,
     check_out: *mut pipeconnect_ehlo_check,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(cached) }, unsafe { mark(fresh) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let cached = unsafe { cached.as_ref() }.map(|c| &c.caps);
         let fresh = unsafe { handle(fresh) }?;
-        let check_out = unsafe { out(check_out) }?;
+        unsafe { super::sized::check_out(check_out) }?;
         if used & !ALL_EXTENSION_BITS != 0 {
             return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
         }
         let c = check_ehlo(cached, &fresh.caps, used);
-        *check_out = pipeconnect_ehlo_check {
+        let value = pipeconnect_ehlo_check {
+            struct_size: 0,
             cache: c.cache as u32,
             flags: if c.stop_early {
                 PIPECONNECT_EVENT_EARLY_STOPPED
@@ -541,6 +639,7 @@ pub unsafe extern "C" fn pipeconnect_policy_check_ehlo(
             changed: c.changed,
             used_changed: c.used_changed,
         };
+        unsafe { write_out(check_out, value) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }

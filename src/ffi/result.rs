@@ -17,8 +17,11 @@ pub enum pipeconnect_result {
     /// was not advertised.
     PIPECONNECT_NOT_FOUND = 7001,
     /// Not an error: the EHLO reply lacks PIPECONNECT or PIPELINING, so nothing was
-    /// cached, and any older entry for the key was removed.
+    /// cached; there was no older entry for the key.
     PIPECONNECT_NOT_CACHED = 7002,
+    /// Not an error: as `PIPECONNECT_NOT_CACHED`, and an older entry for the key was
+    /// removed (the server stopped offering early pipelining).
+    PIPECONNECT_NOT_CACHED_REMOVED = 7003,
     /// Not an error: no event is queued (`pipeconnect_session_next_event()`).
     PIPECONNECT_NO_EVENT = 7010,
 
@@ -56,8 +59,9 @@ pub enum pipeconnect_result {
     /// An encoded capability record does not decode.
     PIPECONNECT_ERR_CORRUPT_RECORD = 7300,
 
-    /// The store file could not be opened, created, sized or mapped (see errno-level
-    /// detail in the operating system's logs; the path is not readable or writable).
+    /// The store file could not be opened, created, sized or mapped (the path is not
+    /// readable or writable, the disk is full, ...): `pipeconnect_error_detail.os_errno`
+    /// has the system's errno value.
     PIPECONNECT_ERR_STORE_IO = 7400,
     /// The store path is a symbolic link: refused.
     PIPECONNECT_ERR_STORE_SYMLINK = 7401,
@@ -100,8 +104,11 @@ pub enum pipeconnect_result {
     /// body, or a line whose address or EHLO name the intent did not give).
     PIPECONNECT_ERR_CANNOT_FORMAT = 7505,
 
-    /// A panic inside the library was caught at the C boundary. The library stays
-    /// usable; please report it.
+    /// A panic inside the library was caught at the C boundary; please report it. The
+    /// handles the call took are poisoned: every later call on them returns this result
+    /// (free them and make new ones). Other handles stay usable. Nothing is printed
+    /// unless the environment variable `PIPECONNECT_PANIC_MESSAGES` is set (to a value
+    /// other than `0`) when the library is first called.
     PIPECONNECT_ERR_PANIC = 7900,
 }
 
@@ -150,12 +157,49 @@ impl From<crate::session::SessionError> for pipeconnect_result {
     }
 }
 
+impl From<Error> for super::detail::Failure {
+    fn from(e: Error) -> Self {
+        super::detail::Failure::new(e.into())
+    }
+}
+
+impl From<crate::policy::PolicyError> for super::detail::Failure {
+    fn from(e: crate::policy::PolicyError) -> Self {
+        use crate::policy::PolicyError as P;
+        let f = super::detail::Failure::new(e.into()).say(e.to_string());
+        match e {
+            P::BadSequence(i, _) => f.field("cmds").index(i),
+            P::TlsStateMismatch => f,
+        }
+    }
+}
+
+impl From<crate::session::SessionError> for super::detail::Failure {
+    fn from(e: crate::session::SessionError) -> Self {
+        use crate::session::SessionError as S;
+        match e {
+            S::InvalidIntent(p) => {
+                let f = super::detail::Failure::new(e.into())
+                    .field(p.field)
+                    .say(p.to_string());
+                match p.index {
+                    Some(i) => f.index(i),
+                    None => f,
+                }
+            }
+            S::Policy(p) => p.into(),
+            _ => super::detail::Failure::new(e.into()).say(e.to_string()),
+        }
+    }
+}
+
 impl pipeconnect_result {
     /// Every value, for tests and bindings.
-    pub const ALL: [pipeconnect_result; 36] = [
+    pub const ALL: [pipeconnect_result; 37] = [
         R::PIPECONNECT_OK,
         R::PIPECONNECT_NOT_FOUND,
         R::PIPECONNECT_NOT_CACHED,
+        R::PIPECONNECT_NOT_CACHED_REMOVED,
         R::PIPECONNECT_NO_EVENT,
         R::PIPECONNECT_ERR_NULL_POINTER,
         R::PIPECONNECT_ERR_INVALID_ARGUMENT,
@@ -200,6 +244,9 @@ impl pipeconnect_result {
             }
             R::PIPECONNECT_NOT_CACHED => {
                 "not cached: the EHLO reply lacks PIPECONNECT or PIPELINING\0"
+            }
+            R::PIPECONNECT_NOT_CACHED_REMOVED => {
+                "not cached: the EHLO reply lacks PIPECONNECT or PIPELINING; the older entry was removed\0"
             }
             R::PIPECONNECT_NO_EVENT => "no event is queued\0",
             R::PIPECONNECT_ERR_NULL_POINTER => "a pointer argument was NULL\0",
@@ -272,7 +319,7 @@ impl pipeconnect_result {
             }
             R::PIPECONNECT_ERR_CANNOT_FORMAT => "the library cannot format this command line\0",
             R::PIPECONNECT_ERR_PANIC => {
-                "a panic inside libpipeconnect was caught; please report it\0"
+                "a panic inside libpipeconnect was caught (or an earlier one poisoned this handle); please report it\0"
             }
         }
     }

@@ -3,6 +3,7 @@
 
 use super::cache::pipeconnect_cache;
 use super::caps::{pipeconnect_caps, pipeconnect_ext};
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::key::pipeconnect_key;
 use super::policy::{
     pipeconnect_command_kind, pipeconnect_reason, pipeconnect_settings, pipeconnect_verdict,
@@ -10,9 +11,10 @@ use super::policy::{
 };
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
+use super::sized::{out_array_stride, read_in, write_array_element, write_out, Versioned};
 use super::{
-    bytes, copy_out_text, free_handle, guard, guard_void, handle, handle_mut, into_handle, out,
-    text,
+    bytes, copy_out_text, free_handle, guard_detail, guard_on, guard_void, handle, handle_mut,
+    into_handle, mark, out, text, wrap_detail, Poison,
 };
 use crate::policy::CommandKind;
 use crate::session::event::{Event, PlannedCommand, Summary};
@@ -40,15 +42,20 @@ pub const PIPECONNECT_BODY_AUTO: pipeconnect_body_mode = 0;
 pub const PIPECONNECT_BODY_DATA: pipeconnect_body_mode = 1;
 
 /// What the caller means to do on one connection: one transaction to one server.
-/// Zero-initialise, then fill. The strings are copied by `pipeconnect_session_begin()`.
+/// Zero-initialise, set `struct_size`, then fill. The strings are copied by
+/// `pipeconnect_session_begin()`.
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_intent {
+    /// `sizeof(pipeconnect_intent)`, set by the caller.
+    pub struct_size: usize,
     /// The EHLO name, NUL-terminated; NULL when it is not known before connecting (then
     /// nothing goes early, and the caller formats its own EHLO line).
     pub ehlo_name: *const c_char,
     /// `PIPECONNECT_INTENT_*` bits.
     pub flags: pipeconnect_intent_flags,
+    /// A `PIPECONNECT_BODY_*` value.
+    pub body_mode: pipeconnect_body_mode,
     /// With `PIPECONNECT_INTENT_AUTH`: the SASL mechanism, NUL-terminated.
     pub auth_mechanism: *const c_char,
     /// The envelope sender without angle brackets (`""` for the null sender), or NULL
@@ -65,8 +72,11 @@ pub struct pipeconnect_intent {
     /// dot-stuffing adds a little; RFC 1870 takes `SIZE=` as an estimate, so that is
     /// harmless. An MTA that needs the DATA size exactly asks for `PIPECONNECT_BODY_DATA`.
     pub body_size: u64,
-    /// A `PIPECONNECT_BODY_*` value.
-    pub body_mode: pipeconnect_body_mode,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_intent {
+    const NAME: &'static str = "pipeconnect_intent";
 }
 
 /// Flags of a `pipeconnect_session_command`.
@@ -75,10 +85,14 @@ pub type pipeconnect_session_command_flags = u32;
 /// EHLO reply).
 pub const PIPECONNECT_SESSION_COMMAND_EARLY: pipeconnect_session_command_flags = 1;
 
-/// A command the session says to send now, from `pipeconnect_session_flight()`.
+/// A command the session says to send now, from `pipeconnect_session_flight()`: set
+/// `struct_size` in the array's first element (the stride); the library sets it in every
+/// element it fills.
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_session_command {
+    /// `sizeof(pipeconnect_session_command)`, set by the caller.
+    pub struct_size: usize,
     /// Its place in the conversation: commands count from 1 (0 is the banner). Events
     /// carry the same number.
     pub seq: usize,
@@ -92,6 +106,11 @@ pub struct pipeconnect_session_command {
     /// BDAT_LAST: the body size. MAIL: the `SIZE=` value to declare (0: the server did
     /// not advertise SIZE; declare none). 0 otherwise.
     pub size: u64,
+}
+
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_session_command {
+    const NAME: &'static str = "pipeconnect_session_command";
 }
 
 /// Event flags, OR-ed in `pipeconnect_event.flags` (and, for a subset, in
@@ -123,10 +142,13 @@ pub const PIPECONNECT_EVENT_TEXT_TRUNCATED: pipeconnect_event_flags = 512;
 /// The raw reply was cut after its last whole line within 4096 bytes.
 pub const PIPECONNECT_EVENT_RAW_TRUNCATED: pipeconnect_event_flags = 1024;
 
-/// One complete reply and what it means, from `pipeconnect_session_next_event()`.
+/// One complete reply and what it means, from `pipeconnect_session_next_event()` (set
+/// `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_event {
+    /// `sizeof(pipeconnect_event)`, set by the caller.
+    pub struct_size: usize,
     /// The `seq` of the command answered (0: the banner).
     pub seq: usize,
     /// The command answered: a `PIPECONNECT_CMD_*` (BANNER for the greeting, BODY for the
@@ -162,6 +184,11 @@ pub struct pipeconnect_event {
     pub raw_len: usize,
 }
 
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_event {
+    const NAME: &'static str = "pipeconnect_event";
+}
+
 /// Summary flags, OR-ed in `pipeconnect_summary.flags`.
 pub type pipeconnect_summary_flags = u32;
 /// The server accepted the message.
@@ -180,10 +207,12 @@ pub const PIPECONNECT_SUMMARY_EARLY_STOPPED: pipeconnect_summary_flags = 32;
 /// STARTTLS).
 pub const PIPECONNECT_SUMMARY_FAILED: pipeconnect_summary_flags = 64;
 
-/// What a session did, from `pipeconnect_session_finish()`.
+/// What a session did, from `pipeconnect_session_finish()` (set `struct_size` first).
 #[repr(C)]
 #[derive(Debug, Clone, Copy, Default)]
 pub struct pipeconnect_summary {
+    /// `sizeof(pipeconnect_summary)`, set by the caller.
+    pub struct_size: usize,
     /// For the message: CONTINUE when the server accepted it (for the accepted
     /// recipients); RECONNECT when early pipelining failed; otherwise the failure that
     /// ended the transaction (TEMPFAIL for an unfinished session).
@@ -206,6 +235,11 @@ pub struct pipeconnect_summary {
     pub groups: usize,
 }
 
+// SAFETY: repr(C), starts with a usize, integers and pointers only.
+unsafe impl Versioned for pipeconnect_summary {
+    const NAME: &'static str = "pipeconnect_summary";
+}
+
 /// One connection's bookkeeping: the early flight, the replies reaped in order, what the
 /// cache learns and forgets. Made by `pipeconnect_session_begin()`, released by
 /// `pipeconnect_session_free()`. One thread at a time: no two calls on one session may
@@ -214,7 +248,12 @@ pub struct pipeconnect_session {
     inner: Session,
     /// The event last handed out; its text is what `pipeconnect_event.text` points to.
     current: Option<Event>,
+    /// `pipeconnect_session_finish()` was called: taking commands is then a bad state.
+    finished: bool,
+    poisoned: Poison,
 }
+
+super::poisonable!(pipeconnect_session);
 
 fn intent_flags_known(f: u32) -> bool {
     f & !(PIPECONNECT_INTENT_STARTTLS
@@ -228,21 +267,33 @@ fn intent_flags_known(f: u32) -> bool {
 ///
 /// # Safety
 /// The intent's pointers are NULL or valid as its documentation says.
-unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
+unsafe fn intent_from_c(p: *const pipeconnect_intent) -> Result<Intent, Failure> {
+    // SAFETY: NULL or readable for its struct_size, by the caller's promise.
+    let i = unsafe { read_in(p) }?;
+    let invalid = |field: &'static str, why: &'static str| {
+        Failure::new(R::PIPECONNECT_ERR_INVALID_INTENT)
+            .field(field)
+            .say(format!("{field}: {why}"))
+    };
     if !intent_flags_known(i.flags) {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+            .field("flags")
+            .say("unknown intent flag bits"));
     }
-    let opt_text = |p: *const c_char| -> Result<Option<String>, R> {
+    let opt_text = |p: *const c_char, field: &'static str| -> Result<Option<String>, Failure> {
         if p.is_null() {
             Ok(None)
         } else {
             // SAFETY: non-NULL and NUL-terminated by the caller's promise.
-            Ok(Some(unsafe { text(p) }?.to_string()))
+            let t = unsafe { text(p) }.map_err(|r| Failure::new(r).field(field))?;
+            Ok(Some(t.to_string()))
         }
     };
     let auth = if i.flags & PIPECONNECT_INTENT_AUTH != 0 {
         // SAFETY: as above; NULL is refused.
-        let mechanism = unsafe { text(i.auth_mechanism) }?.to_string();
+        let mechanism = unsafe { text(i.auth_mechanism) }
+            .map_err(|r| Failure::new(r).field("auth_mechanism"))?
+            .to_string();
         Some(AuthIntent {
             mechanism,
             initial_response: i.flags & PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE != 0,
@@ -252,12 +303,15 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
         & (PIPECONNECT_INTENT_AUTH_INITIAL_RESPONSE | PIPECONNECT_INTENT_AUTH_OPTIONAL)
         != 0
     {
-        return Err(R::PIPECONNECT_ERR_INVALID_INTENT);
+        return Err(invalid(
+            "flags",
+            "AUTH_INITIAL_RESPONSE or AUTH_OPTIONAL without AUTH",
+        ));
     } else {
         None
     };
     if i.rcpt_count == 0 || i.rcpt_count > RCPTS_MAX {
-        return Err(R::PIPECONNECT_ERR_INVALID_INTENT);
+        return Err(invalid("rcpt_count", "there must be 1 to 1000 recipients"));
     }
     let rcpts = if i.rcpts.is_null() {
         Recipients::Count(i.rcpt_count)
@@ -265,22 +319,27 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
         // SAFETY: non-NULL, readable for rcpt_count (bounded) pointers by the promise.
         let ptrs = unsafe { std::slice::from_raw_parts(i.rcpts, i.rcpt_count) };
         let mut v = Vec::with_capacity(ptrs.len());
-        for &p in ptrs {
+        for (n, &p) in ptrs.iter().enumerate() {
             // SAFETY: each is NULL (refused) or NUL-terminated.
-            v.push(unsafe { text(p) }?.to_string());
+            let t = unsafe { text(p) }.map_err(|r| Failure::new(r).field("rcpts").index(n))?;
+            v.push(t.to_string());
         }
         Recipients::Addresses(v)
     };
     let mode = match i.body_mode {
         PIPECONNECT_BODY_AUTO => BodyMode::Auto,
         PIPECONNECT_BODY_DATA => BodyMode::Data,
-        _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
+        _ => {
+            return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field("body_mode")
+                .say("unknown body mode"))
+        }
     };
     Ok(Intent {
-        ehlo_name: opt_text(i.ehlo_name)?,
+        ehlo_name: opt_text(i.ehlo_name, "ehlo_name")?,
         starttls: i.flags & PIPECONNECT_INTENT_STARTTLS != 0,
         auth,
-        mail_from: opt_text(i.mail_from)?,
+        mail_from: opt_text(i.mail_from, "mail_from")?,
         rcpts,
         body: Body {
             size: i.body_size,
@@ -291,6 +350,7 @@ unsafe fn intent_from_c(i: &pipeconnect_intent) -> Result<Intent, R> {
 
 fn command_to_c(c: &PlannedCommand) -> pipeconnect_session_command {
     pipeconnect_session_command {
+        struct_size: 0,
         seq: c.seq,
         kind: c.kind as u32,
         flags: if c.early {
@@ -303,10 +363,10 @@ fn command_to_c(c: &PlannedCommand) -> pipeconnect_session_command {
     }
 }
 
-fn command_from_c(c: &pipeconnect_session_command) -> Result<PlannedCommand, R> {
+fn command_from_c(c: &pipeconnect_session_command) -> Result<PlannedCommand, Failure> {
     let kind = CommandKind::from_u32(c.kind).ok_or(R::PIPECONNECT_ERR_INVALID_ARGUMENT)?;
     if c.flags & !PIPECONNECT_SESSION_COMMAND_EARLY != 0 {
-        return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+        return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT).field("flags"));
     }
     Ok(PlannedCommand {
         seq: c.seq,
@@ -327,6 +387,7 @@ fn event_to_c(e: &Event) -> pipeconnect_event {
         )
     });
     pipeconnect_event {
+        struct_size: 0,
         seq: e.seq,
         kind: e.kind as u32,
         verdict: e.verdict as u32,
@@ -346,6 +407,7 @@ fn event_to_c(e: &Event) -> pipeconnect_event {
 
 fn summary_to_c(s: &Summary) -> pipeconnect_summary {
     pipeconnect_summary {
+        struct_size: 0,
         verdict: s.verdict as u32,
         flags: s.flags,
         rcpt_accepted: s.rcpt_accepted,
@@ -370,36 +432,39 @@ fn summary_to_c(s: &Summary) -> pipeconnect_summary {
 /// ```c
 /// const char *rcpts[] = { "a@example.org", "b@example.org" };
 /// pipeconnect_intent intent = { 0 };
+/// intent.struct_size = sizeof intent;           /* every struct: its sizeof first */
 /// intent.ehlo_name = "client.example.net";
 /// intent.mail_from = "sender@example.net";
 /// intent.rcpts = rcpts;
 /// intent.rcpt_count = 2;
 /// intent.body_size = body_len;                  /* BDAT LAST if CHUNKING, else DATA */
-/// pipeconnect_settings settings = { PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+/// pipeconnect_settings settings = { sizeof settings, PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0 };
+/// pipeconnect_error_detail why = { .struct_size = sizeof why };
 ///
 /// pipeconnect_session *s;
-/// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s) != PIPECONNECT_OK)
-///     return -1;
+/// if (pipeconnect_session_begin(cache, key, &intent, &settings, &s, &why) != PIPECONNECT_OK)
+///     return log("%s", why.message), -1;        /* names the field and recipient */
 /// for (;;) {
 ///     pipeconnect_session_command cmds[16];
-///     size_t n;
-///     pipeconnect_session_flight(s, cmds, 16, &n);   /* commands to send now */
+///     size_t n = 0;
+///     cmds[0].struct_size = sizeof cmds[0];      /* the array's stride */
+///     if (pipeconnect_session_flight(s, cmds, 16, &n) != PIPECONNECT_OK) break;
 ///     for (size_t i = 0; i < n; i++) {
 ///         char line[600]; size_t len;
 ///         if (cmds[i].kind == PIPECONNECT_CMD_BODY) { sock_write_dotstuffed_body(); continue; }
-///         pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len);
+///         if (pipeconnect_session_command_line(s, &cmds[i], line, sizeof line, &len))
+///             break;                                  /* AUTH with a response: yours */
 ///         sock_write(line, len);
 ///         if (cmds[i].kind == PIPECONNECT_CMD_BDAT_LAST) sock_write(body, body_len);
 ///     }
 ///     bool done;
-///     pipeconnect_session_is_done(s, &done);
-///     if (done) break;
+///     if (pipeconnect_session_is_done(s, &done) != PIPECONNECT_OK || done) break;
 ///     uint8_t buf[4096];
 ///     ssize_t got = sock_read(buf, sizeof buf);       /* any split is fine */
 ///     if (got <= 0) break;
 ///     size_t events;
 ///     pipeconnect_result r = pipeconnect_session_feed(s, buf, (size_t)got, &events);
-///     pipeconnect_event ev;
+///     pipeconnect_event ev = { .struct_size = sizeof ev };
 ///     while (pipeconnect_session_next_event(s, &ev) == PIPECONNECT_OK) {
 ///         log("%s %u %.*s -> %s", pipeconnect_command_name(ev.kind), ev.code,
 ///             (int)ev.text_len, (const char *)ev.text, pipeconnect_verdict_name(ev.verdict));
@@ -408,74 +473,98 @@ fn summary_to_c(s: &Summary) -> pipeconnect_summary {
 ///         if (ev.kind == PIPECONNECT_CMD_STARTTLS &&
 ///             ev.verdict == PIPECONNECT_VERDICT_CONTINUE) {
 ///             do_tls_handshake();
-///             pipeconnect_session_tls_started(s);  /* fails on cleartext after the 220 */
+///             if (pipeconnect_session_tls_started(s)) /* cleartext after the 220 */
+///                 break;
 ///         }
 ///     }
 ///     if (r != PIPECONNECT_OK) break;                 /* unexpected or malformed reply */
 /// }
-/// pipeconnect_summary sum;
-/// pipeconnect_session_finish(s, &sum);
-/// if (sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
+/// pipeconnect_summary sum = { .struct_size = sizeof sum };
+/// if (pipeconnect_session_finish(s, &sum) == PIPECONNECT_OK &&
+///     sum.verdict == PIPECONNECT_VERDICT_RECONNECT)
 ///     retry_now_without_early_pipelining();           /* no bounce, no deferral */
 /// pipeconnect_session_free(s);
 /// ```
 ///
 /// `PIPECONNECT_ERR_INVALID_INTENT` for an unusable intent (see that result's message),
-/// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes.
+/// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or body modes. `detail_out`
+/// may be NULL; otherwise (its `struct_size` set) it names the field at fault (`rcpts`
+/// with the recipient's `index`, `mail_from`, `ehlo_name`, ...) and why.
 ///
 /// # Safety
-/// `cache`, `key` are live handles; `intent` and `settings` are readable, with the
-/// intent's pointers valid as documented; `session_out` is writable.
+/// `cache`, `key` are live handles; `intent` and `settings` are readable for their
+/// `struct_size`, with the intent's pointers valid as documented; `session_out` is
+/// writable; `detail_out` is NULL or writable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_begin(
     cache: *const pipeconnect_cache,
     key: *const pipeconnect_key,
     intent: *const pipeconnect_intent,
     settings: *const pipeconnect_settings,
     session_out: *mut *mut pipeconnect_session,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
-        // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let cache = unsafe { handle(cache) }?;
-        let key = unsafe { handle(key) }?;
-        let intent = unsafe { intent_from_c(handle(intent)?) }?;
-        let settings = settings_from_c(unsafe { handle(settings) }?)?;
-        let session_out = unsafe { out(session_out) }?;
-        let inner = Session::begin(cache.cache.clone(), key.inner.clone(), intent, settings)?;
-        *session_out = into_handle(pipeconnect_session {
-            inner,
-            current: None,
-        });
-        Ok(R::PIPECONNECT_OK)
-    })
+    guard_detail(
+        &[unsafe { mark(cache) }, unsafe { mark(key) }],
+        unsafe { wrap_detail(detail_out) },
+        || {
+            // SAFETY: pointers are checked by the helpers; see the function's contract.
+            let cache = unsafe { handle(cache) }.map_err(|r| Failure::new(r).field("cache"))?;
+            let key = unsafe { handle(key) }.map_err(|r| Failure::new(r).field("key"))?;
+            let intent = unsafe { intent_from_c(intent) }?;
+            let settings = unsafe { settings_from_c(settings) }?;
+            let session_out =
+                unsafe { out(session_out) }.map_err(|r| Failure::new(r).field("session_out"))?;
+            let inner = Session::begin(cache.cache.clone(), key.inner.clone(), intent, settings)?;
+            *session_out = into_handle(pipeconnect_session {
+                inner,
+                current: None,
+                finished: false,
+                poisoned: Poison::default(),
+            });
+            Ok(R::PIPECONNECT_OK)
+        },
+    )
 }
 
 /// Take the commands that may be sent now, in order: up to `cap` of them are copied into
 /// `cmds_out` and removed from the session's queue; `*count_out` says how many (0: wait
 /// for replies). Call again while it fills the whole array. Send every command taken, in
-/// order; take them before feeding more replies.
+/// order; take them before feeding more replies. Set `cmds_out[0].struct_size` to
+/// `sizeof(pipeconnect_session_command)`: it is the array's stride. After
+/// `pipeconnect_session_finish()`: `PIPECONNECT_ERR_BAD_STATE`.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `cmds_out` is writable for `cap`
-/// elements; `count_out` is writable.
+/// elements of `cmds_out[0].struct_size` bytes; `count_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_flight(
     session: *mut pipeconnect_session,
     cmds_out: *mut pipeconnect_session_command,
     cap: usize,
     count_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         let count_out = unsafe { out(count_out) }?;
         if cmds_out.is_null() {
             return Err(R::PIPECONNECT_ERR_NULL_POINTER);
         }
+        if s.finished {
+            return Err(R::PIPECONNECT_ERR_BAD_STATE);
+        }
+        let stride = if cap == 0 {
+            0
+        } else {
+            unsafe { out_array_stride(cmds_out) }?
+        };
         let taken = s.inner.take_commands(cap);
         for (i, c) in taken.iter().enumerate() {
-            // SAFETY: i < taken.len() <= cap, and cmds_out holds cap elements.
-            unsafe { cmds_out.add(i).write(command_to_c(c)) };
+            // SAFETY: i < taken.len() <= cap, and cmds_out holds cap elements of stride.
+            unsafe { write_array_element(cmds_out, stride, i, command_to_c(c)) };
         }
         *count_out = taken.len();
         Ok(R::PIPECONNECT_OK)
@@ -489,12 +578,13 @@ pub unsafe extern "C" fn pipeconnect_session_flight(
 /// # Safety
 /// `session` is a live session used by no other thread; the outputs are writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_pending(
     session: *const pipeconnect_session,
     commands_out: *mut usize,
     events_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         let commands_out = unsafe { out(commands_out) }?;
@@ -517,6 +607,7 @@ pub unsafe extern "C" fn pipeconnect_session_pending(
 /// `session` is a live session used by no other thread; `cmd` is readable; `buf` is
 /// writable for `len` bytes; `written` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_command_line(
     session: *const pipeconnect_session,
     cmd: *const pipeconnect_session_command,
@@ -524,10 +615,10 @@ pub unsafe extern "C" fn pipeconnect_session_command_line(
     len: usize,
     written: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
-        let cmd = command_from_c(unsafe { handle(cmd) }?)?;
+        let cmd = command_from_c(&unsafe { read_in(cmd) }?)?;
         let line = s.inner.command_line(&cmd)?;
         unsafe { copy_out_text(&line, buf, len, written) }
     })
@@ -548,13 +639,14 @@ pub unsafe extern "C" fn pipeconnect_session_command_line(
 /// `session` is a live session used by no other thread; `data` is readable for `len`
 /// bytes; `events_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_feed(
     session: *mut pipeconnect_session,
     data: *const u8,
     len: usize,
     events_out: *mut usize,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         let data = unsafe { bytes(data, len) }?;
@@ -564,25 +656,26 @@ pub unsafe extern "C" fn pipeconnect_session_feed(
     })
 }
 
-/// Take the oldest queued event into `*event_out`: `PIPECONNECT_OK`, or
+/// Take the oldest queued event into `*event_out` (its `struct_size` set): `PIPECONNECT_OK`, or
 /// `PIPECONNECT_NO_EVENT` (nothing written) when none is queued. `event_out->text` points
 /// into the session and stays valid until the next call on the session.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `event_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_next_event(
     session: *mut pipeconnect_session,
     event_out: *mut pipeconnect_event,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
-        let event_out = unsafe { out(event_out) }?;
+        unsafe { super::sized::check_out(event_out) }?;
         s.current = s.inner.next_event();
         match &s.current {
             Some(e) => {
-                *event_out = event_to_c(e);
+                unsafe { write_out(event_out, event_to_c(e)) }?;
                 Ok(R::PIPECONNECT_OK)
             }
             None => Ok(R::PIPECONNECT_NO_EVENT),
@@ -599,10 +692,11 @@ pub unsafe extern "C" fn pipeconnect_session_next_event(
 /// # Safety
 /// `session` is a live session used by no other thread.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_tls_started(
     session: *mut pipeconnect_session,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         s.inner.tls_started()?;
@@ -617,12 +711,13 @@ pub unsafe extern "C" fn pipeconnect_session_tls_started(
 /// # Safety
 /// `session` is a live session used by no other thread; the outputs are writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_reason(
     session: *const pipeconnect_session,
     allowed_out: *mut usize,
     reason_out: *mut pipeconnect_reason,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         let allowed_out = unsafe { out(allowed_out) }?;
@@ -641,11 +736,12 @@ pub unsafe extern "C" fn pipeconnect_session_reason(
 /// # Safety
 /// `session` is a live session used by no other thread; `done_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_is_done(
     session: *const pipeconnect_session,
     done_out: *mut bool,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         *unsafe { out(done_out) }? = s.inner.is_done();
@@ -653,24 +749,27 @@ pub unsafe extern "C" fn pipeconnect_session_is_done(
     })
 }
 
-/// End the session (for instance when the connection closed) and fill `*summary_out`. A
+/// End the session (for instance when the connection closed) and fill `*summary_out`
+/// (its `struct_size` set). A
 /// banner or EHLO reply still missing after an early flight was taken for sending
 /// invalidates the entry (verdict RECONNECT); a flight never taken (the connection failed
-/// first) does not. Later calls give the same summary; feeding is then
-/// `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
+/// first) does not. Later calls give the same summary; feeding and taking commands are
+/// then `PIPECONNECT_ERR_BAD_STATE`. Free the session afterwards.
 ///
 /// # Safety
 /// `session` is a live session used by no other thread; `summary_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_finish(
     session: *mut pipeconnect_session,
     summary_out: *mut pipeconnect_summary,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
-        let summary_out = unsafe { out(summary_out) }?;
-        *summary_out = summary_to_c(&s.inner.finish());
+        unsafe { super::sized::check_out(summary_out) }?;
+        s.finished = true;
+        unsafe { write_out(summary_out, summary_to_c(&s.inner.finish())) }?;
         Ok(R::PIPECONNECT_OK)
     })
 }
@@ -688,10 +787,11 @@ pub unsafe extern "C" fn pipeconnect_session_finish(
 /// # Safety
 /// `session` is a live session used by no other thread.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_quit(
     session: *mut pipeconnect_session,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: checked by the helper; see the function's contract.
         let s = unsafe { handle_mut(session) }?;
         s.inner.quit()?;
@@ -707,11 +807,12 @@ pub unsafe extern "C" fn pipeconnect_session_quit(
 /// # Safety
 /// `session` is a live session used by no other thread; `caps_out` is writable.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_session_server_caps(
     session: *const pipeconnect_session,
     caps_out: *mut *mut pipeconnect_caps,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[unsafe { mark(session) }], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
         let s = unsafe { handle(session) }?;
         let caps_out = unsafe { out(caps_out) }?;

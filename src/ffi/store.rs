@@ -3,16 +3,18 @@
 //! the same path.
 #![allow(non_camel_case_types)]
 
-use super::cache::{pipeconnect_cache, pipeconnect_hold_down};
+use super::cache::pipeconnect_cache;
+use super::detail::{pipeconnect_error_detail, Failure};
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
-use super::{guard, into_handle, out};
+use super::sized::{read_in, write_out, Versioned};
+use super::{guard_detail, guard_on, into_handle, out, wrap_detail};
 use crate::cache::file::{StoreError, StoreOptions, DEFAULT_MODE};
 use crate::cache::{Cache, HoldDownConfig};
+
 use std::ffi::{c_char, CStr, OsStr};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Flags of `pipeconnect_store_options.flags`, combined with `|`.
 pub type pipeconnect_store_flags = u32;
@@ -33,18 +35,30 @@ pub const PIPECONNECT_STORE_REBUILD_IF_INVALID: pipeconnect_store_flags = 1 << 0
 /// the file runs on the same host.
 pub const PIPECONNECT_STORE_ALLOW_REMOTE_FS: pipeconnect_store_flags = 1 << 1;
 
-/// "No id" in `pipeconnect_store_options.owner_uid`, `.owner_gid` and `.group_gid`
-/// (`(uid_t)-1`, as `chown()` reads it).
-pub const PIPECONNECT_STORE_ID_NONE: u32 = 0xFFFF_FFFF;
+/// `pipeconnect_store_options.owner_uid` and `.owner_gid` name the owner a new file gets
+/// (for a process running as root that creates the store its MTA's unprivileged
+/// processes use). Without it, a new file is the creator's.
+pub const PIPECONNECT_STORE_SET_OWNER: pipeconnect_store_flags = 1 << 2;
 
-const KNOWN_FLAGS: pipeconnect_store_flags =
-    PIPECONNECT_STORE_REBUILD_IF_INVALID | PIPECONNECT_STORE_ALLOW_REMOTE_FS;
+/// Group mode: `pipeconnect_store_options.group_gid` names the group whose members share
+/// the store. A new file gets that group and `mode` may be 0660; a file owned by another
+/// user is opened when its group is this one, the process is a member of it, and others
+/// may not write it. Without it, only the file's owner (and root) may open a file.
+pub const PIPECONNECT_STORE_GROUP_MODE: pipeconnect_store_flags = 1 << 3;
 
-/// How `pipeconnect_cache_open()` opens or creates a store file. Fill it with
-/// `pipeconnect_store_options_default()`, then change the fields you need.
+const KNOWN_FLAGS: pipeconnect_store_flags = PIPECONNECT_STORE_REBUILD_IF_INVALID
+    | PIPECONNECT_STORE_ALLOW_REMOTE_FS
+    | PIPECONNECT_STORE_SET_OWNER
+    | PIPECONNECT_STORE_GROUP_MODE;
+
+/// How `pipeconnect_cache_open()` opens or creates a store file. Set `struct_size`,
+/// fill it with `pipeconnect_store_options_default()`, then change the fields you need
+/// (or zero-initialise it: every field's 0 is its default).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub struct pipeconnect_store_options {
+    /// `sizeof(pipeconnect_store_options)`, set by the caller.
+    pub struct_size: usize,
     /// Sets in the store (up to 1048576). 0: an existing file's, or 4096 for a new file.
     /// Otherwise an existing file must have exactly this many sets
     /// (`PIPECONNECT_ERR_STORE_GEOMETRY`), unless it is rebuilt.
@@ -56,58 +70,71 @@ pub struct pipeconnect_store_options {
     pub ways: u32,
     /// Seconds an entry lives after it was learned; 0: 7 days, like Exim.
     pub ttl_seconds: u64,
-    /// Permission bits of a new file; default 0600. Must include 0600; may add group and
-    /// other read (0640, 0644), and group write in group mode (0660, 0664); nothing else
-    /// (no write or execute for others, no set-id or sticky bits).
+    /// Permission bits of a new file; 0 or 0600 for the default, 0600. Must include
+    /// 0600; may add group and other read (0640, 0644), and group write in group mode
+    /// (0660, 0664); nothing else (no write or execute for others, no set-id or sticky
+    /// bits).
     pub mode: u32,
     /// `PIPECONNECT_STORE_*` flags.
     pub flags: pipeconnect_store_flags,
-    /// How long this opener's hold-downs last (the records are kept in the file and
-    /// shared; see `pipeconnect_hold_down`). Default: `pipeconnect_hold_down_default()`.
-    pub hold_down: pipeconnect_hold_down,
-    /// The user a new file gets, for a process running as root that creates the store
-    /// its MTA's unprivileged processes use (Exim's daemon for the exim user, say); set
-    /// both `owner_uid` and `owner_gid`, or neither. `PIPECONNECT_STORE_ID_NONE` (the
-    /// default): the creator's. A file root rebuilds keeps its old owner unless this
-    /// names one. A process that is not root may only name itself (else
-    /// `PIPECONNECT_ERR_STORE_IO`, errno EPERM).
+    /// With `PIPECONNECT_STORE_SET_OWNER`: the user a new file gets. A process that is
+    /// not root may only name itself (else `PIPECONNECT_ERR_STORE_IO`, errno EPERM). A
+    /// file root rebuilds keeps its old owner unless this names one.
     pub owner_uid: u32,
-    /// The group a new file gets with `owner_uid`; `PIPECONNECT_STORE_ID_NONE`: the
-    /// creator's.
+    /// With `PIPECONNECT_STORE_SET_OWNER`: the group a new file gets.
     pub owner_gid: u32,
-    /// Group mode, for MTAs whose processes run as different users of one group: the
-    /// group's id. A new file gets this group, and `mode` may then be 0660. A file owned
-    /// by another user is opened when its group is this one, the process is a member of
-    /// it, and others may not write it. `PIPECONNECT_STORE_ID_NONE` (the default): only the
-    /// file's owner (and root) may open it.
+    /// With `PIPECONNECT_STORE_GROUP_MODE`: the group whose members share the store.
     pub group_gid: u32,
+    /// Reserved; must be 0.
+    pub reserved: u32,
 }
 
-/// Fill `*out` with the default options: geometry of the existing file (4096 sets x 8
-/// ways for a new one), a time to live of 7 days, mode 0600, no flags.
+// SAFETY: repr(C), starts with a usize, integers only.
+unsafe impl Versioned for pipeconnect_store_options {
+    const NAME: &'static str = "pipeconnect_store_options";
+}
+
+fn default_options() -> pipeconnect_store_options {
+    pipeconnect_store_options {
+        struct_size: std::mem::size_of::<pipeconnect_store_options>(),
+        sets: 0,
+        ways: 0,
+        ttl_seconds: 0,
+        mode: DEFAULT_MODE,
+        flags: 0,
+        owner_uid: 0,
+        owner_gid: 0,
+        group_gid: 0,
+        reserved: 0,
+    }
+}
+
+/// Fill `*out_options` (its `struct_size` set by the caller) with the default options:
+/// geometry of the existing file (4096 sets x 8 ways for a new one), a time to live of
+/// 7 days, mode 0600, no flags.
 ///
 /// # Safety
-/// `out` is writable.
+/// `out_options` is writable for its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_store_options_default(
     out_options: *mut pipeconnect_store_options,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_on(&[], || {
         // SAFETY: checked by the helper; see the function's contract.
-        let o = unsafe { out(out_options) }?;
-        *o = pipeconnect_store_options {
-            sets: 0,
-            ways: 0,
-            ttl_seconds: 0,
-            mode: DEFAULT_MODE,
-            flags: 0,
-            hold_down: HoldDownConfig::default().into(),
-            owner_uid: PIPECONNECT_STORE_ID_NONE,
-            owner_gid: PIPECONNECT_STORE_ID_NONE,
-            group_gid: PIPECONNECT_STORE_ID_NONE,
-        };
+        unsafe { write_out(out_options, default_options()) }?;
         Ok(R::PIPECONNECT_OK)
     })
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Self {
+        let f = Failure::new(e.into()).say(e.message());
+        match e {
+            StoreError::Io(errno) => f.errno(errno),
+            _ => f,
+        }
+    }
 }
 
 impl From<StoreError> for pipeconnect_result {
@@ -145,7 +172,9 @@ impl From<StoreError> for pipeconnect_result {
 ///
 /// Users: the file's owner opens it; so does root, whoever owns it, without changing
 /// its owner (but see docs/FILE_STORE.md on what a root process that maps a file another
-/// user may write risks); in group mode (`group_gid`), so do the group's members.
+/// user may write risks); in group mode (`PIPECONNECT_STORE_GROUP_MODE`), so do the
+/// group's members. Hold-downs use the default lengths; change them for this handle with
+/// `pipeconnect_cache_set_hold_down()`.
 ///
 /// The file is refused, each with its own result, when the path is a symbolic link
 /// (`PIPECONNECT_ERR_STORE_SYMLINK`), not a regular file (`_NOT_REGULAR`), owned by
@@ -167,60 +196,71 @@ impl From<StoreError> for pipeconnect_result {
 /// Thread-safety: as for every `pipeconnect_cache`: any threads at once. Not
 /// async-signal-safe.
 ///
+/// `detail_out` may be NULL; otherwise (its `struct_size` set) it receives what went
+/// wrong: the errno value behind `PIPECONNECT_ERR_STORE_IO`, the option at fault.
+///
 /// # Safety
-/// `path` is a NUL-terminated string; `options` is NULL or readable; `cache_out` is
-/// writable.
+/// `path` is a NUL-terminated string; `options` is NULL or readable for its
+/// `struct_size` bytes; `cache_out` is writable; `detail_out` is NULL or writable for
+/// its `struct_size` bytes.
 #[no_mangle]
+#[must_use]
 pub unsafe extern "C" fn pipeconnect_cache_open(
     path: *const c_char,
     options: *const pipeconnect_store_options,
     cache_out: *mut *mut pipeconnect_cache,
+    detail_out: *mut pipeconnect_error_detail,
 ) -> pipeconnect_result {
-    guard(|| {
+    guard_detail(&[], unsafe { wrap_detail(detail_out) }, || {
         if path.is_null() {
-            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+            return Err(Failure::new(R::PIPECONNECT_ERR_NULL_POINTER).field("path"));
         }
         // SAFETY: non-NULL and NUL-terminated by the caller's promise.
         let path = Path::new(OsStr::from_bytes(
             unsafe { CStr::from_ptr(path) }.to_bytes(),
         ));
-        // SAFETY: NULL or readable by the caller's promise.
-        let o = match unsafe { options.as_ref() } {
-            Some(o) => *o,
-            None => {
-                let mut d = std::mem::MaybeUninit::<pipeconnect_store_options>::uninit();
-                // SAFETY: the out-pointer is valid for a write.
-                unsafe { pipeconnect_store_options_default(d.as_mut_ptr()) };
-                // SAFETY: written just above.
-                unsafe { d.assume_init() }
-            }
+        let o = if options.is_null() {
+            default_options()
+        } else {
+            // SAFETY: readable for its struct_size by the caller's promise.
+            unsafe { read_in(options) }?
         };
         // SAFETY: checked by the helper; see the function's contract.
-        let cache_out = unsafe { out(cache_out) }?;
+        let cache_out =
+            unsafe { out(cache_out) }.map_err(|r| Failure::new(r).field("cache_out"))?;
         if o.flags & !KNOWN_FLAGS != 0 {
-            return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
+            return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field("options.flags")
+                .say(format!("unknown store flags {:#x}", o.flags & !KNOWN_FLAGS)));
         }
-        let id = |v: u32| (v != PIPECONNECT_STORE_ID_NONE).then_some(v);
-        let owner = match (id(o.owner_uid), id(o.owner_gid)) {
-            (Some(u), Some(g)) => Some((u, g)),
-            (None, None) => None,
-            _ => return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT),
-        };
+        if o.reserved != 0 {
+            return Err(Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT)
+                .field("options.reserved")
+                .say("options.reserved must be 0"));
+        }
+        let owner =
+            (o.flags & PIPECONNECT_STORE_SET_OWNER != 0).then_some((o.owner_uid, o.owner_gid));
+        let group = (o.flags & PIPECONNECT_STORE_GROUP_MODE != 0).then_some(o.group_gid);
         let options = StoreOptions {
             sets: o.sets,
             ways: o.ways,
             ttl_secs: o.ttl_seconds,
-            mode: o.mode,
+            mode: if o.mode == 0 { DEFAULT_MODE } else { o.mode },
             rebuild_if_invalid: o.flags & PIPECONNECT_STORE_REBUILD_IF_INVALID != 0,
-            hold_down: o.hold_down.config()?,
+            hold_down: HoldDownConfig::default(),
             owner,
-            group: id(o.group_gid),
+            group,
             allow_remote_fs: o.flags & PIPECONNECT_STORE_ALLOW_REMOTE_FS != 0,
         };
-        let cache = Cache::open_file(path, &options)?;
-        *cache_out = into_handle(pipeconnect_cache {
-            cache: Arc::new(cache),
-        });
+        let cache = Cache::open_file(path, &options).map_err(|e| {
+            let f = Failure::from(e);
+            if e == StoreError::InvalidOptions {
+                f.field("options")
+            } else {
+                f.field("path")
+            }
+        })?;
+        *cache_out = into_handle(pipeconnect_cache::new(cache));
         Ok(R::PIPECONNECT_OK)
     })
 }

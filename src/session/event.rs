@@ -220,6 +220,39 @@ impl Summary {
     }
 }
 
+/// What is wrong with an intent: the field (as the C struct names it), the recipient's
+/// index for `rcpts`, and a sentence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IntentProblem {
+    /// The field at fault: `ehlo_name`, `auth_mechanism`, `mail_from`, `rcpts`,
+    /// `rcpt_count`, `flags`.
+    pub field: &'static str,
+    /// For `rcpts`: which recipient (0-based).
+    pub index: Option<usize>,
+    /// Why, in English.
+    pub why: &'static str,
+}
+
+impl IntentProblem {
+    /// A problem with `field`.
+    pub const fn field(field: &'static str, why: &'static str) -> IntentProblem {
+        IntentProblem {
+            field,
+            index: None,
+            why,
+        }
+    }
+}
+
+impl fmt::Display for IntentProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.index {
+            Some(i) => write!(f, "{}[{i}]: {}", self.field, self.why),
+            None => write!(f, "{}: {}", self.field, self.why),
+        }
+    }
+}
+
 /// Why a session call failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SessionError {
@@ -230,8 +263,8 @@ pub enum SessionError {
     /// Bytes arrived after the STARTTLS reply and before the TLS handshake: refused, as
     /// they could be injected by a third party (RFC 3207 §5).
     CleartextAfterStartTls,
-    /// The intent is not usable; the text says why.
-    InvalidIntent(&'static str),
+    /// The intent is not usable: which field (and which recipient), and why.
+    InvalidIntent(IntentProblem),
     /// The call does not fit the session's state (TLS started without a STARTTLS reply,
     /// a call after finish).
     BadState,
@@ -251,7 +284,7 @@ impl fmt::Display for SessionError {
             SessionError::CleartextAfterStartTls => {
                 f.write_str("cleartext bytes after the STARTTLS reply")
             }
-            SessionError::InvalidIntent(why) => write!(f, "invalid intent: {why}"),
+            SessionError::InvalidIntent(p) => write!(f, "invalid intent: {p}"),
             SessionError::BadState => f.write_str("the call does not fit the session's state"),
             SessionError::CannotFormat => f.write_str("the library cannot format this command"),
             SessionError::Policy(e) => write!(f, "policy: {e}"),

@@ -1,6 +1,6 @@
 //! What the caller means to do on one connection, and the command lines for it.
 
-use super::event::{PlannedCommand, SessionError};
+use super::event::{IntentProblem, PlannedCommand, SessionError};
 use crate::key::EHLO_NAME_MAX;
 use crate::policy::command::valid_mechanism;
 use crate::policy::CommandKind;
@@ -105,37 +105,45 @@ impl Intent {
         }
     }
 
-    /// Check every field; the error names the first bad one.
+    /// Check every field; the error names the first bad one (and the recipient).
     pub fn validate(&self) -> Result<(), SessionError> {
-        let bad = SessionError::InvalidIntent;
+        let bad = |field, why| SessionError::InvalidIntent(IntentProblem::field(field, why));
         if let Some(n) = &self.ehlo_name {
             if n.is_empty() || n.len() > EHLO_NAME_MAX || !n.bytes().all(|b| b.is_ascii_graphic()) {
                 return Err(bad(
+                    "ehlo_name",
                     "the EHLO name is empty, too long or not printable ASCII",
                 ));
             }
         }
         if let Some(a) = &self.auth {
             if !valid_mechanism(&a.mechanism) {
-                return Err(bad("the AUTH mechanism is not a SASL mechanism name"));
+                return Err(bad(
+                    "auth_mechanism",
+                    "the AUTH mechanism is not a SASL mechanism name",
+                ));
             }
         }
         if let Some(f) = &self.mail_from {
             if !valid_address(f, true) {
                 return Err(bad(
+                    "mail_from",
                     "the sender address has a control character, <, > or is too long",
                 ));
             }
         }
         let n = self.rcpts.len();
         if n == 0 || n > RCPTS_MAX {
-            return Err(bad("there must be 1 to 1000 recipients"));
+            return Err(bad("rcpt_count", "there must be 1 to 1000 recipients"));
         }
         if let Recipients::Addresses(v) = &self.rcpts {
-            if !v.iter().all(|a| valid_address(a, false)) {
-                return Err(bad(
-                    "a recipient address is empty, has a control character, <, > or is too long",
-                ));
+            if let Some(i) = v.iter().position(|a| !valid_address(a, false)) {
+                return Err(SessionError::InvalidIntent(IntentProblem {
+                    field: "rcpts",
+                    index: Some(i),
+                    why:
+                        "a recipient address is empty, has a control character, <, > or is too long",
+                }));
             }
         }
         Ok(())

@@ -219,15 +219,17 @@ impl Session {
         intent.validate()?;
         let tls_on_connect = key.tls() == TlsState::Encrypted;
         if tls_on_connect && intent.starttls {
-            return Err(SessionError::InvalidIntent(
+            return Err(SessionError::InvalidIntent(IntentProblem::field(
+                "flags",
                 "STARTTLS on a connection that is encrypted from the start",
-            ));
+            )));
         }
         if let (Some(k), Some(i)) = (key.ehlo_name(), intent.ehlo_name.as_deref()) {
             if !k.eq_ignore_ascii_case(i) {
-                return Err(SessionError::InvalidIntent(
+                return Err(SessionError::InvalidIntent(IntentProblem::field(
+                    "ehlo_name",
                     "the key is narrowed to another EHLO name than the intent's",
-                ));
+                )));
             }
         }
         let mut s = Session {
@@ -435,7 +437,8 @@ impl Session {
 
     /// End the session and say what happened. A banner or EHLO reply still missing after
     /// an early flight was taken for sending invalidates the entry (verdict
-    /// [`Verdict::Reconnect`]). Later calls
+    /// [`Verdict::Reconnect`], or [`Verdict::Tempfail`] when BDAT LAST or the body was
+    /// taken: the server may hold the message). Later calls
     /// return the same summary; feeding is then refused.
     pub fn finish(&mut self) -> Summary {
         if !self.finished {
@@ -446,7 +449,13 @@ impl Session {
                 .any(|e| e.taken && matches!(e.kind, CommandKind::Banner | CommandKind::Ehlo));
             if self.early_taken && self.abort.is_none() && self.failed.is_none() && setup_missing {
                 self.invalidate();
-                self.reconnect = true;
+                if self.body_sent {
+                    // The body went out: the server may hold the message even though no
+                    // reply came, so it goes back to the queue rather than out again now.
+                    self.abort = Some(Verdict::Tempfail);
+                } else {
+                    self.reconnect = true;
+                }
             }
             self.outbox.clear();
             self.expected.retain(|e| e.taken);

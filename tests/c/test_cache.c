@@ -79,6 +79,7 @@ int main(void) {
     CHECK(misses(cache, k));
     pipeconnect_cache_stats st;
     memset(&st, 0, sizeof st);
+    st.struct_size = sizeof st;
     CHECK_RESULT(pipeconnect_cache_get_stats(cache, &st), PIPECONNECT_OK);
     CHECK(st.expirations == 1);
     CHECK(st.entries == 0);
@@ -92,18 +93,55 @@ int main(void) {
                  PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_cache_lookup(cache, v6b, &caps), PIPECONNECT_OK);
     pipeconnect_caps_free(caps);
-    char text[320];
+    char text[PIPECONNECT_KEY_STRING_MAX];
     size_t written = 0;
     CHECK_RESULT(pipeconnect_key_to_string(v6b, text, sizeof text, &written), PIPECONNECT_OK);
     CHECK(strcmp(text, "[2001:db8::1]:25/cleartext") == 0 && written == strlen(text));
     CHECK_RESULT(pipeconnect_key_to_string(v6b, text, 5, &written), PIPECONNECT_ERR_BUFFER_TOO_SMALL);
     CHECK(written == strlen("[2001:db8::1]:25/cleartext"));
 
-    /* A reply without PIPECONNECT is not cached and removes the older entry. */
+    /* The longest key text: a full IPv6 server and local address, the largest port and a
+     * 255-byte EHLO name fill PIPECONNECT_KEY_STRING_MAX exactly, NUL included. */
+    {
+        pipeconnect_key *longest =
+            key("ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 65535, PIPECONNECT_TLS_ENCRYPTED);
+        char name[256];
+        char big[PIPECONNECT_KEY_STRING_MAX];
+        memset(name, 'a', 255);
+        name[255] = 0;
+        CHECK_RESULT(pipeconnect_key_set_local(longest, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffd"),
+                     PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_key_set_ehlo_name(longest, name), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_key_to_string(longest, big, sizeof big, &written), PIPECONNECT_OK);
+        CHECK(written == 361 && written + 1 == PIPECONNECT_KEY_STRING_MAX);
+        CHECK(strlen(big) == 361);
+        CHECK_RESULT(pipeconnect_key_to_string(longest, big, sizeof big - 1, &written),
+                     PIPECONNECT_ERR_BUFFER_TOO_SMALL);
+        pipeconnect_key_free(longest);
+    }
+
+    /* Addresses as a careless caller might pass them: refused, not guessed at. */
+    {
+        static const char *const BAD[] = {" 192.0.2.1", "192.0.2.1\n", "192.0.2.1 ",
+                                          "[192.0.2.1]", "::", "0.0.0.0", "[::]"};
+        size_t i;
+        for (i = 0; i < sizeof BAD / sizeof BAD[0]; i++) {
+            pipeconnect_key *b = NULL;
+            CHECK_RESULT(pipeconnect_key_new(BAD[i], 25, PIPECONNECT_TLS_CLEARTEXT, &b),
+                         PIPECONNECT_ERR_INVALID_ADDRESS);
+            CHECK(b == NULL);
+        }
+    }
+
+    /* A reply without PIPECONNECT is not cached and removes the older entry: the result
+     * says whether there was one. */
     static const char NO_PC[] = "250-mx\r\n250-PIPELINING\r\n250 CHUNKING\r\n";
     CHECK_RESULT(pipeconnect_cache_learn(cache, v6b, (const uint8_t *)NO_PC, strlen(NO_PC), 0),
-                 PIPECONNECT_NOT_CACHED);
+                 PIPECONNECT_NOT_CACHED_REMOVED);
     CHECK(misses(cache, v6a));
+    CHECK_RESULT(pipeconnect_cache_learn(cache, v6b, (const uint8_t *)NO_PC, strlen(NO_PC), 0),
+                 PIPECONNECT_NOT_CACHED);
+    CHECK(!pipeconnect_result_is_error(PIPECONNECT_NOT_CACHED_REMOVED));
 
     /* Bad input: clear errors, the cache unchanged. */
     pipeconnect_key *bad = NULL;
@@ -150,13 +188,23 @@ int main(void) {
     CHECK_RESULT(pipeconnect_cache_forget(cache, k), PIPECONNECT_NOT_FOUND);
     CHECK_RESULT(pipeconnect_cache_learn(cache, k, (const uint8_t *)EXIM_EHLO, strlen(EXIM_EHLO), 0),
                  PIPECONNECT_OK);
-    CHECK_RESULT(pipeconnect_cache_clear(cache), PIPECONNECT_OK);
+    {
+        pipeconnect_cache_stats before = {.struct_size = sizeof(pipeconnect_cache_stats)};
+        pipeconnect_cache_stats after = {.struct_size = sizeof(pipeconnect_cache_stats)};
+        CHECK_RESULT(pipeconnect_cache_get_stats(cache, &before), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_clear(cache), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_get_stats(cache, &after), PIPECONNECT_OK);
+        /* clear() shows in the stats: what it dropped counts as invalidations. */
+        CHECK(before.entries == 1 && after.entries == 0);
+        CHECK(after.invalidations == before.invalidations + 1);
+    }
     CHECK(misses(cache, k));
 
     /* Hold-down: its settings, its counters at the end of the stats, its reason. */
     {
-        pipeconnect_hold_down hd;
-        pipeconnect_cache_stats st;
+        pipeconnect_hold_down hd = {.struct_size = sizeof(pipeconnect_hold_down)};
+        pipeconnect_hold_down zero = {.struct_size = sizeof(pipeconnect_hold_down)};
+        pipeconnect_cache_stats st = {.struct_size = sizeof(pipeconnect_cache_stats)};
         CHECK_RESULT(pipeconnect_hold_down_default(&hd), PIPECONNECT_OK);
         CHECK(hd.first_seconds == 3600 && hd.max_seconds == 86400 && hd.growth == 4);
         CHECK(hd.decay_after == 20 && hd.remember_seconds == 7 * 86400);
@@ -164,10 +212,12 @@ int main(void) {
         hd.max_seconds = 60; /* below the first length */
         CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
         hd.max_seconds = 86400;
-        hd.growth = 0;
+        hd.reserved = 1;
         CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_ERR_INVALID_ARGUMENT);
-        hd.growth = 4;
-        hd.first_seconds = 0; /* off */
+        hd.reserved = 0;
+        /* Every field's 0 is its default. */
+        CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &zero), PIPECONNECT_OK);
+        hd.flags = PIPECONNECT_HOLD_DOWN_OFF;
         CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_cache_get_stats(cache, &st), PIPECONNECT_OK);
         CHECK(st.hold_downs_entered == 0 && st.early_skipped_held_down == 0 &&
@@ -177,9 +227,9 @@ int main(void) {
 
     /* Hold-down through the calls for MTAs that drive the policy themselves. */
     {
-        pipeconnect_hold_down hd;
+        pipeconnect_hold_down hd = {.struct_size = sizeof(pipeconnect_hold_down)};
         uint64_t until = 0;
-        pipeconnect_hold_down_default(&hd);
+        CHECK_RESULT(pipeconnect_hold_down_default(&hd), PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_cache_set_hold_down(cache, &hd), PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_cache_set_time(cache, 1800000000), PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_cache_held_down(cache, k, &until), PIPECONNECT_NOT_FOUND);
@@ -212,6 +262,19 @@ int main(void) {
         CHECK(v == 7);
         CHECK_RESULT(pipeconnect_caps_limit(lc, 9, &v), PIPECONNECT_ERR_INVALID_ARGUMENT);
         pipeconnect_caps_free(lc);
+    }
+
+    /* A capacity the machine cannot hold is refused, not attempted. */
+    {
+        pipeconnect_cache *huge = NULL;
+        CHECK_RESULT(pipeconnect_cache_new(SIZE_MAX, 0, &huge), PIPECONNECT_ERR_INVALID_ARGUMENT);
+        CHECK_RESULT(pipeconnect_cache_new((size_t)1 << 40, 0, &huge),
+                     PIPECONNECT_ERR_INVALID_ARGUMENT);
+        CHECK(huge == NULL);
+        /* The largest accepted capacity reserves nothing up front. */
+        CHECK_RESULT(pipeconnect_cache_new(PIPECONNECT_CACHE_CAPACITY_MAX, 0, &huge),
+                     PIPECONNECT_OK);
+        pipeconnect_cache_free(huge);
     }
 
     pipeconnect_key_free(k);

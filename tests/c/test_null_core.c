@@ -16,8 +16,8 @@ int main(void) {
     pipeconnect_cache *c = NULL;
     pipeconnect_key *k = NULL, *k2 = NULL;
     pipeconnect_caps *caps = NULL;
-    pipeconnect_cache_stats st;
-    pipeconnect_limits lim;
+    pipeconnect_cache_stats st = {.struct_size = sizeof(pipeconnect_cache_stats)};
+    pipeconnect_limits lim = {.struct_size = sizeof(pipeconnect_limits)};
     bool b;
     uint32_t u32;
     uint64_t u64;
@@ -85,7 +85,7 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(NULL, &st));
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(c, NULL));
     NULL_ROW(pipeconnect_cache_set_time, pipeconnect_cache_set_time(NULL, 1));
-    pipeconnect_hold_down hd;
+    pipeconnect_hold_down hd = {.struct_size = sizeof(pipeconnect_hold_down)};
     NULL_ROW(pipeconnect_hold_down_default, pipeconnect_hold_down_default(NULL));
     CHECK(pipeconnect_hold_down_default(&hd) == PIPECONNECT_OK);
     NULL_ROW(pipeconnect_cache_set_hold_down, pipeconnect_cache_set_hold_down(NULL, &hd));
@@ -101,8 +101,8 @@ int main(void) {
     /* The file store. NULL options means the defaults, so only path and out are rows. */
     pipeconnect_cache *sc = NULL;
     NULL_ROW(pipeconnect_store_options_default, pipeconnect_store_options_default(NULL));
-    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open(NULL, NULL, &sc));
-    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open("/tmp/pc-null-store-never-made", NULL, NULL));
+    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open(NULL, NULL, &sc, NULL));
+    NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open("/tmp/pc-null-store-never-made", NULL, NULL, NULL));
     CHECK(sc == NULL);
 
     /* The functions without a result take NULL quietly. */

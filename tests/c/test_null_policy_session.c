@@ -10,11 +10,14 @@ static pipeconnect_cache *CACHE;
 static pipeconnect_key *KEY;
 static pipeconnect_caps *CAPS;
 static pipeconnect_session *SESSION;
-static pipeconnect_situation SITUATION = {PIPECONNECT_PHASE_CLEARTEXT,
+static pipeconnect_situation SITUATION = {sizeof(pipeconnect_situation),
+                                          PIPECONNECT_PHASE_CLEARTEXT,
                                           PIPECONNECT_SITUATION_EHLO_NAME_KNOWN};
-static pipeconnect_settings SETTINGS = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
-static pipeconnect_command CMDS[2] = {{PIPECONNECT_CMD_EHLO, 0, 0, NULL},
-                                      {PIPECONNECT_CMD_STARTTLS, 0, 0, NULL}};
+static pipeconnect_settings SETTINGS = {sizeof(pipeconnect_settings),
+                                        PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+static pipeconnect_command CMDS[2] = {
+    {sizeof(pipeconnect_command), PIPECONNECT_CMD_EHLO, 0, 0, NULL},
+    {sizeof(pipeconnect_command), PIPECONNECT_CMD_STARTTLS, 0, 0, NULL}};
 static const char *RCPTS[] = {"a@example.org"};
 static pipeconnect_intent INTENT;
 
@@ -35,12 +38,12 @@ static char BUF[64];
 
 static pipeconnect_result early_flight(int which) {
     return pipeconnect_policy_early_flight(CAPS, P(0, &SITUATION), P(1, &SETTINGS), P(2, CMDS), 2,
-                                           P(3, &SZ), P(4, &REASON));
+                                           P(3, &SZ), P(4, &REASON), NULL);
 }
 static pipeconnect_result early_flight_cached(int which) {
     return pipeconnect_policy_early_flight_cached(P(0, CACHE), P(1, KEY), P(2, &SITUATION),
                                                   P(3, &SETTINGS), P(4, CMDS), 2, P(5, &SZ),
-                                                  P(6, &REASON));
+                                                  P(6, &REASON), NULL);
 }
 static pipeconnect_result used_extensions(int which) {
     return pipeconnect_policy_used_extensions(P(0, CMDS), 2, P(1, &EXT));
@@ -54,7 +57,7 @@ static pipeconnect_result check_ehlo(int which) {
 }
 static pipeconnect_result session_begin(int which) {
     return pipeconnect_session_begin(P(0, CACHE), P(1, KEY), P(2, &INTENT), P(3, &SETTINGS),
-                                     P(4, &NEW_SESSION));
+                                     P(4, &NEW_SESSION), NULL);
 }
 static pipeconnect_result session_flight(int which) {
     return pipeconnect_session_flight(P(0, SESSION), P(1, SCMDS), 4, P(2, &SZ));
@@ -124,11 +127,15 @@ static void preset(void) {
     REASON = 4242;
     EXT = 4242;
     memset(&OUTCOME, 0x5a, sizeof OUTCOME);
+    OUTCOME.struct_size = sizeof OUTCOME;
     memset(&CHECKED, 0x5a, sizeof CHECKED);
+    CHECKED.struct_size = sizeof CHECKED;
     NEW_SESSION = (pipeconnect_session *)&SZ;
     SERVER_CAPS = (pipeconnect_caps *)&SZ;
     memset(&EVENT, 0x5a, sizeof EVENT);
+    EVENT.struct_size = sizeof EVENT;
     memset(&SUMMARY, 0x5a, sizeof SUMMARY);
+    SUMMARY.struct_size = sizeof SUMMARY;
     memset(BUF, 'z', sizeof BUF);
 }
 
@@ -136,7 +143,9 @@ static int untouched(void) {
     pipeconnect_outcome o;
     pipeconnect_summary s;
     memset(&o, 0x5a, sizeof o);
+    o.struct_size = sizeof o;
     memset(&s, 0x5a, sizeof s);
+    s.struct_size = sizeof s;
     return SZ == 4242 && REASON == 4242 && EXT == 4242 &&
            memcmp(&OUTCOME, &o, sizeof o) == 0 && memcmp(&SUMMARY, &s, sizeof s) == 0 &&
            NEW_SESSION == (pipeconnect_session *)&SZ &&
@@ -148,8 +157,11 @@ int main(void) {
     int w;
     pipeconnect_intent bad;
     const char *null_rcpt[] = {NULL};
+    const char *third_bad[] = {"a@example.org", "b@example.org", "c@exa<mple.org"};
+    pipeconnect_error_detail detail = {.struct_size = sizeof(pipeconnect_error_detail)};
 
     memset(&INTENT, 0, sizeof INTENT);
+    INTENT.struct_size = sizeof INTENT;
     INTENT.ehlo_name = "client.example.net";
     INTENT.mail_from = "s@example.net";
     INTENT.rcpts = RCPTS;
@@ -164,8 +176,9 @@ int main(void) {
         CHECK_RESULT(pipeconnect_caps_parse((const uint8_t *)e, strlen(e), 0, &CAPS),
                      PIPECONNECT_OK);
     }
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &INTENT, &SETTINGS, &SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &INTENT, &SETTINGS, &SESSION, NULL),
                  PIPECONNECT_OK);
+    SCMDS[0].struct_size = sizeof SCMDS[0];
     /* A command to format. */
     CHECK_RESULT(pipeconnect_session_feed(SESSION, (const uint8_t *)"220 hi\r\n", 8, &SZ),
                  PIPECONNECT_OK);
@@ -187,28 +200,42 @@ int main(void) {
     }
 
     /* The nullable ones: a NULL cached entry means "nothing cached". */
-    CHECK_RESULT(pipeconnect_policy_early_flight(NULL, &SITUATION, &SETTINGS, CMDS, 2, &SZ, &REASON),
+    CHECK_RESULT(pipeconnect_policy_early_flight(NULL, &SITUATION, &SETTINGS, CMDS, 2, &SZ, &REASON,
+                                                 NULL),
                  PIPECONNECT_OK);
     CHECK(SZ == 0 && REASON == PIPECONNECT_REASON_NO_ENTRY);
     CHECK_RESULT(pipeconnect_policy_check_ehlo(NULL, CAPS, 0, &CHECKED), PIPECONNECT_OK);
 
     /* NULL inside the structs. */
     CMDS[1].kind = PIPECONNECT_CMD_AUTH;
-    CHECK_RESULT(pipeconnect_policy_early_flight(CAPS, &SITUATION, &SETTINGS, CMDS, 2, &SZ, &REASON),
+    CHECK_RESULT(pipeconnect_policy_early_flight(CAPS, &SITUATION, &SETTINGS, CMDS, 2, &SZ, &REASON,
+                                                 NULL),
                  PIPECONNECT_ERR_NULL_POINTER);
     CMDS[1].kind = PIPECONNECT_CMD_STARTTLS;
     bad = INTENT;
     bad.flags = PIPECONNECT_INTENT_AUTH;
     NEW_SESSION = NULL;
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_NULL_POINTER);
     bad = INTENT;
     bad.rcpts = null_rcpt;
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_NULL_POINTER);
+    CHECK(strcmp(detail.field, "rcpts") == 0 && (detail.flags & PIPECONNECT_DETAIL_HAS_INDEX) &&
+          detail.index == 0);
+    /* The detail names the refused recipient. */
+    bad = INTENT;
+    bad.rcpts = third_bad;
+    bad.rcpt_count = 3;
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
+                 PIPECONNECT_ERR_INVALID_INTENT);
+    CHECK(detail.result == PIPECONNECT_ERR_INVALID_INTENT);
+    CHECK(strcmp(detail.field, "rcpts") == 0 && (detail.flags & PIPECONNECT_DETAIL_HAS_INDEX) &&
+          detail.index == 2);
+    CHECK(strstr(detail.message, "rcpts[2]") != NULL);
     bad = INTENT;
     bad.ehlo_name = NULL; /* allowed: the name is not known before connecting */
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_session_reason(NEW_SESSION, &SZ, &REASON), PIPECONNECT_OK);
     CHECK(REASON == PIPECONNECT_REASON_EHLO_NAME_UNKNOWN);
@@ -216,20 +243,28 @@ int main(void) {
     /* Bad intents. */
     bad = INTENT;
     bad.rcpt_count = 0;
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_INVALID_INTENT);
     bad = INTENT;
     bad.rcpts = NULL;
     bad.rcpt_count = 1001;
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_INVALID_INTENT);
     bad = INTENT;
     bad.mail_from = "a@b\r\nRSET";
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_INVALID_INTENT);
+    CHECK(strcmp(detail.field, "mail_from") == 0 && detail.flags == 0);
+    /* An intent whose struct_size was never set is refused, and says so. */
+    bad = INTENT;
+    bad.struct_size = 0;
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
+                 PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK(strcmp(detail.field, "pipeconnect_intent") == 0);
+    CHECK(strstr(detail.message, "struct_size") != NULL);
     bad = INTENT;
     bad.body_mode = 9;
-    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION),
+    CHECK_RESULT(pipeconnect_session_begin(CACHE, KEY, &bad, &SETTINGS, &NEW_SESSION, &detail),
                  PIPECONNECT_ERR_INVALID_ARGUMENT);
 
     /* Freeing NULL is allowed; a length with a NULL buffer is refused even when 0. */

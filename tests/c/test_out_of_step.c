@@ -16,6 +16,7 @@ static pipeconnect_intent make_intent(uint32_t flags, pipeconnect_body_mode mode
                                       uint64_t size) {
     pipeconnect_intent in;
     memset(&in, 0, sizeof in);
+    in.struct_size = sizeof in;
     in.ehlo_name = "client.example.net";
     in.flags = flags;
     in.auth_mechanism = (flags & PIPECONNECT_INTENT_AUTH) ? "PLAIN" : NULL;
@@ -43,13 +44,14 @@ struct run {
 static void take_all(pipeconnect_session *s, struct run *r) {
     pipeconnect_session_command cmds[16];
     size_t n = 0, i;
+    cmds[0].struct_size = sizeof *cmds; /* the array's stride */
     CHECK_RESULT(pipeconnect_session_flight(s, cmds, 16, &n), PIPECONNECT_OK);
     for (i = 0; i < n && r->n_sent < 16; i++)
         r->sent[r->n_sent++] = cmds[i].kind;
 }
 
 static void drain(pipeconnect_session *s, struct run *r) {
-    pipeconnect_event ev;
+    pipeconnect_event ev = {.struct_size = sizeof(pipeconnect_event)};
     while (pipeconnect_session_next_event(s, &ev) == PIPECONNECT_OK) {
         if (ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED)
             r->accepted = 1;
@@ -69,7 +71,7 @@ static struct run run_stream(const pipeconnect_intent *in, uint64_t max_first_fl
     struct run r;
     pipeconnect_cache *cache = NULL;
     pipeconnect_key *k = key("192.0.2.25", 25, PIPECONNECT_TLS_CLEARTEXT);
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, max_first_flight_body};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings), PIPECONNECT_SETTINGS_EARLY_ALLOWED, max_first_flight_body};
     pipeconnect_session *s = NULL;
     pipeconnect_caps *caps = NULL;
     const char *p = stream;
@@ -81,7 +83,7 @@ static struct run run_stream(const pipeconnect_intent *in, uint64_t max_first_fl
     if (cached)
         CHECK_RESULT(pipeconnect_cache_learn(cache, k, EXIM_EHLO_BYTES, EXIM_EHLO_LEN, 0),
                      PIPECONNECT_OK);
-    CHECK_RESULT(pipeconnect_session_begin(cache, k, in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, k, in, &settings, &s, NULL), PIPECONNECT_OK);
     take_all(s, &r);
     while (*p) {
         const char *nl = whole ? NULL : strchr(p, '\n');
@@ -101,6 +103,7 @@ static struct run run_stream(const pipeconnect_intent *in, uint64_t max_first_fl
         }
         p += len;
     }
+    r.sum.struct_size = sizeof r.sum;
     CHECK_RESULT(pipeconnect_session_finish(s, &r.sum), PIPECONNECT_OK);
     pipeconnect_session_free(s);
     if (pipeconnect_cache_lookup(cache, k, &caps) == PIPECONNECT_OK) {
@@ -264,8 +267,8 @@ static void final_250_and_221_in_one_read(void) {
 
 /* The policy function applies the same rule. */
 static void policy_outcome_agrees(void) {
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
-    pipeconnect_outcome o;
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings), PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_outcome o = {.struct_size = sizeof(pipeconnect_outcome)};
 
     CHECK_RESULT(pipeconnect_policy_outcome(PIPECONNECT_CMD_BANNER, 250,
                                             PIPECONNECT_CONTEXT_EARLY_USED, &settings, &o),
@@ -294,19 +297,21 @@ static void raw_reply_and_server_caps(void) {
     pipeconnect_intent in = make_intent(0, PIPECONNECT_BODY_AUTO, 2048);
     pipeconnect_cache *cache = NULL;
     pipeconnect_key *k = key("192.0.2.26", 25, PIPECONNECT_TLS_CLEARTEXT);
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings), PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
     pipeconnect_session *s = NULL;
     pipeconnect_session_command cmds[8];
-    pipeconnect_event ev;
+    pipeconnect_event ev = {.struct_size = sizeof(pipeconnect_event)};
     pipeconnect_caps *caps = NULL;
-    pipeconnect_summary sum;
+    pipeconnect_summary sum = {.struct_size = sizeof(pipeconnect_summary)};
     size_t n = 0, events = 0;
     bool has = false;
     const char *rcpt = "550-5.1.1 <a@example.org>: no such user\r\n550 5.1.1 try another\n";
     const char *rcpt_raw = "550-5.1.1 <a@example.org>: no such user\r\n550 5.1.1 try another\r\n";
 
+    memset(cmds, 0, sizeof cmds);
+    cmds[0].struct_size = sizeof cmds[0]; /* the array's stride */
     CHECK_RESULT(pipeconnect_cache_new(0, 0, &cache), PIPECONNECT_OK);
-    CHECK_RESULT(pipeconnect_session_begin(cache, k, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, k, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_session_server_caps(s, &caps), PIPECONNECT_NOT_FOUND);
     CHECK(caps == NULL);
     CHECK_RESULT(pipeconnect_session_feed(s, (const uint8_t *)"220 mx ESMTP\r\n", 14, &events),

@@ -27,6 +27,7 @@ static const char *RCPTS[] = {"a@example.org", "b@example.org"};
 static pipeconnect_intent make_intent(void) {
     pipeconnect_intent in;
     memset(&in, 0, sizeof in);
+    in.struct_size = sizeof in;
     in.ehlo_name = "client.example.net";
     in.mail_from = "sender@example.net";
     in.rcpts = RCPTS;
@@ -45,6 +46,7 @@ static size_t feed(pipeconnect_session *s, const char *bytes) {
 
 static size_t take(pipeconnect_session *s, pipeconnect_session_command *cmds, size_t cap) {
     size_t n = 999;
+    cmds[0].struct_size = sizeof *cmds; /* the array's stride */
     CHECK_RESULT(pipeconnect_session_flight(s, cmds, cap, &n), PIPECONNECT_OK);
     return n;
 }
@@ -59,6 +61,7 @@ static int line_is(pipeconnect_session *s, const pipeconnect_session_command *c,
 }
 
 static int next(pipeconnect_session *s, pipeconnect_event *ev) {
+    ev->struct_size = sizeof *ev;
     return pipeconnect_session_next_event(s, ev) == PIPECONNECT_OK;
 }
 
@@ -69,17 +72,18 @@ static int text_is(const pipeconnect_event *ev, const char *want) {
 /* 1. Nothing cached: classic, and the EHLO reply is learned. */
 static void classic_then_learned(pipeconnect_cache *cache, pipeconnect_key *key) {
     pipeconnect_intent in = make_intent();
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings),
+                                     PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
     pipeconnect_session *s = NULL;
     pipeconnect_session_command cmds[8];
     pipeconnect_event ev;
     size_t allowed = 99;
     pipeconnect_reason reason = 99;
-    pipeconnect_summary sum;
+    pipeconnect_summary sum = {.struct_size = sizeof(pipeconnect_summary)};
     pipeconnect_caps *caps = NULL;
     bool done = true;
 
-    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK(s != NULL);
     CHECK(take(s, cmds, 8) == 0); /* classic: wait for the banner */
     CHECK_RESULT(pipeconnect_session_reason(s, &allowed, &reason), PIPECONNECT_OK);
@@ -151,13 +155,14 @@ static void classic_then_learned(pipeconnect_cache *cache, pipeconnect_key *key)
 /* 2. Cached: the whole delivery is one early flight; replies fed one byte at a time. */
 static void early_one_flight(pipeconnect_cache *cache, pipeconnect_key *key) {
     pipeconnect_intent in = make_intent();
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings),
+                                     PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
     pipeconnect_session *s = NULL;
     pipeconnect_session_command cmds[8];
     pipeconnect_event ev;
     size_t allowed = 0, pending_cmds = 0, pending_events = 0, n = 0, i, events = 0;
     pipeconnect_reason reason = 99;
-    pipeconnect_summary sum;
+    pipeconnect_summary sum = {.struct_size = sizeof(pipeconnect_summary)};
     char stream[1024];
     pipeconnect_command_kind want[5] = {PIPECONNECT_CMD_EHLO, PIPECONNECT_CMD_MAIL,
                                         PIPECONNECT_CMD_RCPT, PIPECONNECT_CMD_RCPT,
@@ -165,7 +170,7 @@ static void early_one_flight(pipeconnect_cache *cache, pipeconnect_key *key) {
     pipeconnect_command_kind got_events[8];
     size_t n_events = 0;
 
-    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_session_reason(s, &allowed, &reason), PIPECONNECT_OK);
     CHECK(allowed == 5 && reason == PIPECONNECT_REASON_END_OF_SEQUENCE);
     CHECK_RESULT(pipeconnect_session_pending(s, &pending_cmds, &pending_events), PIPECONNECT_OK);
@@ -213,16 +218,17 @@ static void early_one_flight(pipeconnect_cache *cache, pipeconnect_key *key) {
 /* 3. The server dropped PIPECONNECT: the entry goes; the EHLO event says so. */
 static void pipeconnect_dropped(pipeconnect_cache *cache, pipeconnect_key *key) {
     pipeconnect_intent in = make_intent();
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings),
+                                     PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
     pipeconnect_session *s = NULL;
     pipeconnect_session_command cmds[8];
     pipeconnect_event ev;
     pipeconnect_caps *caps = NULL;
-    pipeconnect_summary sum;
+    pipeconnect_summary sum = {.struct_size = sizeof(pipeconnect_summary)};
     char stream[1024];
     int saw_ehlo = 0;
 
-    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK(take(s, cmds, 8) == 5);
     strcpy(stream, "220 mx.example.org ESMTP\r\n");
     strcat(stream, EHLO_NO_PIPECONNECT);
@@ -248,17 +254,18 @@ static void pipeconnect_dropped(pipeconnect_cache *cache, pipeconnect_key *key) 
 static void starttls(pipeconnect_cache *cache) {
     pipeconnect_key *key = NULL;
     pipeconnect_intent in = make_intent();
-    pipeconnect_settings settings = {PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
+    pipeconnect_settings settings = {sizeof(pipeconnect_settings),
+                                     PIPECONNECT_SETTINGS_EARLY_ALLOWED, 0};
     pipeconnect_session *s = NULL;
     pipeconnect_session_command cmds[8];
     pipeconnect_event ev;
-    pipeconnect_summary sum;
+    pipeconnect_summary sum = {.struct_size = sizeof(pipeconnect_summary)};
     size_t events = 0;
 
     in.flags = PIPECONNECT_INTENT_STARTTLS;
     CHECK_RESULT(pipeconnect_key_new("192.0.2.26", 25, PIPECONNECT_TLS_CLEARTEXT, &key),
                  PIPECONNECT_OK);
-    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK(take(s, cmds, 8) == 0);
     CHECK_RESULT(pipeconnect_session_tls_started(s), PIPECONNECT_ERR_BAD_STATE);
     feed(s, "220 mx ESMTP\r\n");
@@ -284,7 +291,7 @@ static void starttls(pipeconnect_cache *cache) {
     pipeconnect_session_free(s);
 
     /* Now both states are cached: EHLO + STARTTLS early, and bytes after the 220 fail. */
-    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_session_begin(cache, key, &in, &settings, &s, NULL), PIPECONNECT_OK);
     CHECK(take(s, cmds, 8) == 2 && cmds[1].kind == PIPECONNECT_CMD_STARTTLS);
     feed(s, "220 mx ESMTP\r\n250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 STARTTLS\r\n");
     CHECK_RESULT(pipeconnect_session_feed(s, (const uint8_t *)"220 go\r\n250 injected\r\n", 23,
@@ -294,6 +301,13 @@ static void starttls(pipeconnect_cache *cache) {
     CHECK_RESULT(pipeconnect_session_finish(s, &sum), PIPECONNECT_OK);
     CHECK(sum.flags & PIPECONNECT_SUMMARY_FAILED);
     CHECK(sum.verdict == PIPECONNECT_VERDICT_RECONNECT);
+    /* After finish, taking commands is a bad state. */
+    {
+        size_t n = 77;
+        cmds[0].struct_size = sizeof cmds[0];
+        CHECK_RESULT(pipeconnect_session_flight(s, cmds, 8, &n), PIPECONNECT_ERR_BAD_STATE);
+        CHECK(n == 77);
+    }
     pipeconnect_session_free(s);
     pipeconnect_key_free(key);
 }

@@ -25,7 +25,7 @@ static pipeconnect_result lookup(const pipeconnect_cache *c, const pipeconnect_k
 static void open_expect(const char *path, const pipeconnect_store_options *o,
                         pipeconnect_result expected, int line) {
     pipeconnect_cache *c = NULL;
-    pipeconnect_result r = pipeconnect_cache_open(path, o, &c);
+    pipeconnect_result r = pipeconnect_cache_open(path, o, &c, NULL);
     if (r != expected) {
         fprintf(stderr, "line %d: open %s returned %d (%s)\n", line, path, (int)r,
                 pipeconnect_result_message((int)r));
@@ -56,14 +56,16 @@ int main(void) {
 
     pipeconnect_store_options opts;
     memset(&opts, 0xff, sizeof opts);
+    opts.struct_size = sizeof opts;
     CHECK_RESULT(pipeconnect_store_options_default(&opts), PIPECONNECT_OK);
+    CHECK(opts.struct_size == sizeof opts);
     CHECK(opts.sets == 0 && opts.ways == 0 && opts.ttl_seconds == 0);
     CHECK(opts.mode == 0600 && opts.flags == 0);
     opts.sets = 64;
     opts.ways = 4;
 
     pipeconnect_cache *cache = NULL;
-    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &cache), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &cache, NULL), PIPECONNECT_OK);
     CHECK(cache != NULL);
     if (cache == NULL) {
         CHECK_DONE();
@@ -103,7 +105,7 @@ int main(void) {
 
     /* A second open of the same path (NULL options: the file's own geometry) shares it. */
     pipeconnect_cache *again = NULL;
-    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &again), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &again, NULL), PIPECONNECT_OK);
     if (again) {
         CHECK_RESULT(lookup(again, k), PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_cache_forget(again, k), PIPECONNECT_OK);
@@ -111,7 +113,7 @@ int main(void) {
         pipeconnect_cache_free(again);
     }
 
-    pipeconnect_cache_stats stats;
+    pipeconnect_cache_stats stats = {.struct_size = sizeof(pipeconnect_cache_stats)};
     CHECK_RESULT(pipeconnect_cache_get_stats(cache, &stats), PIPECONNECT_OK);
     CHECK(stats.entries == 1);
     CHECK(stats.inserts == 2);
@@ -145,17 +147,52 @@ int main(void) {
 
     /* Arguments. */
     pipeconnect_cache *none = NULL;
-    CHECK_RESULT(pipeconnect_cache_open(NULL, &opts, &none), PIPECONNECT_ERR_NULL_POINTER);
-    CHECK_RESULT(pipeconnect_cache_open(path, &opts, NULL), PIPECONNECT_ERR_NULL_POINTER);
+    CHECK_RESULT(pipeconnect_cache_open(NULL, &opts, &none, NULL), PIPECONNECT_ERR_NULL_POINTER);
+    CHECK_RESULT(pipeconnect_cache_open(path, &opts, NULL, NULL), PIPECONNECT_ERR_NULL_POINTER);
     CHECK_RESULT(pipeconnect_store_options_default(NULL), PIPECONNECT_ERR_NULL_POINTER);
-    CHECK_RESULT(pipeconnect_cache_open("", &opts, &none), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(pipeconnect_cache_open("", &opts, &none, NULL), PIPECONNECT_ERR_INVALID_ARGUMENT);
     opts.flags = 1u << 7;
-    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &none), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &none, NULL), PIPECONNECT_ERR_INVALID_ARGUMENT);
     opts.flags = 0;
     opts.mode = 0666;
-    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &none), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(pipeconnect_cache_open(path, &opts, &none, NULL), PIPECONNECT_ERR_INVALID_ARGUMENT);
     CHECK(none == NULL);
     CHECK(strlen(pipeconnect_result_message(PIPECONNECT_ERR_STORE_SYMLINK)) > 0);
+    opts.mode = 0600;
+
+    /* Error detail: the errno value behind a store I/O error, the option at fault. */
+    {
+        pipeconnect_error_detail d = {.struct_size = sizeof(pipeconnect_error_detail)};
+        char missing[300];
+        snprintf(missing, sizeof missing, "%s/no-such-folder/store", dir);
+        CHECK_RESULT(pipeconnect_cache_open(missing, &opts, &none, &d), PIPECONNECT_ERR_STORE_IO);
+        CHECK(d.result == PIPECONNECT_ERR_STORE_IO);
+        CHECK(d.os_errno == ENOENT);
+        CHECK(strcmp(d.field, "path") == 0);
+        CHECK(strlen(d.message) > 0);
+        opts.flags = 1u << 7;
+        CHECK_RESULT(pipeconnect_cache_open(path, &opts, &none, &d),
+                     PIPECONNECT_ERR_INVALID_ARGUMENT);
+        CHECK(d.os_errno == 0 && strcmp(d.field, "options.flags") == 0);
+        opts.flags = 0;
+        /* Options from an older header (no ways, ttl, mode or flags): the rest default. */
+        {
+            struct {
+                size_t struct_size;
+                uint32_t sets;
+            } old_opts;
+            pipeconnect_cache *c = NULL;
+            memset(&old_opts, 0, sizeof old_opts); /* padding too: zero the whole struct */
+            old_opts.struct_size = sizeof old_opts;
+            old_opts.sets = 64;
+            CHECK_RESULT(pipeconnect_cache_open(path, (const pipeconnect_store_options *)&old_opts,
+                                                &c, &d),
+                         PIPECONNECT_OK);
+            if (d.result != 0) fprintf(stderr, "detail: %s: %s\n", d.field, d.message);
+            CHECK(d.result == 0);
+            pipeconnect_cache_free(c);
+        }
+    }
 
     pipeconnect_key_free(k);
     pipeconnect_key_free(k_tls);

@@ -54,7 +54,7 @@ static int run_as(const struct as_user *a) {
             _exit(100);
         int code = 0;
         pipeconnect_cache *c = NULL;
-        pipeconnect_result r = pipeconnect_cache_open(a->path, a->opts, &c);
+        pipeconnect_result r = pipeconnect_cache_open(a->path, a->opts, &c, NULL);
         if (r != a->open_expected) {
             fprintf(stderr, "uid %u: open %s returned %d (%s)\n", (unsigned)a->uid, a->path,
                     (int)r, pipeconnect_result_message((int)r));
@@ -116,11 +116,9 @@ int main(void) {
     snprintf(shared, sizeof shared, "%s/shared", dir);
     snprintf(roots, sizeof roots, "%s/roots", dir);
 
-    pipeconnect_store_options opts;
+    pipeconnect_store_options opts = {.struct_size = sizeof(pipeconnect_store_options)};
     CHECK_RESULT(pipeconnect_store_options_default(&opts), PIPECONNECT_OK);
-    CHECK(opts.owner_uid == PIPECONNECT_STORE_ID_NONE);
-    CHECK(opts.owner_gid == PIPECONNECT_STORE_ID_NONE);
-    CHECK(opts.group_gid == PIPECONNECT_STORE_ID_NONE);
+    CHECK((opts.flags & (PIPECONNECT_STORE_SET_OWNER | PIPECONNECT_STORE_GROUP_MODE)) == 0);
     opts.sets = 16;
     opts.ways = 2;
 
@@ -132,7 +130,7 @@ int main(void) {
 
     /* 2. root reads and writes it; its owner and mode stay. */
     pipeconnect_cache *c = NULL;
-    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c, NULL), PIPECONNECT_OK);
     pipeconnect_key *k1 = key("192.0.2.1", 25, PIPECONNECT_TLS_CLEARTEXT);
     pipeconnect_key *k2 = key("192.0.2.2", 25, PIPECONNECT_TLS_CLEARTEXT);
     pipeconnect_key *k3 = key("192.0.2.3", 25, PIPECONNECT_TLS_CLEARTEXT);
@@ -148,11 +146,11 @@ int main(void) {
     pipeconnect_store_options rebuild = opts;
     rebuild.sets = 32;
     rebuild.flags = PIPECONNECT_STORE_REBUILD_IF_INVALID;
-    CHECK_RESULT(pipeconnect_cache_open(path, &rebuild, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, &rebuild, &c, NULL), PIPECONNECT_OK);
     pipeconnect_cache_free(c);
     c = NULL;
     check_owner(path, NOBODY, NOBODY, 0600, __LINE__);
-    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c, NULL), PIPECONNECT_OK);
     if (c) {
         CHECK_RESULT(pipeconnect_cache_learn(c, k2, EXIM_EHLO_BYTES, EXIM_EHLO_LEN, 0),
                      PIPECONNECT_OK);
@@ -164,7 +162,7 @@ int main(void) {
     struct as_user again = {NOBODY, NOBODY, 0, path, NULL, PIPECONNECT_OK, "192.0.2.2",
                             "192.0.2.3"};
     CHECK(run_as(&again) == 0);
-    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(path, NULL, &c, NULL), PIPECONNECT_OK);
     if (c) {
         CHECK_RESULT(lookup(c, k3), PIPECONNECT_OK);
         pipeconnect_cache_free(c);
@@ -180,7 +178,7 @@ int main(void) {
     CHECK(mkdir(roots, 0755) == 0);
     char root_store[300];
     snprintf(root_store, sizeof root_store, "%s/store", roots);
-    CHECK_RESULT(pipeconnect_cache_open(root_store, &opts, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(root_store, &opts, &c, NULL), PIPECONNECT_OK);
     pipeconnect_cache_free(c);
     c = NULL;
     struct as_user locked_out = {NOBODY, NOBODY, 0, root_store, NULL,
@@ -189,9 +187,10 @@ int main(void) {
 
     /* 5. Root creates the store its MTA's user uses: the owner option. */
     pipeconnect_store_options own = opts;
+    own.flags |= PIPECONNECT_STORE_SET_OWNER;
     own.owner_uid = NOBODY;
     own.owner_gid = NOBODY;
-    CHECK_RESULT(pipeconnect_cache_open(owned, &own, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(owned, &own, &c, NULL), PIPECONNECT_OK);
     if (c) {
         CHECK_RESULT(pipeconnect_cache_learn(c, k1, EXIM_EHLO_BYTES, EXIM_EHLO_LEN, 0),
                      PIPECONNECT_OK);
@@ -202,9 +201,9 @@ int main(void) {
     struct as_user owner_in = {NOBODY, NOBODY, 0, owned, NULL, PIPECONNECT_OK, "192.0.2.1",
                                "192.0.2.2"};
     CHECK(run_as(&owner_in) == 0);
-    /* Half an owner is not an owner. */
-    own.owner_gid = PIPECONNECT_STORE_ID_NONE;
-    CHECK_RESULT(pipeconnect_cache_open(owned, &own, &c), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    /* The reserved field must stay 0. */
+    own.reserved = 1;
+    CHECK_RESULT(pipeconnect_cache_open(owned, &own, &c, NULL), PIPECONNECT_ERR_INVALID_ARGUMENT);
     CHECK(c == NULL);
 
     /* 6. Group mode: root makes a 0660 store of the MTA's group; a member that is not
@@ -212,18 +211,20 @@ int main(void) {
      * ask for group mode, is refused. Group write without group mode is refused. */
     pipeconnect_store_options group = opts;
     group.mode = 0660;
-    CHECK_RESULT(pipeconnect_cache_open(shared, &group, &c), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(pipeconnect_cache_open(shared, &group, &c, NULL), PIPECONNECT_ERR_INVALID_ARGUMENT);
+    group.flags |= PIPECONNECT_STORE_GROUP_MODE | PIPECONNECT_STORE_SET_OWNER;
     group.group_gid = MTA_GROUP;
     group.owner_uid = MTA_USER;
     group.owner_gid = MTA_USER;
     CHECK(chmod(dir, 0777) == 0); /* the members create nothing; root creates here */
-    CHECK_RESULT(pipeconnect_cache_open(shared, &group, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(shared, &group, &c, NULL), PIPECONNECT_OK);
     pipeconnect_cache_free(c);
     c = NULL;
     CHECK(chmod(dir, 0755) == 0);
     check_owner(shared, MTA_USER, MTA_GROUP, 0660, __LINE__);
-    pipeconnect_store_options member_opts;
+    pipeconnect_store_options member_opts = {.struct_size = sizeof(pipeconnect_store_options)};
     CHECK_RESULT(pipeconnect_store_options_default(&member_opts), PIPECONNECT_OK);
+    member_opts.flags |= PIPECONNECT_STORE_GROUP_MODE;
     member_opts.group_gid = MTA_GROUP;
     struct as_user owner_writes = {MTA_USER, MTA_USER, MTA_GROUP, shared, &member_opts,
                                    PIPECONNECT_OK, NULL, "192.0.2.1"};
@@ -251,7 +252,7 @@ int main(void) {
     /* The flag for non-local filesystems is known (the folder here is local). */
     pipeconnect_store_options remote = opts;
     remote.flags = PIPECONNECT_STORE_ALLOW_REMOTE_FS;
-    CHECK_RESULT(pipeconnect_cache_open(root_store, &remote, &c), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_open(root_store, &remote, &c, NULL), PIPECONNECT_OK);
     pipeconnect_cache_free(c);
     CHECK(strlen(pipeconnect_result_message(PIPECONNECT_ERR_STORE_REMOTE_FS)) > 0);
 

@@ -40,13 +40,24 @@ pub fn lib_dir() -> PathBuf {
     dir
 }
 
+/// The soname of the library this crate builds: `libpipeconnect.so.0.MINOR` while the
+/// major version is 0, `libpipeconnect.so.MAJOR` after.
+pub fn soname() -> String {
+    let major = env!("CARGO_PKG_VERSION_MAJOR");
+    if major == "0" {
+        format!("libpipeconnect.so.0.{}", env!("CARGO_PKG_VERSION_MINOR"))
+    } else {
+        format!("libpipeconnect.so.{major}")
+    }
+}
+
 /// A folder beside `dir` where the built library is reachable as an installed one:
-/// `libpipeconnect.so` and its soname `libpipeconnect.so.0`, both links to the build.
+/// `libpipeconnect.so` and its soname, both links to the build.
 pub fn link_dir(dir: &Path) -> PathBuf {
     let built = lib_dir().join("libpipeconnect.so");
     let d = dir.join("lib");
     std::fs::create_dir_all(&d).expect("lib folder");
-    for name in ["libpipeconnect.so", "libpipeconnect.so.0"] {
+    for name in ["libpipeconnect.so".to_string(), soname()] {
         let link = d.join(name);
         let _ = std::fs::remove_file(&link);
         std::os::unix::fs::symlink(&built, &link).expect("link the library");

@@ -13,16 +13,30 @@ bad() { failed=$((failed + 1)); echo "FAILED: $*"; }
 
 make -s -C "$top" install DESTDIR="$stage" PREFIX="$prefix" >/dev/null
 root="$stage$prefix"
-for f in lib/libpipeconnect.so lib/libpipeconnect.so.0 lib/libpipeconnect.a \
+# The soname policy (docs/ARCHITECTURE.md): libpipeconnect.so.0.MINOR while the major
+# version is 0, since every 0.MINOR release may break the ABI.
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' "$top/Cargo.toml" | head -n 1)
+major=${version%%.*}
+minor=${version#*.}; minor=${minor%%.*}
+if [ "$major" = 0 ]; then soname="libpipeconnect.so.0.$minor"; else soname="libpipeconnect.so.$major"; fi
+for f in lib/libpipeconnect.so "lib/$soname" "lib/libpipeconnect.so.$version" lib/libpipeconnect.a \
          include/pipeconnect.h lib/pkgconfig/pipeconnect.pc; do
     if [ -e "$root/$f" ]; then ok "installed $f"; else bad "missing $f"; fi
 done
-real=$(readlink "$root/lib/libpipeconnect.so.0")
-case "$real" in libpipeconnect.so.0.*.*) ok "soname link -> $real" ;; *) bad "soname link -> $real" ;; esac
-if readelf -d "$root/lib/libpipeconnect.so.0" | grep -q 'SONAME.*\[libpipeconnect.so.0\]'; then
-    ok "SONAME is libpipeconnect.so.0"
+if [ -e "$root/lib/libpipeconnect.so.0" ]; then bad "a libpipeconnect.so.0 link: 0.1 programs would load this ABI"; else ok "no libpipeconnect.so.0 link"; fi
+real=$(readlink "$root/lib/$soname")
+case "$real" in "libpipeconnect.so.$version") ok "soname link -> $real" ;; *) bad "soname link -> $real" ;; esac
+real=$(readlink "$root/lib/libpipeconnect.so")
+case "$real" in "$soname") ok "dev link -> $real" ;; *) bad "dev link -> $real" ;; esac
+if readelf -d "$root/lib/$soname" | grep -q "SONAME.*\[$soname\]"; then
+    ok "SONAME is $soname"
 else
-    bad "SONAME"
+    bad "SONAME is not $soname"
+fi
+if grep -q "^Version: $version\$" "$root/lib/pkgconfig/pipeconnect.pc"; then
+    ok "pipeconnect.pc says Version: $version"
+else
+    bad "pipeconnect.pc version"
 fi
 
 # pkg-config reads the .pc from the staged tree; its prefix points at $prefix, so
@@ -45,6 +59,11 @@ int main(void) {
     if (pipeconnect_cache_new(0, 0, &cache) != PIPECONNECT_OK) return 11;
     if (pipeconnect_key_new("2001:db8::25", 25, PIPECONNECT_TLS_CLEARTEXT, &key)) return 12;
     if (pipeconnect_cache_learn(cache, key, (const uint8_t *)ehlo, strlen(ehlo), 0)) return 13;
+    {
+        pipeconnect_cache_stats st = {0};
+        st.struct_size = sizeof st;
+        if (pipeconnect_cache_get_stats(cache, &st) || st.entries != 1) return 16;
+    }
     if (pipeconnect_cache_lookup(cache, key, &caps) != PIPECONNECT_OK) return 14;
     if (pipeconnect_caps_has(caps, PIPECONNECT_EXT_PIPECONNECT, &early) || !early) return 15;
     printf("early pipelining cached for [2001:db8::25]:25\n");
@@ -61,10 +80,10 @@ if ${CC:-cc} -std=c99 -Wall -Wextra -Werror -pedantic $cflags "$stage/quickstart
 else
     bad "shared: compile or run with pkg-config"
 fi
-if ldd "$stage/qs" 2>/dev/null | grep -q 'libpipeconnect.so.0'; then
-    ok "the program records the soname libpipeconnect.so.0"
+if readelf -d "$stage/qs" 2>/dev/null | grep -q "NEEDED.*\[$soname\]"; then
+    ok "the program records the soname $soname"
 else
-    bad "the program does not depend on libpipeconnect.so.0"
+    bad "the program does not depend on $soname"
 fi
 slibs=$(pkg-config --static --libs pipeconnect | sed 's/-lpipeconnect/-l:libpipeconnect.a/')
 # shellcheck disable=SC2086

@@ -215,3 +215,71 @@ fn log_records_the_commands_that_beat_the_greeting_and_the_time() {
         assert!(field("elapsed_ms") >= 2.0 * ONE_WAY_MS as f64, "{text}");
     });
 }
+
+#[test]
+fn a_half_close_crosses_in_one_delay_while_the_reply_still_flows() {
+    // Like Exim 4.96 after QUIT: the server answers only once the client's FIN is in. The
+    // FIN must cross as soon as it is due, not wait for the other direction to end.
+    fn reply_after_the_fin(mut stream: TcpStream) {
+        let mut first = [0u8; 1];
+        if stream.read_exact(&mut first).is_err() || stream.write_all(&first).is_err() {
+            return;
+        }
+        let mut rest = Vec::new();
+        if stream.read_to_end(&mut rest).is_ok() {
+            let _ = stream.write_all(format!("221 after {} bytes", rest.len()).as_bytes());
+        }
+    }
+    with_timeout(|procs| {
+        let proxy = start_proxy(procs, upstream(reply_after_the_fin));
+        let mut client = connect(proxy);
+        // One exchange first, so that the upstream connection is surely open.
+        client.write_all(b"x").unwrap();
+        client.read_exact(&mut [0u8; 1]).unwrap();
+        let start = Instant::now();
+        client.write_all(b"QUIT\r\n").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut reply = String::new();
+        client.read_to_string(&mut reply).unwrap();
+        let elapsed = start.elapsed();
+        assert_eq!(reply, "221 after 6 bytes");
+        assert!(elapsed >= 2 * ONE_WAY, "{elapsed:?}");
+        assert!(
+            elapsed < 2 * ONE_WAY + Duration::from_millis(100),
+            "{elapsed:?}"
+        );
+    });
+}
+
+#[test]
+fn a_half_close_from_upstream_leaves_the_client_direction_open() {
+    use std::sync::mpsc;
+    use std::sync::Mutex;
+    // What the upstream read after its own half-close.
+    static RECEIVED: Mutex<Option<mpsc::Sender<usize>>> = Mutex::new(None);
+    fn close_first_then_count(mut stream: TcpStream) {
+        if stream.write_all(b"bye").is_err() || stream.shutdown(Shutdown::Write).is_err() {
+            return;
+        }
+        let mut all = Vec::new();
+        let got = stream.read_to_end(&mut all).map(|_| all.len()).unwrap_or(0);
+        if let Some(tx) = RECEIVED.lock().unwrap().as_ref() {
+            let _ = tx.send(got);
+        }
+    }
+    let (tx, rx) = mpsc::channel();
+    *RECEIVED.lock().unwrap() = Some(tx);
+    with_timeout(move |procs| {
+        let proxy = start_proxy(procs, upstream(close_first_then_count));
+        let mut client = connect(proxy);
+        // The upstream's FIN reaches the client while the client has not closed anything.
+        let mut greeting = String::new();
+        client.read_to_string(&mut greeting).unwrap();
+        assert_eq!(greeting, "bye");
+        // The client's direction still carries data, and then its own half-close.
+        client.write_all(&vec![b'q'; 50_000]).unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let got = rx.recv_timeout(IO_TIMEOUT).expect("upstream counted");
+        assert_eq!(got, 50_000);
+    });
+}

@@ -32,6 +32,16 @@ def test_exim_reply_learned_then_found_with_its_extensions(cache, key):
         assert caps.learned_at == T0
 
 
+def test_learning_a_reply_without_pipeconnect_says_whether_it_removed_an_entry(cache, key):
+    without = EXIM_EHLO.replace(b"250-PIPECONNECT\r\n", b"")
+    assert without != EXIM_EHLO
+    assert cache.learn(key, EXIM_EHLO) is True
+    assert cache.learn(key, without) is False  # NOT_CACHED_REMOVED: not an error
+    assert cache.lookup(key) is None
+    assert cache.learn(key, without) is False  # NOT_CACHED
+    assert pipeconnect.Result.NOT_CACHED_REMOVED.is_outcome
+
+
 def test_misses_for_encrypted_other_port_other_address(cache, key):
     cache.learn(key, EXIM_EHLO)
     with key.with_tls(TlsState.ENCRYPTED) as enc, Key("192.0.2.1", 587) as p587, Key(
@@ -213,7 +223,8 @@ def test_hold_down_settings_and_counters(cache):
     with pytest.raises(PipeconnectError):
         cache.set_hold_down(first=3600, max=60)  # the cap below the first length
     with pytest.raises(PipeconnectError):
-        cache.set_hold_down(growth=0)
+        cache.set_hold_down(max=1)  # below the default first length
+    cache.set_hold_down(growth=0)  # 0 is the default, as in every struct of the API
     assert Reason.HELD_DOWN.is_classic
 
 

@@ -16,7 +16,7 @@ from pipeconnect import _enums, _ffi
 import _header
 from conftest import skip_unless_ci
 
-_IGNORED_DEFINES = re.compile(r"PIPECONNECT_VERSION_\w+|PIPECONNECT_H")
+_IGNORED_DEFINES = re.compile(r"PIPECONNECT_VERSION_\w+|PIPECONNECT_H|PIPECONNECT_MUST_USE")
 
 
 def test_every_header_function_is_bound():
@@ -86,6 +86,12 @@ def test_every_header_constant_matches_its_python_enum():
     for name, value in defines.items():
         if _IGNORED_DEFINES.fullmatch(name):
             continue
+        if name in _enums.HEADER_LIMITS:
+            limit = _enums.HEADER_LIMITS[name]
+            if int(limit) != value:
+                problems.append(f"{name} = {value}: SizeLimit.{limit.name} is {int(limit)}")
+            seen.add((_enums.SizeLimit, limit.name))
+            continue
         # The longest matching prefix: PIPECONNECT_SESSION_COMMAND_ before any shorter one.
         prefix = max(
             (p for p in _enums.HEADER_CONSTANTS if name.startswith(p)), key=len, default=None
@@ -103,7 +109,7 @@ def test_every_header_constant_matches_its_python_enum():
                 f"{name} = {value}: {enum.__name__}.{py_name} is {int(enum[py_name])}"
             )
         seen.add((enum, py_name))
-    for enum in set(_enums.HEADER_CONSTANTS.values()):
+    for enum in set(_enums.HEADER_CONSTANTS.values()) | {_enums.SizeLimit}:
         for py_name, member in enum.__members__.items():
             if (enum, py_name) not in seen and int(member) != 0:
                 problems.append(f"{enum.__name__}.{py_name} is not in the header")
@@ -181,7 +187,7 @@ def _is_pointer(t) -> bool:
 def test_function_table_types_match_the_header():
     """Scalar widths must be exact (a wrong width corrupts silently); pointers must be
     pointers; return types must match."""
-    text = _header.strip_comments(_header.header_text())
+    text = _header.strip_comments(_header.header_text()).replace("PIPECONNECT_MUST_USE", "")
     text = "\n".join(";" if ln.lstrip().startswith("#") else ln for ln in text.splitlines())
     typedefs = dict(
         (name, base) for base, name in re.findall(r"typedef\s+(\w+)\s+(pipeconnect_\w+)\s*;", text)

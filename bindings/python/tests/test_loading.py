@@ -16,7 +16,7 @@ from pipeconnect import _ffi
 
 
 def test_loaded_library_is_the_version_the_binding_was_written_for():
-    assert pipeconnect.__library_version__ == "0.1.0"
+    assert pipeconnect.__library_version__ == "0.2.0"
     assert pipeconnect.library_version() == pipeconnect.__library_version__
     major, minor, patch = (int(x) for x in pipeconnect.library_version().split("."))
     assert _ffi.lib.pipeconnect_version_number() == major * 10000 + minor * 100 + patch
@@ -35,9 +35,13 @@ def test_version_rules():
         _ffi.check_version("1.0.0", "0.1.0", "0.1.0")
     with pytest.raises(_ffi.LibraryVersionError, match=r"0\.1\.0.*at least 0\.2\.0"):
         _ffi.check_version("0.1.0", "0.2.0", "0.2.0")
-    warning = _ffi.check_version("0.3.1", "0.2.0", "0.2.0")
-    assert warning and "0.3.1" in warning and "0.2.0" in warning
-    assert _ffi.check_version("0.2.5", "0.2.0", "0.2.0")
+    # Before 1.0 a minor release may change the C interface: another minor is refused.
+    with pytest.raises(_ffi.LibraryVersionError, match=r"0\.3\.1.*0\.2\.0.*minor"):
+        _ffi.check_version("0.3.1", "0.2.0", "0.2.0")
+    warning = _ffi.check_version("0.2.5", "0.2.0", "0.2.0")
+    assert warning and "0.2.5" in warning and "0.2.0" in warning
+    warning = _ffi.check_version("1.3.1", "1.2.0", "1.2.0")
+    assert warning and "1.3.1" in warning
     with pytest.raises(_ffi.LibraryVersionError, match="unreadable"):
         _ffi.check_version("banana", "0.1.0", "0.1.0")
     assert issubclass(_ffi.LibraryVersionError, ImportError)
@@ -48,9 +52,11 @@ def test_search_order_without_the_env_variable(monkeypatch, tmp_path):
     monkeypatch.setattr(_ffi, "_package_dir", lambda: str(tmp_path))
     names = [how for how, _ in _ffi.library_candidates()]
     assert names[0] == "soname"
-    assert _ffi.library_candidates()[0][1] == "libpipeconnect.so.0"
+    assert _ffi.library_candidates()[0][1] == "libpipeconnect.so.0.2"
+    assert _ffi.soname("0.2.0") == "libpipeconnect.so.0.2"
+    assert _ffi.soname("1.4.2") == "libpipeconnect.so.1"
     (tmp_path / "_lib").mkdir()
-    bundled = tmp_path / "_lib" / "libpipeconnect.so.0"
+    bundled = tmp_path / "_lib" / "libpipeconnect.so.0.2"
     shutil.copy(pipeconnect.library_path(), bundled)
     cands = _ffi.library_candidates()
     assert cands[0] == ("bundled copy", str(bundled))

@@ -212,6 +212,17 @@ def test_bad_intents(cache, key):
         Intent(rcpts="a@b")._c()
 
 
+def test_a_refused_intent_names_its_field_and_recipient(cache, key):
+    intent = Intent(rcpts=["a@example.org", "b@example.org", "c<@example.org"], ehlo_name="c.test")
+    with pytest.raises(pipeconnect.InvalidInputError) as info:
+        Session(cache, key, intent)
+    assert info.value.field == "rcpts" and info.value.index == 2
+    assert "rcpts[2]" in info.value.message
+    with pytest.raises(pipeconnect.InvalidInputError) as info:
+        Session(cache, key, Intent(rcpts=1, ehlo_name="c.test", mail_from="a\r\nb@c"))
+    assert info.value.field == "mail_from" and info.value.index is None
+
+
 def test_session_outlives_its_cache_handle(key):
     cache = pipeconnect.Cache()
     cache.learn(key, EXIM_EHLO)

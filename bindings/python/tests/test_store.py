@@ -90,6 +90,16 @@ def test_symlink_is_refused(tmp_path):
     assert info.value.code == Result.ERR_STORE_SYMLINK
 
 
+def test_an_io_error_keeps_its_errno(tmp_path):
+    import errno
+
+    with pytest.raises(pipeconnect.StoreError) as info:
+        pipeconnect.Cache.open(tmp_path / "no-such-folder" / "store")
+    assert info.value.code == pipeconnect.Result.ERR_STORE_IO
+    assert info.value.os_errno == errno.ENOENT
+    assert info.value.field == "path"
+
+
 def test_directory_is_refused(tmp_path):
     with pytest.raises(pipeconnect.StoreError) as info:
         _open(tmp_path)

@@ -22,7 +22,8 @@ from ._enums import (
     Reason,
     ReplyContext,
     StoreFlags,
-    StoreId,
+    HoldDownFlags,
+    SizeLimit,
     SummaryFlags,
     TlsState,
     Verdict,
@@ -51,7 +52,7 @@ from . import policy
 from .policy import Command, Settings, Situation
 from .session import Event, Intent, Session, SessionCommand, Summary
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def library_version() -> str:
@@ -92,7 +93,8 @@ __all__ = [
     "TlsState",
     "ParseFlags",
     "StoreFlags",
-    "StoreId",
+    "HoldDownFlags",
+    "SizeLimit",
     "CommandKind",
     "Phase",
     "Reason",

@@ -73,13 +73,15 @@ class StoreFlags(IntFlag):
     NONE = 0
     REBUILD_IF_INVALID = 1 << 0
     ALLOW_REMOTE_FS = 1 << 1
+    SET_OWNER = 1 << 2
+    GROUP_MODE = 1 << 3
 
 
-class StoreId(IntEnum):
-    """Special ids of the file store's options (``PIPECONNECT_STORE_ID_*``)."""
+class HoldDownFlags(IntFlag):
+    """Flags of the hold-down settings (``PIPECONNECT_HOLD_DOWN_*``)."""
 
-    #: No user or group named: ``(uid_t)-1``.
-    NONE = 0xFFFF_FFFF
+    NONE = 0
+    OFF = 1 << 0
 
 
 class Limit(IntEnum):
@@ -250,6 +252,33 @@ class SummaryFlags(IntFlag):
     FAILED = 64
 
 
+class DetailFlags(IntFlag):
+    """``PIPECONNECT_DETAIL_*``: flags of a ``pipeconnect_error_detail``."""
+
+    NONE = 0
+    HAS_INDEX = 1
+
+
+class SizeLimit(IntEnum):
+    """The header's size limits (``PIPECONNECT_`` prefix dropped)."""
+
+    #: Bytes that always hold ``pipeconnect_key_to_string()``'s text and its NUL.
+    KEY_STRING_MAX = 362
+    #: The largest capacity of an in-process cache.
+    CACHE_CAPACITY_MAX = 16777216
+    #: The largest ``struct_size`` the library accepts.
+    STRUCT_SIZE_MAX = 4096
+
+
+#: Whole ``#define`` names in the header -> their Python member (checked before the
+#: prefixes below).
+HEADER_LIMITS: Dict[str, "SizeLimit"] = {
+    "PIPECONNECT_KEY_STRING_MAX": SizeLimit.KEY_STRING_MAX,
+    "PIPECONNECT_CACHE_CAPACITY_MAX": SizeLimit.CACHE_CAPACITY_MAX,
+    "PIPECONNECT_STRUCT_SIZE_MAX": SizeLimit.STRUCT_SIZE_MAX,
+}
+
+
 #: C spelling of a member name, where Python needs another (identifiers cannot start
 #: with a digit).
 C_NAMES: Dict[str, str] = {"EIGHTBITMIME": "8BITMIME"}
@@ -261,7 +290,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_PARSE_": ParseFlags,
     "PIPECONNECT_STORE_": StoreFlags,
     "PIPECONNECT_LIMIT_": Limit,
-    "PIPECONNECT_STORE_ID_": StoreId,
+    "PIPECONNECT_HOLD_DOWN_": HoldDownFlags,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,
@@ -276,6 +305,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_SESSION_COMMAND_": SessionCommandFlags,
     "PIPECONNECT_EVENT_": EventFlags,
     "PIPECONNECT_SUMMARY_": SummaryFlags,
+    "PIPECONNECT_DETAIL_": DetailFlags,
 }
 
 #: C enum name in the header -> the Python enum with its members (``PIPECONNECT_``

@@ -31,6 +31,7 @@ class Result(IntEnum):
     OK = 0
     NOT_FOUND = 7001
     NOT_CACHED = 7002
+    NOT_CACHED_REMOVED = 7003
     NO_EVENT = 7010
     ERR_NULL_POINTER = 7100
     ERR_INVALID_ARGUMENT = 7101
@@ -101,6 +102,11 @@ class PipeconnectError(Exception):
 
     code: Union[Result, int]
     message: str
+    #: From the call's error detail, where the library gave one: the field or argument
+    #: at fault, the element's index, the system's errno value.
+    field: Optional[str] = None
+    index: Optional[int] = None
+    os_errno: Optional[int] = None
     #: For :meth:`Session.feed`: the events made before the error (else empty).
     events: List[Any]
 
@@ -187,8 +193,9 @@ def _set_message_lookup(fn: Callable[[int], str]) -> None:
     _message_lookup = fn
 
 
-def error_for(code: int) -> PipeconnectError:
-    """The exception for result ``code``, of the subclass that fits it."""
+def error_for(code: int, message: Optional[str] = None) -> PipeconnectError:
+    """The exception for result ``code``, of the subclass that fits it (with the
+    library's sentence for the code, or ``message``)."""
     cls = _BY_CODE.get(int(code))
     if cls is None:
         cls = PipeconnectError
@@ -196,4 +203,4 @@ def error_for(code: int) -> PipeconnectError:
             if start <= int(code) < end:
                 cls = family
                 break
-    return cls(int(code))
+    return cls(int(code), message)

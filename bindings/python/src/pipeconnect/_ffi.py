@@ -17,6 +17,7 @@ from ctypes import (
     POINTER,
     Structure,
     c_bool,
+    c_char,
     c_char_p,
     c_int,
     c_size_t,
@@ -39,9 +40,10 @@ __all__ = [
 ]
 
 #: The library version this binding was written for.
-__library_version__ = "0.1.0"
-#: The oldest library version this binding works with (same major required).
-MIN_LIBRARY_VERSION = "0.1.0"
+__library_version__ = "0.2.0"
+#: The oldest library version this binding works with (same major required, and while
+#: the major is 0 the same minor: every 0.MINOR release may change the C interface).
+MIN_LIBRARY_VERSION = "0.2.0"
 
 #: Environment variable naming the library file to load (a path).
 ENV_LIBRARY = "PIPECONNECT_LIBRARY"
@@ -87,10 +89,31 @@ CAPS_P = POINTER(pipeconnect_caps)
 KEY_P = POINTER(pipeconnect_key)
 
 
-class pipeconnect_cache_stats(Structure):
+class _Sized(Structure):
+    """A struct that starts with ``size_t struct_size``. Made from Python, it is set to the
+    struct's own size (what C does with ``sizeof``); positional arguments fill the fields
+    after it. Elements of a ctypes array are not made this way: set their
+    ``struct_size`` by hand (see :func:`sized_array`)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(0, *args, **kwargs)
+        self.struct_size = ctypes.sizeof(self)
+
+
+def sized_array(cls: Any, n: int) -> Any:
+    """A zeroed ctypes array of ``n`` (at least 1) ``cls`` structs, every element's
+    ``struct_size`` set (the library takes the first one's as the stride)."""
+    arr = (cls * max(n, 1))()
+    for i in range(len(arr)):
+        arr[i].struct_size = ctypes.sizeof(cls)
+    return arr
+
+
+class pipeconnect_cache_stats(_Sized):
     """``struct pipeconnect_cache_stats``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("entries", c_uint64),
         ("hits", c_uint64),
         ("misses", c_uint64),
@@ -105,48 +128,54 @@ class pipeconnect_cache_stats(Structure):
     ]
 
 
-class pipeconnect_hold_down(Structure):
+class pipeconnect_hold_down(_Sized):
     """``struct pipeconnect_hold_down``: how long hold-downs last."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("first_seconds", c_uint64),
         ("max_seconds", c_uint64),
         ("remember_seconds", c_uint64),
         ("growth", c_uint32),
         ("decay_after", c_uint32),
+        ("flags", c_uint32),
+        ("reserved", c_uint32),
     ]
 
 
-class pipeconnect_limits(Structure):
+class pipeconnect_limits(_Sized):
     """``struct pipeconnect_limits``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("mail_max", c_uint32),
         ("rcpt_max", c_uint32),
         ("rcpt_domain_max", c_uint32),
     ]
 
 
-class pipeconnect_store_options(Structure):
+class pipeconnect_store_options(_Sized):
     """``struct pipeconnect_store_options``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("sets", c_uint32),
         ("ways", c_uint32),
         ("ttl_seconds", c_uint64),
         ("mode", c_uint32),
         ("flags", STORE_FLAGS),
-        ("hold_down", pipeconnect_hold_down),
         ("owner_uid", c_uint32),
         ("owner_gid", c_uint32),
         ("group_gid", c_uint32),
+        ("reserved", c_uint32),
     ]
 
 
-class pipeconnect_command(Structure):
+class pipeconnect_command(_Sized):
     """``struct pipeconnect_command``: one command of an intended sequence."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("kind", U32),
         ("flags", U32),
         ("size", c_uint64),
@@ -154,28 +183,29 @@ class pipeconnect_command(Structure):
     ]
 
 
-class pipeconnect_situation(Structure):
+class pipeconnect_situation(_Sized):
     """``struct pipeconnect_situation``."""
 
-    _fields_ = [("phase", U32), ("flags", U32)]
+    _fields_ = [("struct_size", c_size_t), ("phase", U32), ("flags", U32)]
 
 
-class pipeconnect_settings(Structure):
+class pipeconnect_settings(_Sized):
     """``struct pipeconnect_settings``."""
 
-    _fields_ = [("flags", U32), ("max_first_flight_body", c_uint64)]
+    _fields_ = [("struct_size", c_size_t), ("flags", U32), ("max_first_flight_body", c_uint64)]
 
 
-class pipeconnect_outcome(Structure):
+class pipeconnect_outcome(_Sized):
     """``struct pipeconnect_outcome``."""
 
-    _fields_ = [("cache", U32), ("verdict", U32), ("flags", c_uint32)]
+    _fields_ = [("struct_size", c_size_t), ("cache", U32), ("verdict", U32), ("flags", c_uint32)]
 
 
-class pipeconnect_ehlo_check(Structure):
+class pipeconnect_ehlo_check(_Sized):
     """``struct pipeconnect_ehlo_check``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("cache", U32),
         ("flags", c_uint32),
         ("changed", EXT),
@@ -183,25 +213,27 @@ class pipeconnect_ehlo_check(Structure):
     ]
 
 
-class pipeconnect_intent(Structure):
+class pipeconnect_intent(_Sized):
     """``struct pipeconnect_intent``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("ehlo_name", c_char_p),
         ("flags", U32),
+        ("body_mode", U32),
         ("auth_mechanism", c_char_p),
         ("mail_from", c_char_p),
         ("rcpts", POINTER(c_char_p)),
         ("rcpt_count", c_size_t),
         ("body_size", c_uint64),
-        ("body_mode", U32),
     ]
 
 
-class pipeconnect_session_command(Structure):
+class pipeconnect_session_command(_Sized):
     """``struct pipeconnect_session_command``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("seq", c_size_t),
         ("kind", U32),
         ("flags", U32),
@@ -210,10 +242,11 @@ class pipeconnect_session_command(Structure):
     ]
 
 
-class pipeconnect_event(Structure):
+class pipeconnect_event(_Sized):
     """``struct pipeconnect_event``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("seq", c_size_t),
         ("kind", U32),
         ("verdict", U32),
@@ -231,10 +264,11 @@ class pipeconnect_event(Structure):
     ]
 
 
-class pipeconnect_summary(Structure):
+class pipeconnect_summary(_Sized):
     """``struct pipeconnect_summary``."""
 
     _fields_ = [
+        ("struct_size", c_size_t),
         ("verdict", U32),
         ("flags", U32),
         ("rcpt_accepted", c_size_t),
@@ -243,6 +277,20 @@ class pipeconnect_summary(Structure):
         ("rcpt_not_attempted", c_size_t),
         ("replies_outstanding", c_size_t),
         ("groups", c_size_t),
+    ]
+
+
+class pipeconnect_error_detail(_Sized):
+    """``struct pipeconnect_error_detail``: why a call failed."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("result", c_int),
+        ("os_errno", c_int),
+        ("index", c_size_t),
+        ("flags", c_uint32),
+        ("field", c_char * 64),
+        ("message", c_char * 256),
     ]
 
 
@@ -262,6 +310,7 @@ STRUCTS: Dict[str, Any] = {
     "pipeconnect_session_command": pipeconnect_session_command,
     "pipeconnect_event": pipeconnect_event,
     "pipeconnect_summary": pipeconnect_summary,
+    "pipeconnect_error_detail": pipeconnect_error_detail,
 }
 
 _u8_p = POINTER(c_uint8)
@@ -271,6 +320,7 @@ CMD_P = POINTER(pipeconnect_command)
 SITUATION_P = POINTER(pipeconnect_situation)
 SETTINGS_P = POINTER(pipeconnect_settings)
 SCMD_P = POINTER(pipeconnect_session_command)
+DETAIL_P = POINTER(pipeconnect_error_detail)
 
 # --- The function table: name -> (restype, argtypes), one line per function ------------
 
@@ -318,10 +368,10 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_cache_free": (None, (CACHE_P,)),
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),
-    "pipeconnect_cache_open": (RESULT, (c_char_p, STORE_OPTIONS_P, POINTER(CACHE_P))),
+    "pipeconnect_cache_open": (RESULT, (c_char_p, STORE_OPTIONS_P, POINTER(CACHE_P), DETAIL_P)),
     # policy
-    "pipeconnect_policy_early_flight": (RESULT, (CAPS_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32))),
-    "pipeconnect_policy_early_flight_cached": (RESULT, (CACHE_P, KEY_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32))),
+    "pipeconnect_policy_early_flight": (RESULT, (CAPS_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32), DETAIL_P)),
+    "pipeconnect_policy_early_flight_cached": (RESULT, (CACHE_P, KEY_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32), DETAIL_P)),
     "pipeconnect_policy_used_extensions": (RESULT, (CMD_P, c_size_t, POINTER(EXT))),
     "pipeconnect_policy_outcome": (RESULT, (U32, c_uint32, U32, SETTINGS_P, POINTER(pipeconnect_outcome))),
     "pipeconnect_policy_check_ehlo": (RESULT, (CAPS_P, CAPS_P, EXT, POINTER(pipeconnect_ehlo_check))),
@@ -329,7 +379,7 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_verdict_name": (c_char_p, (U32,)),
     "pipeconnect_command_name": (c_char_p, (U32,)),
     # session
-    "pipeconnect_session_begin": (RESULT, (CACHE_P, KEY_P, POINTER(pipeconnect_intent), SETTINGS_P, POINTER(SESSION_P))),
+    "pipeconnect_session_begin": (RESULT, (CACHE_P, KEY_P, POINTER(pipeconnect_intent), SETTINGS_P, POINTER(SESSION_P), DETAIL_P)),
     "pipeconnect_session_flight": (RESULT, (SESSION_P, SCMD_P, c_size_t, _size_p)),
     "pipeconnect_session_pending": (RESULT, (SESSION_P, _size_p, _size_p)),
     "pipeconnect_session_command_line": (RESULT, (SESSION_P, SCMD_P, c_char_p, c_size_t, _size_p)),
@@ -377,12 +427,25 @@ def check_version(
             f"libpipeconnect {found} is loaded, but this binding (written for {wanted}) "
             f"needs at least {minimum}: install a newer library or an older binding"
         )
+    if f[0] == 0 and f[1] != w[1]:
+        raise LibraryVersionError(
+            f"libpipeconnect {found} is loaded, but this binding (pipeconnect for Python) "
+            f"was written for libpipeconnect {wanted}: before 1.0 every minor version may "
+            f"change the C interface (the soname is libpipeconnect.so.0.MINOR)"
+        )
     if f != w:
         return (
             f"libpipeconnect {found} is loaded; this binding was written for {wanted} "
             f"(compatible, but functions added since {wanted} are not bound)"
         )
     return None
+
+
+def soname(version: str = __library_version__) -> str:
+    """The library's soname for ``version``: ``libpipeconnect.so.0.MINOR`` before 1.0,
+    ``libpipeconnect.so.MAJOR`` after."""
+    major, minor, _ = _parse_version(version)
+    return f"libpipeconnect.so.0.{minor}" if major == 0 else f"libpipeconnect.so.{major}"
 
 
 def _package_dir() -> str:
@@ -398,8 +461,7 @@ def library_candidates() -> List[Tuple[str, str]]:
     out: List[Tuple[str, str]] = []
     for path in sorted(glob.glob(os.path.join(_package_dir(), "_lib", "libpipeconnect.so*"))):
         out.append(("bundled copy", path))
-    major = __library_version__.split(".")[0]
-    out.append(("soname", f"libpipeconnect.so.{major}"))
+    out.append(("soname", soname()))
     found = ctypes.util.find_library("pipeconnect")
     if found:
         out.append(("ctypes.util.find_library", found))
@@ -419,7 +481,7 @@ def _open(candidates: Sequence[Tuple[str, str]]) -> Tuple[ctypes.CDLL, str]:
         "libpipeconnect could not be loaded. Tried, in order:\n"
         + "\n".join(tried)
         + f"\nSet {ENV_LIBRARY} to the path of libpipeconnect.so, or install the library "
-        "so that libpipeconnect.so.0 is found by the dynamic loader."
+        f"so that {soname()} is found by the dynamic loader."
     )
 
 

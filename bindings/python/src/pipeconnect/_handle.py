@@ -19,6 +19,21 @@ def check(rc: int, *accept: Result) -> int:
     raise _errors.error_for(rc)
 
 
+def check_detail(rc: int, detail: Any, *accept: Result) -> int:
+    """As :func:`check`, the error carrying the call's ``pipeconnect_error_detail``: its
+    sentence as the message, and ``field``, ``index`` and ``os_errno`` attributes (None
+    when the library named none)."""
+    if rc == Result.OK or rc in accept:
+        return rc
+    message = bytes(detail.message).split(b"\0", 1)[0].decode("utf-8", "replace")
+    err = _errors.error_for(rc) if not message else _errors.error_for(rc, message)
+    field = bytes(detail.field).split(b"\0", 1)[0].decode("ascii", "replace")
+    err.field = field or None
+    err.index = int(detail.index) if detail.flags & 1 else None
+    err.os_errno = int(detail.os_errno) or None
+    raise err
+
+
 def as_bytes(value: Any, what: str) -> bytes:
     """Bytes for a C byte buffer: bytes-like objects as they are, ``str`` as UTF-8."""
     if isinstance(value, str):

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from . import _ffi
-from ._enums import ParseFlags, StoreFlags
+from ._enums import HoldDownFlags, ParseFlags, StoreFlags
 from ._errors import InvalidInputError, Result
-from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check
+from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check, check_detail
 from .caps import Capabilities, _buffer
 from .key import Key
 
@@ -112,15 +112,24 @@ class Cache(Handle):
             flags |= StoreFlags.ALLOW_REMOTE_FS
         opts.flags = int(flags)
         if owner is not None:
+            flags |= StoreFlags.SET_OWNER
             opts.owner_uid = as_uint(owner[0], 32, "owner uid")
             opts.owner_gid = as_uint(owner[1], 32, "owner gid")
         if group is not None:
+            flags |= StoreFlags.GROUP_MODE
             opts.group_gid = as_uint(group, 32, "group")
+        opts.flags = int(flags)
         raw = os.fsencode(path)
         if b"\0" in raw:
             raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "path contains a NUL byte")
         out = _ffi.CACHE_P()
-        check(_lib.pipeconnect_cache_open(raw, ctypes.byref(opts), ctypes.byref(out)))
+        detail = _ffi.pipeconnect_error_detail()
+        check_detail(
+            _lib.pipeconnect_cache_open(
+                raw, ctypes.byref(opts), ctypes.byref(out), ctypes.byref(detail)
+            ),
+            detail,
+        )
         obj = cls._adopt(out)
         obj._path = os.fsdecode(raw)
         return obj
@@ -155,12 +164,12 @@ class Cache(Handle):
         rc = _lib.pipeconnect_cache_learn(
             self._handle(), key._handle(), _buffer(data), len(data), int(flags)
         )
-        return check(rc, Result.NOT_CACHED) == Result.OK
+        return check(rc, Result.NOT_CACHED, Result.NOT_CACHED_REMOVED) == Result.OK
 
     def learn_caps(self, key: Key, caps: Capabilities) -> bool:
         """As :meth:`learn`, from capabilities already parsed."""
         rc = _lib.pipeconnect_cache_learn_caps(self._handle(), key._handle(), caps._handle())
-        return check(rc, Result.NOT_CACHED) == Result.OK
+        return check(rc, Result.NOT_CACHED, Result.NOT_CACHED_REMOVED) == Result.OK
 
     def lookup(self, key: Key) -> Optional[Capabilities]:
         """The live entry for ``key`` as a new snapshot, or None on a miss."""
@@ -212,6 +221,9 @@ class Cache(Handle):
         """
         c = _ffi.pipeconnect_hold_down()
         check(_lib.pipeconnect_hold_down_default(ctypes.byref(c)))
+        if first == 0:
+            c.flags = int(HoldDownFlags.OFF)
+            first = None
         for field, value, bits in (
             ("first_seconds", first, 64),
             ("max_seconds", max, 64),

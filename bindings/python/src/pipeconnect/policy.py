@@ -25,7 +25,7 @@ from ._enums import (
     SituationFlags,
     Verdict,
 )
-from ._handle import as_cstr, as_uint, check
+from ._handle import as_cstr, as_uint, check, check_detail
 from .cache import Cache
 from .caps import Capabilities
 from .key import Key
@@ -207,7 +207,7 @@ def _commands(
 ) -> Tuple["ctypes.Array[_ffi.pipeconnect_command]", List[bytes]]:
     """The C array for ``cmds``, and the encoded strings it points to (keep them alive)."""
     keep: List[bytes] = []
-    arr = (_ffi.pipeconnect_command * max(len(cmds), 1))()
+    arr = _ffi.sized_array(_ffi.pipeconnect_command, len(cmds))
     for i, c in enumerate(cmds):
         if not isinstance(c, Command):
             raise TypeError(f"commands must be Command, not {type(c).__name__}")
@@ -243,7 +243,8 @@ def early_flight(
     arr, _keep = _commands(commands)
     sit, st = situation._c(), settings._c()
     allowed, reason = ctypes.c_size_t(0), ctypes.c_uint32(0)
-    check(
+    detail = _ffi.pipeconnect_error_detail()
+    check_detail(
         _lib.pipeconnect_policy_early_flight(
             _caps_ptr(cached),
             ctypes.byref(sit),
@@ -252,7 +253,9 @@ def early_flight(
             len(commands),
             ctypes.byref(allowed),
             ctypes.byref(reason),
-        )
+            ctypes.byref(detail),
+        ),
+        detail,
     )
     return Flight(int(allowed.value), _enum(Reason, reason.value))
 
@@ -272,7 +275,8 @@ def early_flight_cached(
     arr, _keep = _commands(commands)
     sit, st = situation._c(), settings._c()
     allowed, reason = ctypes.c_size_t(0), ctypes.c_uint32(0)
-    check(
+    detail = _ffi.pipeconnect_error_detail()
+    check_detail(
         _lib.pipeconnect_policy_early_flight_cached(
             cache._handle(),
             key._handle(),
@@ -282,7 +286,9 @@ def early_flight_cached(
             len(commands),
             ctypes.byref(allowed),
             ctypes.byref(reason),
-        )
+            ctypes.byref(detail),
+        ),
+        detail,
     )
     return Flight(int(allowed.value), _enum(Reason, reason.value))
 

@@ -20,7 +20,7 @@ from ._enums import (
     Verdict,
 )
 from ._errors import Result
-from ._handle import Handle, as_bytes, as_cstr, as_uint, check
+from ._handle import Handle, as_bytes, as_cstr, as_uint, check, check_detail
 from .cache import Cache
 from .caps import Capabilities, _buffer
 from .key import Key
@@ -230,14 +230,17 @@ class Session(Handle):
         c_intent, keep = intent._c()
         st = settings._c()
         out = _ffi.SESSION_P()
-        check(
+        detail = _ffi.pipeconnect_error_detail()
+        check_detail(
             _lib.pipeconnect_session_begin(
                 cache._handle(),
                 key._handle(),
                 ctypes.byref(c_intent),
                 ctypes.byref(st),
                 ctypes.byref(out),
-            )
+                ctypes.byref(detail),
+            ),
+            detail,
         )
         del keep  # the library copied the strings
         super().__init__(out)
@@ -249,7 +252,7 @@ class Session(Handle):
         h = self._handle()
         taken: List[SessionCommand] = []
         while True:
-            arr = (_ffi.pipeconnect_session_command * _FLIGHT_CHUNK)()
+            arr = _ffi.sized_array(_ffi.pipeconnect_session_command, _FLIGHT_CHUNK)
             n = ctypes.c_size_t(0)
             check(_lib.pipeconnect_session_flight(h, arr, _FLIGHT_CHUNK, ctypes.byref(n)))
             for i in range(n.value):
