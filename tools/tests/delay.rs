@@ -162,6 +162,61 @@ fn half_close_is_propagated_after_the_data() {
 }
 
 #[test]
+fn log_records_the_commands_that_beat_the_greeting_and_the_time() {
+    /// Waits for the client's early lines, then greets and answers once, then closes.
+    fn greet_late(mut stream: TcpStream) {
+        thread::sleep(Duration::from_millis(50));
+        let _ = stream.write_all(b"220 hi\r\n250 ok\r\n");
+        let mut buf = [0u8; 256];
+        let _ = stream.read(&mut buf);
+    }
+    with_timeout(|procs| {
+        let log = std::env::temp_dir().join(format!("delay-log-test-{}", std::process::id()));
+        let _ = std::fs::remove_file(&log);
+        let proxy = spawn_listening(
+            procs,
+            &[
+                "delay",
+                "--upstream",
+                &upstream(greet_late).to_string(),
+                "--one-way-ms",
+                &ONE_WAY_MS.to_string(),
+                "--log",
+                log.to_str().unwrap(),
+            ],
+        );
+        let mut client = connect(proxy);
+        client
+            .write_all(b"EHLO c\r\nMAIL FROM:<a@b>\r\nDATA\r\n")
+            .unwrap();
+        let mut reply = [0u8; 16];
+        client.read_exact(&mut reply).unwrap();
+        client.write_all(b"QUIT\r\n").unwrap();
+        client.shutdown(Shutdown::Write).unwrap();
+        let mut rest = Vec::new();
+        let _ = client.read_to_end(&mut rest);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let text = loop {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains('\n') || Instant::now() > deadline {
+                break text;
+            }
+            thread::sleep(Duration::from_millis(20));
+        };
+        let _ = std::fs::remove_file(&log);
+        assert!(text.starts_with("conn=1 "), "{text}");
+        assert!(text.contains(" before_banner=EHLO,MAIL,DATA\n"), "{text}");
+        let field = |name: &str| -> f64 {
+            let start = text.find(&format!(" {name}=")).unwrap() + name.len() + 2;
+            text[start..].split(' ').next().unwrap().parse().unwrap()
+        };
+        // The connect costs one delay to upstream, the greeting one more back.
+        assert!(field("banner_ms") >= ONE_WAY_MS as f64, "{text}");
+        assert!(field("elapsed_ms") >= 2.0 * ONE_WAY_MS as f64, "{text}");
+    });
+}
+
+#[test]
 fn a_half_close_crosses_in_one_delay_while_the_reply_still_flows() {
     // Like Exim 4.96 after QUIT: the server answers only once the client's FIN is in. The
     // FIN must cross as soon as it is due, not wait for the other direction to end.

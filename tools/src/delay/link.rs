@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use super::direction::{read_into, write_from};
+use super::direction::{read_into, write_from, write_from_observed};
 use super::queue::TimedQueue;
+use super::trace::Trace;
 
 /// Bytes queued per direction before the reader pauses.
 const QUEUE_CAP: usize = 4 * 1024 * 1024;
@@ -22,12 +23,25 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const STACK_SIZE: usize = 256 * 1024;
 
 /// Serves one accepted client until both directions are finished.
-pub fn run(client: TcpStream, accepted_at: Instant, upstream: &str, delay: Duration) {
+pub fn run(
+    client: TcpStream,
+    accepted_at: Instant,
+    upstream: &str,
+    delay: Duration,
+    trace: Option<Arc<Trace>>,
+) {
     let _ = client.set_nodelay(true);
     let to_upstream = Arc::new(TimedQueue::new(delay, QUEUE_CAP));
     let client_reader = match client.try_clone().and_then(|source| {
         let queue = Arc::clone(&to_upstream);
-        spawn("delay-read-client", move || read_into(source, &queue))
+        let trace = trace.clone();
+        spawn("delay-read-client", move || {
+            read_into(source, &queue, |bytes| {
+                if let Some(t) = &trace {
+                    t.client_sent(bytes);
+                }
+            })
+        })
     }) {
         Ok(handle) => handle,
         Err(e) => {
@@ -35,7 +49,7 @@ pub fn run(client: TcpStream, accepted_at: Instant, upstream: &str, delay: Durat
             return;
         }
     };
-    if let Err(e) = connect_and_pump(&client, accepted_at, upstream, delay, &to_upstream) {
+    if let Err(e) = connect_and_pump(&client, accepted_at, upstream, delay, &to_upstream, &trace) {
         eprintln!("pipeconnect delay: upstream {upstream}: {e}");
         to_upstream.abandon();
         let _ = client.shutdown(Shutdown::Both);
@@ -49,6 +63,7 @@ fn connect_and_pump(
     upstream: &str,
     delay: Duration,
     to_upstream: &Arc<TimedQueue>,
+    trace: &Option<Arc<Trace>>,
 ) -> io::Result<()> {
     thread::sleep((accepted_at + delay).saturating_duration_since(Instant::now()));
     let server = connect(upstream)?;
@@ -60,14 +75,24 @@ fn connect_and_pump(
     let to_client = Arc::new(TimedQueue::new(delay, QUEUE_CAP));
     let server_reader = {
         let queue = Arc::clone(&to_client);
+        let trace = trace.clone();
         spawn("delay-read-upstream", move || {
-            read_into(server_source, &queue)
+            read_into(server_source, &queue, |_| {
+                if let Some(t) = &trace {
+                    t.server_sent();
+                }
+            })
         })?
     };
     let client_writer = {
         let queue = Arc::clone(&to_client);
+        let trace = trace.clone();
         spawn("delay-write-client", move || {
-            write_from(&queue, client_destination, &server_for_writer)
+            write_from_observed(&queue, client_destination, &server_for_writer, || {
+                if let Some(t) = &trace {
+                    t.client_received();
+                }
+            })
         })
     };
     let client_writer = match client_writer {

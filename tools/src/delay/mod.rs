@@ -5,9 +5,11 @@ mod direction;
 mod link;
 mod options;
 mod queue;
+mod trace;
 
+use std::fs::OpenOptions;
 use std::io;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,13 @@ fn proxy(options: Options) -> io::Result<()> {
     let listener = bind_and_announce(&options.listen)?;
     let upstream: Arc<str> = options.upstream.into();
     let limiter = Limiter::new(MAX_CONCURRENT);
+    let log: Option<trace::TraceLog> = match &options.log {
+        Some(path) => Some(Arc::new(Mutex::new(
+            OpenOptions::new().create(true).append(true).open(path)?,
+        ))),
+        None => None,
+    };
+    let mut conn: u64 = 0;
     loop {
         let client = match listener.accept() {
             Ok((client, _peer)) => client,
@@ -46,11 +55,15 @@ fn proxy(options: Options) -> io::Result<()> {
         };
         let upstream = Arc::clone(&upstream);
         let one_way = options.one_way;
+        conn += 1;
+        let trace = log
+            .as_ref()
+            .map(|log| Arc::new(trace::Trace::new(conn, accepted_at, Arc::clone(log))));
         let spawned = thread::Builder::new()
             .name("delay-link".to_string())
             .spawn(move || {
                 let _slot = slot;
-                link::run(client, accepted_at, &upstream, one_way);
+                link::run(client, accepted_at, &upstream, one_way, trace);
             });
         if let Err(e) = spawned {
             eprintln!("pipeconnect delay: cannot start a thread: {e}");

@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::cli::{unexpected_positional, unknown_flag, Arg, Args, Parsed, UsageError};
 
 pub const USAGE: &str =
-    "usage: pipeconnect delay [--listen 127.0.0.1:PORT] --upstream HOST:PORT --one-way-ms N";
+    "usage: pipeconnect delay [--listen 127.0.0.1:PORT] --upstream HOST:PORT --one-way-ms N [--log FILE]";
 
 /// The longest one-way delay accepted.
 const MAX_ONE_WAY_MS: u64 = 60_000;
@@ -18,6 +18,8 @@ pub struct Options {
     pub upstream: String,
     /// Added to every byte in each direction, and to the connect.
     pub one_way: Duration,
+    /// Where to append one line per connection (see `trace.rs`), if anywhere.
+    pub log: Option<String>,
 }
 
 impl Options {
@@ -25,6 +27,7 @@ impl Options {
         let mut listen = "127.0.0.1:0".to_string();
         let mut upstream = None;
         let mut one_way_ms = None;
+        let mut log = None;
         let mut args = Args::new(raw);
         while let Some(arg) = args.next_arg()? {
             let name = match arg {
@@ -36,6 +39,7 @@ impl Options {
                 "listen" => listen = args.value()?,
                 "upstream" => upstream = Some(args.value()?),
                 "one-way-ms" => one_way_ms = Some(args.parsed::<u64>()?),
+                "log" => log = Some(args.value()?),
                 _ => return Err(unknown_flag(&name)),
             }
         }
@@ -50,6 +54,7 @@ impl Options {
             listen,
             upstream,
             one_way: Duration::from_millis(one_way_ms),
+            log,
         }))
     }
 }
@@ -70,6 +75,7 @@ mod tests {
                 listen: "127.0.0.1:0".into(),
                 upstream: "127.0.0.1:25".into(),
                 one_way: Duration::from_millis(30),
+                log: None,
             }))
         );
     }
