@@ -19,7 +19,7 @@ our $ENV_LIBRARY = 'PIPECONNECT_LIBRARY';
 
 my %FIELD_TYPE = (
     size_t => ['J', 8], u64 => ['Q', 8], u32 => ['L', 4], i32 => ['l', 4],
-    ptr    => ['J', 8], str => ['p', 8],
+    ptr    => ['J', 8], str => ['J', 8],
 );
 
 # name => [field, type, ...]; 'charsN' is char[N].
@@ -72,12 +72,31 @@ for my $name (keys %STRUCT_FIELDS) {
 }
 
 # A packed struct from a hash of field values (missing: 0 or NULL); struct_size is set.
+# String fields (const char *) point into NUL-terminated copies pushed onto @$keep, which
+# the caller keeps alive for the call.
+my %IS_STRING;
+for my $name (keys %STRUCT_FIELDS) {
+    my %f = @{ $STRUCT_FIELDS{$name} };
+    $IS_STRING{$name}{$_} = 1 for grep { $f{$_} eq 'str' } keys %f;
+}
 sub _pack {
-    my ($name, $values) = @_;
+    my ($name, $values, $keep) = @_;
     my $l = $LAYOUT{$name} or Carp::croak("no struct $name");
     my %v = %{ $values || {} };
     $v{struct_size} = $l->{size};
-    return pack $l->{tpl}, map { my $x = $v{$_}; defined $x ? $x : (/^(?:mechanism|ehlo_name|auth_mechanism|mail_from|field|message)$/ ? undef : 0) } @{ $l->{names} };
+    my @vals;
+    for my $field (@{ $l->{names} }) {
+        my $x = $v{$field};
+        if ($IS_STRING{$name}{$field}) {
+            if (defined $x) {
+                Carp::croak("_pack $name: a string field needs a keep list") unless $keep;
+                push @$keep, "$x\0";
+                ($x) = scalar_to_buffer($keep->[-1]);
+            }
+        }
+        push @vals, $x // 0;
+    }
+    return pack $l->{tpl}, @vals;
 }
 
 sub _unpack {
@@ -261,9 +280,7 @@ sub _commands {
     my $buf = '';
     for my $c (@$cmds) {
         my %c = ref $c ? %$c : (kind => $c);
-        push @$keep, $c{mechanism} if defined $c{mechanism};
-        $c{mechanism} = $keep->[-1] if defined $c{mechanism};
-        $buf .= _pack('pipeconnect_command', \%c);
+        $buf .= _pack('pipeconnect_command', \%c, $keep);
     }
     $buf = _pack('pipeconnect_command', {}) if $buf eq '';
     return $buf;
@@ -531,11 +548,11 @@ sub begin {
     my ($class, $cache, $key, %o) = @_;
     my %intent = %{ $o{intent} || {} };
     my @rcpts = @{ delete $intent{rcpts} || [] };
-    my $rcpt_array = @rcpts ? pack('p*', @rcpts) : '';
+    my @keep = map { "$_\0" } @rcpts;
+    my $rcpt_array = join '', map { pack 'J', Pipeconnect::_buf_ptr($_) } @keep;
     $intent{rcpts} = @rcpts ? Pipeconnect::_buf_ptr($rcpt_array) : 0;
     $intent{rcpt_count} = scalar @rcpts;
-    my @keep = map { $intent{$_} } grep { defined $intent{$_} } qw(ehlo_name auth_mechanism mail_from);
-    my $ibuf = Pipeconnect::_pack('pipeconnect_intent', \%intent);
+    my $ibuf = Pipeconnect::_pack('pipeconnect_intent', \%intent, \@keep);
     my $sbuf = Pipeconnect::_pack('pipeconnect_settings', $o{settings});
     my $detail = Pipeconnect::_detail_buf();
     my $p;
