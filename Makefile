@@ -25,7 +25,7 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim test-holddown lint fmt demo clean deb test-deb test-perl
+        test-exim test-holddown lint fmt demo clean deb test-deb test-perl test-man
 
 all: build
 
@@ -111,11 +111,17 @@ deb:
 test-deb: deb
 	sh debian/tests/run-installed.sh $(DEB_DIR)
 
+# The man pages render without a warning (man-db's and groff's).
+test-man:
+	@for f in man/*.[0-9]; do \
+	    w=$$(MANWIDTH=80 man --warnings -l $$f 2>&1 >/dev/null; groff -ww -z -man $$f 2>&1); \
+	    if [ -n "$$w" ]; then echo "$$f: $$w"; exit 1; fi; echo "ok: $$f renders without warnings"; done
+
 test-perl: build
 	PIPECONNECT_LIBRARY=$(CURDIR)/$(RELEASE)/libpipeconnect.so PIPECONNECT_BIN=$(CURDIR)/$(RELEASE)/pipeconnect \
 	    prove -r -Ibindings/perl/lib bindings/perl/t
 
-test: lint test-rust test-c-install test-python test-exim test-holddown test-deb test-perl
+test: lint test-rust test-c-install test-python test-exim test-holddown test-deb test-perl test-man
 	@echo "make test: all suites passed"
 
 demo: build

@@ -16,6 +16,18 @@ our $T0 = 1_700_000_000;
 our $TTL = 3600;
 our $REPO = "$FindBin::Bin/../../..";
 
+# `prove -r bindings/perl/t` from a built tree: without $PIPECONNECT_LIBRARY the tests use
+# the tree's library (release, else debug) and the module from bindings/perl/lib. With
+# neither, the module loads the installed library by its soname.
+BEGIN {
+    my $repo = "$FindBin::Bin/../../..";
+    unshift @INC, "$FindBin::Bin/../lib";
+    if (!$ENV{PIPECONNECT_LIBRARY}) {
+        my ($lib) = grep { -f } map { "$repo/target/$_/libpipeconnect.so" } qw(release debug);
+        $ENV{PIPECONNECT_LIBRARY} = $lib if $lib && !$ENV{PIPECONNECT_USE_SYSTEM};
+    }
+}
+
 # A missing peer (a compiler, the test sink) skips the test, except under CI=true, where
 # CI installs every peer, so a missing one is a failure.
 sub skip_unless_ci {
