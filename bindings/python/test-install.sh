@@ -20,7 +20,7 @@ py=$tmp/venv/bin/python
 (cd "$repo" && "$py" -m pip install --quiet --disable-pip-version-check bindings/python)
 # Away from the source tree, so only the installed package can be imported.
 cd "$tmp"
-site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+site=$("$py" -c 'import sysconfig; print(sysconfig.get_paths()["platlib"])')
 got=$("$py" -c 'import pipeconnect; print(pipeconnect.library_path())')
 case "$got" in
     "$site"/pipeconnect/_lib/libpipeconnect.so) echo "ok: the bundled copy is loaded ($got)"; passed=$((passed + 1)) ;;
