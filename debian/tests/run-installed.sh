@@ -33,6 +33,14 @@ done
 sh "$here/build-and-run"; passed=$((passed + 1))
 pipeconnect serve --help 2>&1 | grep -q '^usage: pipeconnect serve' && passed=$((passed + 1)) || {
     echo "FAILED: the installed pipeconnect command" >&2; exit 1; }
+# The Perl binding finds the packaged library by its soname.
+perl_dir=$(cd "$here/../../bindings/perl" 2>/dev/null && pwd || true)
+if [ -n "$perl_dir" ] && perl -MFFI::Platypus -e 1 2>/dev/null; then
+    got=$(env -u PIPECONNECT_LIBRARY perl -I"$perl_dir/lib" -MPipeconnect -e 'print Pipeconnect::library_path(), " ", Pipeconnect::library_version()')
+    [ "$got" = "libpipeconnect.so.0.2 0.2.0" ] || { echo "FAILED: Perl loaded: $got" >&2; exit 1; }
+    env -u PIPECONNECT_LIBRARY PIPECONNECT_USE_SYSTEM=1 prove -Q "$perl_dir/t/cache.t" "$perl_dir/t/session.t"
+    passed=$((passed + 1))
+fi
 for page in pipeconnect libpipeconnect.3; do
     warn=$(MANWIDTH=80 man --warnings "$page" 2>&1 >/dev/null)
     if [ -n "$warn" ] || ! man -w "$page" >/dev/null 2>&1; then

@@ -346,7 +346,7 @@ sub to_string {
     Pipeconnect::_check($C{pipeconnect_key_to_string}->call($self->{ptr}, Pipeconnect::_buf_ptr($buf), length $buf, \$len), 'key_to_string');
     return substr $buf, 0, $len;
 }
-sub DESTROY { my ($self) = @_; $C{pipeconnect_key_free}->call($self->{ptr}) if $self->{ptr} }
+sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_key_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
 
 # --- Capabilities ---------------------------------------------------------------------
 
@@ -402,7 +402,7 @@ sub has_auth {
     Pipeconnect::_check($C{pipeconnect_caps_has_auth}->call($self->{ptr}, $mech, \$b), 'caps_has_auth');
     return $b ? 1 : 0;
 }
-sub DESTROY { my ($self) = @_; $C{pipeconnect_caps_free}->call($self->{ptr}) if $self->{ptr} }
+sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_caps_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
 
 # --- Cache ----------------------------------------------------------------------------
 
@@ -479,7 +479,7 @@ sub held_down {
     my $rc = Pipeconnect::_check($C{pipeconnect_cache_held_down}->call($self->{ptr}, $key->ptr, \$v), 'cache_held_down');
     return $rc == 0 ? $v : 0;
 }
-sub DESTROY { my ($self) = @_; $C{pipeconnect_cache_free}->call($self->{ptr}) if $self->{ptr} }
+sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_cache_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
 
 # --- Policy ---------------------------------------------------------------------------
 
@@ -649,7 +649,7 @@ sub server_caps {
     my $rc = Pipeconnect::_check($C{pipeconnect_session_server_caps}->call($self->{ptr}, \$p), 'session_server_caps');
     return $rc == 0 ? Pipeconnect::Caps->_wrap($p) : undef;
 }
-sub DESTROY { my ($self) = @_; $C{pipeconnect_session_free}->call($self->{ptr}) if $self->{ptr} }
+sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_session_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
 
 package Pipeconnect;
 1;
