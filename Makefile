@@ -1,9 +1,10 @@
 # libpipeconnect: build, install, test, demo.
 #   make            build the library (release) and the pipeconnect tool
 #   make demo       the saving on a simulated slow link, classic vs early pipelining
-#   make test       every test: format, lints, Rust, C, install, Python, Exim interop
+#   make test       every test: format, lints, Rust, C, install, Python, Perl, packages, man pages, Exim
 #   make install    PREFIX=/usr/local DESTDIR=   (libdir: $(PREFIX)/lib)
 #   make header     regenerate include/pipeconnect.h from the sources
+#   make deb        Debian packages into target/debian/ (test-deb installs, uses and purges them)
 
 CARGO      ?= cargo
 CC         ?= cc
@@ -96,12 +97,14 @@ test-holddown: build
 # Cargo builds in target/deb-cargo (kept between runs): the Debian build flags reach the C code
 # of some crates, which would otherwise rebuild back and forth with target/release.
 DEB_DIR := target/debian
+# `make test` runs the suites; `make deb DEB_BUILD_OPTIONS=` also runs the library's unit tests.
+DEB_BUILD_OPTIONS ?= nocheck
 deb:
 	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
 	$(CARGO) vendor --locked --versioned-dirs $(CURDIR)/$(DEB_DIR)/vendor > $(DEB_DIR)/vendor-config.toml
 	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $(DEB_DIR)/src
 	cp $(DEB_DIR)/vendor-config.toml $(DEB_DIR)/src/debian/vendor-config.toml
-	cd $(DEB_DIR)/src && CARGO_TARGET_DIR=$(CURDIR)/target/deb-cargo DEB_BUILD_OPTIONS="nocheck $(DEB_BUILD_OPTIONS)" \
+	cd $(DEB_DIR)/src && CARGO_TARGET_DIR=$(CURDIR)/target/deb-cargo DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
 	    dpkg-buildpackage -b -us -uc
 	lintian --fail-on error $(DEB_DIR)/*.changes
 	@ls -l $(DEB_DIR)/*.deb
