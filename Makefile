@@ -1,16 +1,20 @@
 # libpipeconnect: build, install, test, demo.
 #   make            build the library (release) and the pipeconnect tool
 #   make demo       the saving on a simulated slow link, classic vs early pipelining
-#   make test       every test: format, lints, Rust, C, install, Python, Exim interop, Postfix
+#   make test       every test: format, lints, Rust, C, install, Python, Perl, packages, man
+#                   pages, Exim interop, hold-down behind a balancer, Postfix
 #   make postfix-demo  patched Postfix against a real Exim 4.96 at 50 ms RTT (root)
 #   make install    PREFIX=/usr/local DESTDIR=   (libdir: $(PREFIX)/lib)
 #   make header     regenerate include/pipeconnect.h from the sources
+#   make deb        Debian packages into target/debian/ (test-deb installs, uses and purges them)
 
 CARGO      ?= cargo
 CC         ?= cc
 PREFIX     ?= /usr/local
 LIBDIR     ?= $(PREFIX)/lib
 INCLUDEDIR ?= $(PREFIX)/include
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
 DESTDIR    ?=
 
 VERSION := $(shell sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -n 1)
@@ -24,7 +28,8 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim test-holddown test-postfix postfix postfix-demo lint fmt demo clean
+        test-exim test-holddown test-postfix postfix postfix-demo lint fmt demo clean \
+        deb test-deb test-perl test-man
 
 all: build
 
@@ -52,10 +57,16 @@ install: build pipeconnect.pc
 	install -m 0644 include/pipeconnect.h $(DESTDIR)$(INCLUDEDIR)/pipeconnect.h
 	install -m 0644 pipeconnect.pc $(DESTDIR)$(LIBDIR)/pkgconfig/pipeconnect.pc
 	rm -f pipeconnect.pc
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man3
+	install -m 0755 $(RELEASE)/pipeconnect $(DESTDIR)$(BINDIR)/pipeconnect
+	install -m 0644 man/pipeconnect.1 $(DESTDIR)$(MANDIR)/man1/pipeconnect.1
+	install -m 0644 man/libpipeconnect.3 $(DESTDIR)$(MANDIR)/man3/libpipeconnect.3
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libpipeconnect.so* $(DESTDIR)$(LIBDIR)/libpipeconnect.a \
-	      $(DESTDIR)$(INCLUDEDIR)/pipeconnect.h $(DESTDIR)$(LIBDIR)/pkgconfig/pipeconnect.pc
+	      $(DESTDIR)$(INCLUDEDIR)/pipeconnect.h $(DESTDIR)$(LIBDIR)/pkgconfig/pipeconnect.pc \
+	      $(DESTDIR)$(BINDIR)/pipeconnect $(DESTDIR)$(MANDIR)/man1/pipeconnect.1 \
+	      $(DESTDIR)$(MANDIR)/man3/libpipeconnect.3
 
 fmt:
 	$(CARGO) fmt --all
@@ -75,6 +86,7 @@ test-c-install: build
 
 test-python: build
 	LIBPIPECONNECT_DIR=$(CURDIR)/$(RELEASE) sh bindings/python/run-tests.sh
+	sh bindings/python/test-install.sh
 
 test-exim: build
 	sh tests/exim/run.sh
@@ -93,7 +105,41 @@ test-postfix: build
 postfix-demo: postfix
 	python3 integrations/postfix/demo.py
 
-test: lint test-rust test-c-install test-python test-exim test-holddown test-postfix
+
+# Debian packages into target/debian/ (debian/, README "Install"): the crates are vendored
+# first so dpkg-buildpackage runs cargo offline, on a copy of the tree; lintian must find no error.
+# Cargo builds in target/deb-cargo (kept between runs): the Debian build flags reach the C code
+# of some crates, which would otherwise rebuild back and forth with target/release.
+DEB_DIR := target/debian
+# `make test` runs the suites; `make deb DEB_BUILD_OPTIONS=` also runs the library's unit tests.
+DEB_BUILD_OPTIONS ?= nocheck
+deb:
+	rm -rf $(DEB_DIR) && mkdir -p $(DEB_DIR)/src
+	$(CARGO) vendor --locked --versioned-dirs $(CURDIR)/$(DEB_DIR)/vendor > $(DEB_DIR)/vendor-config.toml
+	git ls-files -z -co --exclude-standard | tar --null -T - --ignore-failed-read -cf - | tar -xf - -C $(DEB_DIR)/src
+	cp $(DEB_DIR)/vendor-config.toml $(DEB_DIR)/src/debian/vendor-config.toml
+	cd $(DEB_DIR)/src && CARGO_TARGET_DIR=$(CURDIR)/target/deb-cargo DEB_BUILD_OPTIONS="$(DEB_BUILD_OPTIONS)" \
+	    dpkg-buildpackage -b -us -uc
+	lintian --fail-on error $(DEB_DIR)/*.changes
+	@ls -l $(DEB_DIR)/*.deb
+
+# Installs the packages into this machine (root), builds and runs a C program against them
+# with pkg-config, then purges them again.
+test-deb: deb
+	sh debian/tests/run-installed.sh $(DEB_DIR)
+
+# The man pages render without a warning (man-db's and groff's).
+test-man:
+	@for f in man/*.[0-9]; do \
+	    w=$$(MANWIDTH=80 man --warnings -l $$f 2>&1 >/dev/null; groff -ww -z -man $$f 2>&1); \
+	    if [ -n "$$w" ]; then echo "$$f: $$w"; exit 1; fi; echo "ok: $$f renders without warnings"; done
+
+test-perl: build
+	PIPECONNECT_LIBRARY=$(CURDIR)/$(RELEASE)/libpipeconnect.so PIPECONNECT_BIN=$(CURDIR)/$(RELEASE)/pipeconnect \
+	    prove -r -Ibindings/perl/lib bindings/perl/t
+
+test: lint test-rust test-c-install test-python test-perl test-man test-deb test-exim \
+      test-holddown test-postfix
 	@echo "make test: all suites passed"
 
 demo: build
