@@ -21,9 +21,11 @@ impl Session {
             },
         };
         if !exp.taken {
-            // Answered before the caller took it (a replayed stream fed whole): there
-            // is nothing left to send for it.
-            self.outbox.retain(|c| c.seq != exp.seq);
+            // A reply to a command the caller has not taken, so never sent: no server
+            // can answer it, and taking it as its answer could report a message
+            // accepted that never went out. The stream is out of step.
+            self.expected.push_front(exp);
+            return Err(self.fail(SessionError::UnexpectedReply));
         }
         let mut ev = Event::new(exp.seq, exp.kind, exp.rcpt_index, exp.early, &reply);
         let code = reply.code();
