@@ -1,7 +1,9 @@
 # libpipeconnect: build, install, test, demo.
 #   make            build the library (release) and the pipeconnect tool
 #   make demo       the saving on a simulated slow link, classic vs early pipelining
-#   make test       every test: format, lints, Rust, C, install, Python, Exim interop
+#   make test       every test: format, lints, Rust, C, install, Python, Exim interop,
+#                   a short fuzzing run, the C side under ASan/UBSan (docs/TESTING.md)
+#   make test-slow  Miri over the pure modules and the C API driven from Rust
 #   make install    PREFIX=/usr/local DESTDIR=   (libdir: $(PREFIX)/lib)
 #   make header     regenerate include/pipeconnect.h from the sources
 
@@ -19,7 +21,7 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim lint fmt demo clean
+        test-exim lint fmt demo clean fuzz-smoke test-sanitize test-miri test-slow
 
 all: build
 
@@ -74,7 +76,24 @@ test-python: build
 test-exim: build
 	sh tests/exim/run.sh
 
-test: lint test-rust test-c-install test-python test-exim
+# Every fuzz target for a few seconds from the committed seeds (nightly + cargo-fuzz).
+fuzz-smoke:
+	sh fuzz/smoke.sh
+
+# The C tests, the example client and the demo built with clang's ASan and UBSan, against
+# the library built with -Zsanitizer=address; canaries prove both sides are checked.
+test-sanitize:
+	sh tests/sanitize/run.sh
+
+# Miri over the pure modules and tests/miri_capi.rs (minutes: see docs/TESTING.md).
+test-miri:
+	sh tests/sanitize/miri.sh
+
+test-slow: test-miri
+
+# With CI=true a missing nightly toolchain, cargo-fuzz or clang fails these; elsewhere
+# they say what is missing and are skipped.
+test: lint test-rust test-c-install test-python test-exim fuzz-smoke test-sanitize
 	@echo "make test: all suites passed"
 
 demo: build

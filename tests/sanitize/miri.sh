@@ -1,0 +1,23 @@
+#!/bin/sh
+# make test-miri: Miri (nightly) over the pure modules' unit tests and over
+# tests/miri_capi.rs, the C API driven as a C caller drives it. The file store is left
+# out: Miri cannot map files (mmap of a file is not supported), and its tests need real
+# processes. Isolation is off so that the clock may read the system time.
+#
+# CI=true: a missing nightly toolchain or Miri is a failure; otherwise a skip.
+set -eu
+cd "$(dirname "$0")/../.."
+skip() {
+    if [ "${CI:-}" = true ]; then
+        echo "test-miri: FAILED: $1 (CI=true: a missing piece is a failure)" >&2
+        exit 1
+    fi
+    echo "test-miri: skipped: $1" >&2
+    exit 0
+}
+cargo +nightly miri --version >/dev/null 2>&1 || skip "Miri not installed (rustup +nightly component add miri rust-src)"
+export MIRIFLAGS="${MIRIFLAGS:--Zmiri-disable-isolation}"
+start=$(date +%s)
+nice -n 10 cargo +nightly miri test -p pipeconnect --lib -- --skip cache::file
+nice -n 10 cargo +nightly miri test -p pipeconnect --test miri_capi
+echo "test-miri: passed in $(($(date +%s) - start)) s"
