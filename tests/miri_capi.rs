@@ -23,7 +23,12 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
         // Key.
         let mut key: *mut pipeconnect_key = null_mut();
         assert_eq!(
-            pipeconnect_key_new(c"[2001:db8::25]".as_ptr(), 25, PIPECONNECT_TLS_CLEARTEXT, &mut key),
+            pipeconnect_key_new(
+                c"[2001:db8::25]".as_ptr(),
+                25,
+                PIPECONNECT_TLS_CLEARTEXT,
+                &mut key
+            ),
             PIPECONNECT_OK
         );
         assert_eq!(
@@ -48,15 +53,24 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
 
         // Capabilities.
         let mut caps: *mut pipeconnect_caps = null_mut();
-        assert_eq!(pipeconnect_caps_parse(EHLO.as_ptr(), EHLO.len(), 0, &mut caps), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_caps_parse(EHLO.as_ptr(), EHLO.len(), 0, &mut caps),
+            PIPECONNECT_OK
+        );
         let mut n = 0usize;
         assert_eq!(pipeconnect_caps_auth_count(caps, &mut n), PIPECONNECT_OK);
         assert_eq!(n, 2);
         let mut name: *const c_char = null();
-        assert_eq!(pipeconnect_caps_auth_name(caps, 1, &mut name), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_caps_auth_name(caps, 1, &mut name),
+            PIPECONNECT_OK
+        );
         assert_eq!(CStr::from_ptr(name).to_bytes(), b"LOGIN");
         let mut has = false;
-        assert_eq!(pipeconnect_caps_has_auth(caps, c"plain".as_ptr(), &mut has), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_caps_has_auth(caps, c"plain".as_ptr(), &mut has),
+            PIPECONNECT_OK
+        );
         assert!(has);
         let mut size = 0u64;
         assert_eq!(pipeconnect_caps_size_limit(caps, &mut size), PIPECONNECT_OK);
@@ -65,11 +79,20 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
         // Cache, with a pinned clock (no system time under Miri's isolation).
         let mut cache: *mut pipeconnect_cache = null_mut();
         assert_eq!(pipeconnect_cache_new(16, 0, &mut cache), PIPECONNECT_OK);
-        assert_eq!(pipeconnect_cache_set_time(cache, 1_700_000_000), PIPECONNECT_OK);
-        assert_eq!(pipeconnect_cache_learn_caps(cache, key, caps), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_cache_set_time(cache, 1_700_000_000),
+            PIPECONNECT_OK
+        );
+        assert_eq!(
+            pipeconnect_cache_learn_caps(cache, key, caps),
+            PIPECONNECT_OK
+        );
         pipeconnect_caps_free(caps);
         let mut hit: *mut pipeconnect_caps = null_mut();
-        assert_eq!(pipeconnect_cache_lookup(cache, key, &mut hit), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_cache_lookup(cache, key, &mut hit),
+            PIPECONNECT_OK
+        );
         let mut at = 0u64;
         assert_eq!(pipeconnect_caps_learned_at(hit, &mut at), PIPECONNECT_OK);
         assert_eq!(at, 1_700_000_000);
@@ -98,7 +121,10 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
         let mut cmds: [pipeconnect_session_command; 2] = std::mem::zeroed();
         loop {
             let mut got = 0usize;
-            assert_eq!(pipeconnect_session_flight(s, cmds.as_mut_ptr(), 2, &mut got), PIPECONNECT_OK);
+            assert_eq!(
+                pipeconnect_session_flight(s, cmds.as_mut_ptr(), 2, &mut got),
+                PIPECONNECT_OK
+            );
             for cmd in &cmds[..got] {
                 let mut buf = [0 as c_char; 600];
                 let mut len = 0usize;
@@ -125,7 +151,9 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
 
         let mut server = b"220 mx.example.org ESMTP\r\n".to_vec();
         server.extend_from_slice(EHLO);
-        server.extend_from_slice(b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as X\r\n");
+        server.extend_from_slice(
+            b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as X\r\n",
+        );
         let mut accepted = false;
         let mut events = 0;
         for piece in server.chunks(7) {

@@ -35,13 +35,20 @@ fuzz_target!(|data: &[u8]| unsafe {
     // Key.
     let server = cstring(c.slice(48));
     let mut key: *mut pipeconnect_key = null_mut();
-    let tls = if mode & 1 != 0 { c.u32() } else { (mode >> 1) as u32 & 1 };
+    let tls = if mode & 1 != 0 {
+        c.u32()
+    } else {
+        (mode >> 1) as u32 & 1
+    };
     let r = pipeconnect_key_new(server.as_ptr(), c.u16(), tls, &mut key);
     ok_or(r, &[]);
     if r != PIPECONNECT_OK {
         assert!(key.is_null(), "an output written on error");
         let fallback = CString::new("192.0.2.1").unwrap();
-        assert_eq!(pipeconnect_key_new(fallback.as_ptr(), 25, 0, &mut key), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_key_new(fallback.as_ptr(), 25, 0, &mut key),
+            PIPECONNECT_OK
+        );
     }
     if mode & 4 != 0 {
         let local = cstring(c.slice(48));
@@ -56,7 +63,11 @@ fuzz_target!(|data: &[u8]| unsafe {
     let mut written = 0usize;
     let r = pipeconnect_key_to_string(
         key,
-        if buf_len == 0 { null_mut() } else { buf.as_mut_ptr() },
+        if buf_len == 0 {
+            null_mut()
+        } else {
+            buf.as_mut_ptr()
+        },
         buf_len,
         &mut written,
     );
@@ -87,22 +98,34 @@ fuzz_target!(|data: &[u8]| unsafe {
                 assert_eq!(r, PIPECONNECT_OK);
                 let s = std::ffi::CStr::from_ptr(p);
                 let mut has = false;
-                assert_eq!(pipeconnect_caps_has_auth(caps, s.as_ptr(), &mut has), PIPECONNECT_OK);
+                assert_eq!(
+                    pipeconnect_caps_has_auth(caps, s.as_ptr(), &mut has),
+                    PIPECONNECT_OK
+                );
                 assert!(has);
             } else {
                 assert_eq!(r, PIPECONNECT_ERR_INVALID_ARGUMENT);
             }
         }
         let mech = cstring(c.slice(32));
-        ok_or(pipeconnect_caps_has_auth(caps, mech.as_ptr(), &mut has), &[]);
+        ok_or(
+            pipeconnect_caps_has_auth(caps, mech.as_ptr(), &mut has),
+            &[],
+        );
         let mut size = 0u64;
         ok_or(pipeconnect_caps_size_limit(caps, &mut size), &[]);
     }
 
     // Cache, learning the reply with its exact length.
     let mut cache: *mut pipeconnect_cache = null_mut();
-    assert_eq!(pipeconnect_cache_new(c.u8() as usize, 0, &mut cache), PIPECONNECT_OK);
-    ok_or(pipeconnect_cache_learn(cache, key, reply.as_ptr(), reply.len(), pflags), &[]);
+    assert_eq!(
+        pipeconnect_cache_new(c.u8() as usize, 0, &mut cache),
+        PIPECONNECT_OK
+    );
+    ok_or(
+        pipeconnect_cache_learn(cache, key, reply.as_ptr(), reply.len(), pflags),
+        &[],
+    );
     if !caps.is_null() {
         ok_or(pipeconnect_cache_learn_caps(cache, key, caps), &[]);
     }
@@ -121,7 +144,11 @@ fuzz_target!(|data: &[u8]| unsafe {
     let mech = CString::new("PLAIN").unwrap();
     let from = CString::new("sender@example.net").unwrap();
     let mut intent: pipeconnect_intent = std::mem::zeroed();
-    intent.ehlo_name = if mode & 32 != 0 { name.as_ptr() } else { null() };
+    intent.ehlo_name = if mode & 32 != 0 {
+        name.as_ptr()
+    } else {
+        null()
+    };
     intent.flags = c.u32() & if mode & 64 != 0 { u32::MAX } else { 0xf };
     intent.auth_mechanism = mech.as_ptr();
     intent.mail_from = from.as_ptr();
@@ -159,7 +186,11 @@ fuzz_target!(|data: &[u8]| unsafe {
                     let r = pipeconnect_session_command_line(
                         s,
                         cmd,
-                        if line_len == 0 { null_mut() } else { line.as_mut_ptr() },
+                        if line_len == 0 {
+                            null_mut()
+                        } else {
+                            line.as_mut_ptr()
+                        },
                         line_len,
                         &mut w,
                     );
@@ -195,7 +226,10 @@ fuzz_target!(|data: &[u8]| unsafe {
         assert_eq!(pipeconnect_session_is_done(s, &mut done), PIPECONNECT_OK);
         let mut allowed = 0usize;
         let mut reason = 0u32;
-        assert_eq!(pipeconnect_session_reason(s, &mut allowed, &mut reason), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_session_reason(s, &mut allowed, &mut reason),
+            PIPECONNECT_OK
+        );
         let mut sum: pipeconnect_summary = std::mem::zeroed();
         assert_eq!(pipeconnect_session_finish(s, &mut sum), PIPECONNECT_OK);
         pipeconnect_session_free(s);

@@ -13,7 +13,10 @@ fn check(key: &PeerKey) {
     assert_eq!(&back, key);
     assert_eq!(back.digest(), key.digest());
     assert_eq!(back.to_string(), key.to_string());
-    assert!(key.to_string().len() < 320, "longer than the C API promises");
+    assert!(
+        key.to_string().len() < 320,
+        "longer than the C API promises"
+    );
     let other = key.in_state(TlsState::Encrypted);
     assert_eq!(other.tls(), TlsState::Encrypted);
     assert_eq!(other.server(), key.server());

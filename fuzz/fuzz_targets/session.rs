@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 const CODES: [u16; 24] = [
-    220, 250, 251, 252, 354, 334, 235, 221, 421, 450, 451, 452, 454, 500, 501, 503, 530, 535,
-    550, 552, 554, 200, 300, 599,
+    220, 250, 251, 252, 354, 334, 235, 221, 421, 450, 451, 452, 454, 500, 501, 503, 530, 535, 550,
+    552, 554, 200, 300, 599,
 ];
 
 const EXTENSIONS: [&str; 14] = [
@@ -153,7 +153,11 @@ fuzz_target!(|data: &[u8]| {
         }),
         mail_from: Some("sender@example.net".to_string()),
         rcpts: if b & 64 != 0 && rcpt_count < 10 {
-            Recipients::Addresses((0..rcpt_count).map(|i| format!("r{i}@example.org")).collect())
+            Recipients::Addresses(
+                (0..rcpt_count)
+                    .map(|i| format!("r{i}@example.org"))
+                    .collect(),
+            )
         } else {
             Recipients::Count(rcpt_count)
         },

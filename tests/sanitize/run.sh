@@ -149,7 +149,7 @@ kill "$sink" 2>/dev/null || true
 wait "$sink" 2>/dev/null || true
 trap - EXIT INT TERM
 
-if "$tool" demo --rtt-ms 5 --deliveries 2 --client "$work/pc-deliver" \
+if "$tool" demo --rtt-ms 10 --deliveries 2 --client "$work/pc-deliver" \
     >"$work/demo.out" 2>"$work/demo.err"; then
     echo "test-sanitize: demo: $(tail -n 1 "$work/demo.out")"
 else
