@@ -198,7 +198,12 @@ impl Capabilities {
             "PRDR" => Extension::Prdr,
             "REQUIRETLS" => Extension::RequireTls,
             "SIZE" => {
-                self.size = params.first().and_then(|p| p.parse::<u64>().ok());
+                // The stored record keeps u64::MAX for "no number": the largest limit
+                // kept is one below it (the same in practice).
+                self.size = params
+                    .first()
+                    .and_then(|p| p.parse::<u64>().ok())
+                    .map(|v| v.min(u64::MAX - 1));
                 Extension::Size
             }
             "LIMITS" => {
@@ -209,6 +214,8 @@ impl Capabilities {
                     let Ok(v) = value.parse::<u32>() else {
                         continue;
                     };
+                    // As for SIZE: the record keeps u32::MAX for "not advertised".
+                    let v = v.min(u32::MAX - 1);
                     match name.to_ascii_uppercase().as_str() {
                         "MAILMAX" => self.limits.mail_max = Some(v),
                         "RCPTMAX" => self.limits.rcpt_max = Some(v),
@@ -533,5 +540,20 @@ mod tests {
         let mut bad = e.clone();
         bad[35] = b'a';
         assert!(Capabilities::decode(&bad).is_err());
+    }
+
+    // Found by the `caps` fuzz target: SIZE 18446744073709551615 (and a LIMITS value of
+    // 4294967295) equalled the record's "no number" marker, so the cached entry lost it.
+    #[test]
+    fn the_largest_numbers_survive_the_stored_record() {
+        let c = parse(
+            b"250-mx\r\n250-SIZE 18446744073709551615\r\n250 LIMITS RCPTMAX=4294967295 MAILMAX=7\r\n",
+        );
+        assert_eq!(c.size_limit(), Some(u64::MAX - 1));
+        assert_eq!(c.limits().rcpt_max, Some(u32::MAX - 1));
+        let back = Capabilities::decode(&c.encode()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.size_limit(), Some(u64::MAX - 1));
+        assert_eq!(back.limits().mail_max, Some(7));
     }
 }
