@@ -78,16 +78,44 @@ struct Checker {
     starttls_ok: bool,
     /// The highest seq taken so far.
     taken_max: usize,
+    /// Commands answered before they were taken (finding S1).
+    answered: std::collections::BTreeSet<usize>,
     /// `taken_max` when the bytes being fed were fed.
     sent_upto: usize,
 }
 
 impl Checker {
     fn event(&mut self, ev: &Event) {
+        if std::env::var_os("FUZZ_DEBUG").is_some() {
+            eprintln!(
+                "event {} {:?} {} flags={:#x} front={:?}",
+                ev.seq,
+                ev.kind,
+                ev.code,
+                ev.flags,
+                self.taken.front().map(|c| c.seq)
+            );
+        }
         assert!(ev.text.len() <= EVENT_TEXT_MAX);
         let untaken = ev.seq > self.sent_upto;
+        let two = ev.code / 100 == 2;
+        match ev.kind {
+            CommandKind::Mail if two => self.mail_ok = true,
+            CommandKind::Data if ev.code == 354 => self.data_354 = true,
+            CommandKind::StartTls if ev.code == 220 => self.starttls_ok = true,
+            _ => {}
+        }
         if STRICT_TAKEN {
             assert!(!untaken, "a reply to a command not taken when fed: {ev:?}");
+        } else if untaken {
+            // Finding S1: the command may never be handed out at all. Note it answered
+            // and check nothing else about it.
+            if !ev.has(EVENT_AUTH_CHALLENGE) {
+                self.answered.insert(ev.seq);
+                self.taken.retain(|c| c.seq != ev.seq);
+            }
+            self.accepted |= ev.has(EVENT_MESSAGE_ACCEPTED);
+            return;
         }
         let kind = if self.banner_due {
             assert_eq!(ev.seq, 0, "the first reply answers the banner: {ev:?}");
@@ -106,13 +134,6 @@ impl Checker {
             }
             cmd.kind
         };
-        let two = ev.code / 100 == 2;
-        match kind {
-            CommandKind::Mail if two => self.mail_ok = true,
-            CommandKind::Data if ev.code == 354 => self.data_354 = true,
-            CommandKind::StartTls if ev.code == 220 => self.starttls_ok = true,
-            _ => {}
-        }
         if ev.has(EVENT_MESSAGE_ACCEPTED) && !untaken {
             assert!(
                 matches!(kind, CommandKind::Body | CommandKind::BdatLast),
@@ -131,6 +152,9 @@ impl Checker {
 
     fn take(&mut self, s: &mut Session) {
         for cmd in s.next_commands() {
+            if self.answered.contains(&cmd.seq) {
+                continue;
+            }
             self.took += 1;
             self.taken_max = self.taken_max.max(cmd.seq);
             self.taken.push_back(cmd);
@@ -217,6 +241,7 @@ fuzz_target!(|data: &[u8]| {
         starttls_ok: false,
         taken_max: 0,
         sent_upto: 0,
+        answered: Default::default(),
     };
     let bound_events = 1 + rcpt_count + 16 + AUTH_CHALLENGES_MAX as usize;
     let bound_cmds = rcpt_count + 16;
