@@ -80,8 +80,9 @@ struct Checker {
     taken_max: usize,
     /// Commands answered before they were taken (finding S1).
     answered: std::collections::BTreeSet<usize>,
-    /// `taken_max` when the bytes being fed were fed.
-    sent_upto: usize,
+    /// For the queued events, oldest first: how many came from one feed, and
+    /// `taken_max` when that feed was made.
+    marks: VecDeque<(usize, usize)>,
 }
 
 impl Checker {
@@ -97,7 +98,19 @@ impl Checker {
             );
         }
         assert!(ev.text.len() <= EVENT_TEXT_MAX);
-        let untaken = ev.seq > self.sent_upto;
+        let sent_upto = loop {
+            match self.marks.front_mut() {
+                Some((n, upto)) if *n > 0 => {
+                    *n -= 1;
+                    break *upto;
+                }
+                Some(_) => {
+                    self.marks.pop_front();
+                }
+                None => panic!("an event from no feed: {ev:?}"),
+            }
+        };
+        let untaken = ev.seq > sent_upto;
         let two = ev.code / 100 == 2;
         match ev.kind {
             CommandKind::Mail if two => self.mail_ok = true,
@@ -157,6 +170,9 @@ impl Checker {
             }
             self.took += 1;
             self.taken_max = self.taken_max.max(cmd.seq);
+            if std::env::var_os("FUZZ_DEBUG").is_some() {
+                eprintln!("take {} {:?}", cmd.seq, cmd.kind);
+            }
             self.taken.push_back(cmd);
         }
     }
@@ -240,7 +256,7 @@ fuzz_target!(|data: &[u8]| {
         took: 0,
         starttls_ok: false,
         taken_max: 0,
-        sent_upto: 0,
+        marks: VecDeque::new(),
         answered: Default::default(),
     };
     let bound_events = 1 + rcpt_count + 16 + AUTH_CHALLENGES_MAX as usize;
@@ -279,8 +295,13 @@ fuzz_target!(|data: &[u8]| {
         let lens = c.slice(8);
         let mut failed = false;
         for piece in splits(&buf, lens) {
-            ck.sent_upto = ck.taken_max;
+            let before = s.pending_events();
             let r = s.feed(piece);
+            ck.marks
+                .push_back((s.pending_events() - before, ck.taken_max));
+            if std::env::var_os("FUZZ_DEBUG").is_some() {
+                eprintln!("feed {:?} -> {r:?}", String::from_utf8_lossy(piece));
+            }
             assert!(s.pending_events() <= bound_events, "events grow");
             assert!(s.pending_commands() <= bound_cmds, "commands grow");
             if !STRICT_TAKEN {
