@@ -19,10 +19,29 @@ fn scratch() -> PathBuf {
     base.join(format!("pipeconnect-fuzz-open-{}", std::process::id()))
 }
 
+/// The file with the set lock words of format version 1 cleared. A lock word naming a
+/// live process (pid 1 is one) is waited out for half a second by design, which would
+/// slow every input that holds one to two executions a second; the lock has its own
+/// tests (tests/store_stress.rs, tests/store_hostile.rs).
+fn without_locks(file: &[u8]) -> Vec<u8> {
+    let mut f = file.to_vec();
+    if f.len() < 24 || &f[..8] != b"PIPECSTO" {
+        return f;
+    }
+    let ways = u32::from_le_bytes([f[20], f[21], f[22], f[23]]) as usize;
+    let stride = 64 + ways.min(64) * 768;
+    let mut off = 4096;
+    while off + 8 <= f.len() {
+        f[off..off + 8].fill(0);
+        off += stride;
+    }
+    f
+}
+
 fuzz_target!(|data: &[u8]| {
     let mut c = Cursor::new(data);
     let mode = c.u8();
-    let file = c.rest();
+    let file = without_locks(c.rest());
     let path = scratch();
     let _ = std::fs::remove_file(&path);
     {
@@ -33,7 +52,7 @@ fuzz_target!(|data: &[u8]| {
             .mode(0o600)
             .open(&path)
             .expect("scratch file");
-        f.write_all(file).expect("write");
+        f.write_all(&file).expect("write");
     }
     let options = StoreOptions {
         // A rebuild makes a file of the asked geometry: keep it small.
