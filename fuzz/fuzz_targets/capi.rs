@@ -23,9 +23,9 @@ fn cstring(b: &[u8]) -> CString {
     CString::new(&b[..end]).expect("no NUL")
 }
 
-fn ok_or(r: pipeconnect_result, also: &[pipeconnect_result]) {
+/// No call may end in a panic (caught at the boundary as PIPECONNECT_ERR_PANIC).
+fn no_panic(r: pipeconnect_result) {
     assert!(r != PIPECONNECT_ERR_PANIC, "a panic reached the C boundary");
-    let _ = also;
 }
 
 fuzz_target!(|data: &[u8]| unsafe {
@@ -41,7 +41,7 @@ fuzz_target!(|data: &[u8]| unsafe {
         (mode >> 1) as u32 & 1
     };
     let r = pipeconnect_key_new(server.as_ptr(), c.u16(), tls, &mut key);
-    ok_or(r, &[]);
+    no_panic(r);
     if r != PIPECONNECT_OK {
         assert!(key.is_null(), "an output written on error");
         let fallback = CString::new("192.0.2.1").unwrap();
@@ -52,11 +52,11 @@ fuzz_target!(|data: &[u8]| unsafe {
     }
     if mode & 4 != 0 {
         let local = cstring(c.slice(48));
-        ok_or(pipeconnect_key_set_local(key, local.as_ptr()), &[]);
+        no_panic(pipeconnect_key_set_local(key, local.as_ptr()));
     }
     let name = cstring(c.slice(300));
     if mode & 8 != 0 {
-        ok_or(pipeconnect_key_set_ehlo_name(key, name.as_ptr()), &[]);
+        no_panic(pipeconnect_key_set_ehlo_name(key, name.as_ptr()));
     }
     let buf_len = c.u16() as usize % 400;
     let mut buf = vec![0 as c_char; buf_len];
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| unsafe {
         buf_len,
         &mut written,
     );
-    ok_or(r, &[]);
+    no_panic(r);
     if r == PIPECONNECT_OK {
         assert!(written < buf_len && buf[written] == 0);
     } else if r == PIPECONNECT_ERR_BUFFER_TOO_SMALL {
@@ -83,12 +83,12 @@ fuzz_target!(|data: &[u8]| unsafe {
     let pflags = c.u32() & if mode & 16 != 0 { u32::MAX } else { 1 };
     let mut caps: *mut pipeconnect_caps = null_mut();
     let r = pipeconnect_caps_parse(reply.as_ptr(), reply.len(), pflags, &mut caps);
-    ok_or(r, &[]);
+    no_panic(r);
     if r == PIPECONNECT_OK {
         let mut f = 0u32;
         assert_eq!(pipeconnect_caps_flags(caps, &mut f), PIPECONNECT_OK);
         let mut has = false;
-        ok_or(pipeconnect_caps_has(caps, c.u32(), &mut has), &[]);
+        no_panic(pipeconnect_caps_has(caps, c.u32(), &mut has));
         let mut n = 0usize;
         assert_eq!(pipeconnect_caps_auth_count(caps, &mut n), PIPECONNECT_OK);
         for i in 0..=n {
@@ -108,12 +108,9 @@ fuzz_target!(|data: &[u8]| unsafe {
             }
         }
         let mech = cstring(c.slice(32));
-        ok_or(
-            pipeconnect_caps_has_auth(caps, mech.as_ptr(), &mut has),
-            &[],
-        );
+        no_panic(pipeconnect_caps_has_auth(caps, mech.as_ptr(), &mut has));
         let mut size = 0u64;
-        ok_or(pipeconnect_caps_size_limit(caps, &mut size), &[]);
+        no_panic(pipeconnect_caps_size_limit(caps, &mut size));
     }
 
     // Cache, learning the reply with its exact length.
@@ -122,12 +119,15 @@ fuzz_target!(|data: &[u8]| unsafe {
         pipeconnect_cache_new(c.u8() as usize, 0, &mut cache),
         PIPECONNECT_OK
     );
-    ok_or(
-        pipeconnect_cache_learn(cache, key, reply.as_ptr(), reply.len(), pflags),
-        &[],
-    );
+    no_panic(pipeconnect_cache_learn(
+        cache,
+        key,
+        reply.as_ptr(),
+        reply.len(),
+        pflags,
+    ));
     if !caps.is_null() {
-        ok_or(pipeconnect_cache_learn_caps(cache, key, caps), &[]);
+        no_panic(pipeconnect_cache_learn_caps(cache, key, caps));
     }
     let mut hit: *mut pipeconnect_caps = null_mut();
     if pipeconnect_cache_lookup(cache, key, &mut hit) == PIPECONNECT_OK {
@@ -161,7 +161,7 @@ fuzz_target!(|data: &[u8]| unsafe {
     settings.max_first_flight_body = c.u32() as u64;
     let mut s: *mut pipeconnect_session = null_mut();
     let r = pipeconnect_session_begin(cache, key, &intent, &settings, &mut s);
-    ok_or(r, &[]);
+    no_panic(r);
     if mode & 128 != 0 {
         pipeconnect_cache_free(cache);
         cache = null_mut();
@@ -194,7 +194,7 @@ fuzz_target!(|data: &[u8]| unsafe {
                         line_len,
                         &mut w,
                     );
-                    ok_or(r, &[]);
+                    no_panic(r);
                     if r == PIPECONNECT_OK {
                         assert!(w < line_len && line[w] == 0);
                     }
@@ -207,7 +207,7 @@ fuzz_target!(|data: &[u8]| unsafe {
             let owned = piece.to_vec();
             let mut events = 0usize;
             let r = pipeconnect_session_feed(s, owned.as_ptr(), owned.len(), &mut events);
-            ok_or(r, &[]);
+            no_panic(r);
             let mut ev: pipeconnect_event = std::mem::zeroed();
             while pipeconnect_session_next_event(s, &mut ev) == PIPECONNECT_OK {
                 if ev.text_len > 0 {

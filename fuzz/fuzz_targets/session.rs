@@ -36,6 +36,12 @@ use std::sync::Arc;
 /// checks everything else.
 const STRICT_TAKEN: bool = false;
 
+/// `FUZZ_DEBUG=1`: print every command taken, every feed and every event.
+fn debug() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("FUZZ_DEBUG").is_some())
+}
+
 const CODES: [u16; 24] = [
     220, 250, 251, 252, 354, 334, 235, 221, 421, 450, 451, 452, 454, 500, 501, 503, 530, 535, 550,
     552, 554, 200, 300, 599,
@@ -87,7 +93,7 @@ struct Checker {
 
 impl Checker {
     fn event(&mut self, ev: &Event) {
-        if std::env::var_os("FUZZ_DEBUG").is_some() {
+        if debug() {
             eprintln!(
                 "event {} {:?} {} flags={:#x} front={:?}",
                 ev.seq,
@@ -170,7 +176,7 @@ impl Checker {
             }
             self.took += 1;
             self.taken_max = self.taken_max.max(cmd.seq);
-            if std::env::var_os("FUZZ_DEBUG").is_some() {
+            if debug() {
                 eprintln!("take {} {:?}", cmd.seq, cmd.kind);
             }
             self.taken.push_back(cmd);
@@ -299,7 +305,7 @@ fuzz_target!(|data: &[u8]| {
             let r = s.feed(piece);
             ck.marks
                 .push_back((s.pending_events() - before, ck.taken_max));
-            if std::env::var_os("FUZZ_DEBUG").is_some() {
+            if debug() {
                 eprintln!("feed {:?} -> {r:?}", String::from_utf8_lossy(piece));
             }
             assert!(s.pending_events() <= bound_events, "events grow");
