@@ -38,5 +38,8 @@ fn a_reply_in_the_same_buffer_cannot_answer_a_command_not_yet_taken() {
         !accepted,
         "message reported accepted before BDAT LAST was handed out (feed: {r:?})"
     );
-    assert!(r.is_err(), "replies to commands never sent must be an error");
+    assert!(
+        r.is_err(),
+        "replies to commands never sent must be an error"
+    );
 }

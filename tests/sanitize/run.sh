@@ -1,9 +1,10 @@
 #!/bin/sh
 # make test-sanitize: the C side under AddressSanitizer and UndefinedBehaviorSanitizer.
 #
-# 1. libpipeconnect is built on the nightly toolchain with -Zsanitizer=address for an
-#    explicit --target (so build scripts and proc macros stay uninstrumented), into
-#    target/sanitize/, with --cfg pipeconnect_sanitizer_canary (the library's canary).
+# 1. libpipeconnect (and, with -Zbuild-std, the standard library it contains) is built on
+#    the nightly toolchain with -Zsanitizer=address for an explicit --target (so build
+#    scripts and proc macros stay uninstrumented), into target/sanitize/, with
+#    --cfg pipeconnect_sanitizer_canary (the library's canary).
 # 2. Every C test program (tests/c/test_*.c), the example client (examples-c/client)
 #    and the canary are compiled by clang with -fsanitize=address,undefined
 #    -fno-omit-frame-pointer against that library.
@@ -46,9 +47,14 @@ if [ "${SANITIZE_LIB:-asan}" = plain ]; then
 else
     # The runtime comes from clang (-fsanitize=address on the C link); rustc links its
     # own runtime only into executables, and the library is a cdylib.
+    # -Zbuild-std: the standard library is compiled with the same instrumentation (needs
+    # the nightly rust-src component); SANITIZE_BUILD_STD=0 uses the shipped one.
+    build_std=-Zbuild-std
+    [ "${SANITIZE_BUILD_STD:-1}" = 0 ] && build_std=""
+    # shellcheck disable=SC2086
     RUSTFLAGS="-Zsanitizer=address --cfg pipeconnect_sanitizer_canary" \
     RUSTDOCFLAGS="-Zsanitizer=address" \
-        cargo +nightly build -p pipeconnect --target "$TARGET" --target-dir "$out"
+        cargo +nightly build $build_std -p pipeconnect --target "$TARGET" --target-dir "$out"
     rust_canary=yes
     # Instrumented code calls the runtime's check functions: prove it is there.
     nm -D --undefined-only "$lib/libpipeconnect.so" | grep -q '__asan_report_load' || {
