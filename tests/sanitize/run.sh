@@ -38,6 +38,9 @@ command -v "$CLANG" >/dev/null 2>&1 || skip "clang not found"
 cargo +nightly --version >/dev/null 2>&1 || skip "no nightly toolchain (rustup toolchain install nightly)"
 rm -rf "$work"
 mkdir -p "$work"
+printf 'int main(void) { return 0; }\n' >"$work/probe.c"
+"$CLANG" -fsanitize=address,undefined "$work/probe.c" -o "$work/probe" 2>/dev/null \
+    || skip "clang cannot link -fsanitize=address,undefined (install libclang-rt-dev)"
 
 # 1. The library.
 if [ "${SANITIZE_LIB:-asan}" = plain ]; then
