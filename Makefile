@@ -2,7 +2,9 @@
 #   make            build the library (release) and the pipeconnect tool
 #   make demo       the saving on a simulated slow link, classic vs early pipelining
 #   make test       every test: format, lints, Rust, C, install, Python, Perl, packages, man
-#                   pages, Exim interop, hold-down behind a balancer, Postfix
+#                   pages, Exim interop, hold-down behind a balancer, Postfix, a short fuzzing
+#                   run, the C side under ASan/UBSan (docs/TESTING.md)
+#   make test-slow  Miri over the pure modules and the C API driven from Rust
 #   make postfix-demo  patched Postfix against a real Exim 4.96 at 50 ms RTT (root)
 #   make install    PREFIX=/usr/local DESTDIR=   (libdir: $(PREFIX)/lib)
 #   make header     regenerate include/pipeconnect.h from the sources
@@ -29,7 +31,7 @@ PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
         test-exim test-holddown test-postfix postfix postfix-demo lint fmt demo clean \
-        deb test-deb test-perl test-man
+        deb test-deb test-perl test-man fuzz-smoke test-sanitize test-miri test-slow
 
 all: build
 
@@ -138,8 +140,25 @@ test-perl: build
 	PIPECONNECT_LIBRARY=$(CURDIR)/$(RELEASE)/libpipeconnect.so PIPECONNECT_BIN=$(CURDIR)/$(RELEASE)/pipeconnect \
 	    prove -r -Ibindings/perl/lib bindings/perl/t
 
+# Every fuzz target for a few seconds from the committed seeds (nightly + cargo-fuzz).
+fuzz-smoke:
+	sh fuzz/smoke.sh
+
+# The C tests, the example client and the demo built with clang's ASan and UBSan, against
+# the library built with -Zsanitizer=address; canaries prove both sides are checked.
+test-sanitize:
+	sh tests/sanitize/run.sh
+
+# Miri over the pure modules and tests/miri_capi.rs (minutes: see docs/TESTING.md).
+test-miri:
+	sh tests/sanitize/miri.sh
+
+test-slow: test-miri
+
+# With CI=true a missing nightly toolchain, cargo-fuzz or clang fails these; elsewhere
+# they say what is missing and are skipped.
 test: lint test-rust test-c-install test-python test-perl test-man test-deb test-exim \
-      test-holddown test-postfix
+      test-holddown test-postfix fuzz-smoke test-sanitize
 	@echo "make test: all suites passed"
 
 demo: build

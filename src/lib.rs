@@ -19,6 +19,8 @@ pub mod ffi;
 pub mod key;
 pub mod policy;
 pub mod reply;
+#[cfg(pipeconnect_sanitizer_canary)]
+mod sanitizer_canary;
 pub mod session;
 pub mod version;
 

@@ -162,8 +162,16 @@ impl ReplyParser {
             };
             data = &data[chunk.len() + usize::from(line_done)..];
             // +1 allows the CR of a CRLF that is not yet known to be one.
-            if self.partial.len() + chunk.len() > self.limits.max_line + 1 {
-                return Err(self.fail(Error::ReplyLineTooLong));
+            let line_room = (self.limits.max_line + 1).saturating_sub(self.partial.len());
+            if chunk.len() > line_room {
+                // Both limits may break within this chunk: report the one its earlier
+                // byte breaks, so that how the stream was split never changes the error.
+                let byte_room = self.limits.max_bytes.saturating_sub(self.bytes_in_reply);
+                return Err(self.fail(if byte_room < line_room {
+                    Error::ReplyTooLarge
+                } else {
+                    Error::ReplyLineTooLong
+                }));
             }
             self.bytes_in_reply += chunk.len() + usize::from(line_done);
             if self.bytes_in_reply > self.limits.max_bytes {
@@ -271,6 +279,42 @@ fn parse_enhanced(code: u16, text: &[u8]) -> Option<EnhancedCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The error for `stream` fed whole, and for every split of it in two.
+    fn errors_at_every_split(limits: ReplyLimits, stream: &[u8]) -> Vec<Result<(), Error>> {
+        let mut out = Vec::new();
+        for cut in 0..=stream.len() {
+            let mut p = ReplyParser::new(limits);
+            let mut replies = Vec::new();
+            let r = p
+                .feed(&stream[..cut], &mut replies)
+                .and_then(|()| p.feed(&stream[cut..], &mut replies));
+            out.push(r);
+        }
+        out
+    }
+
+    // Found by the `reply` fuzz target: fed whole, a chunk that broke both limits was
+    // reported as too long a line; split, as too large a reply.
+    #[test]
+    fn the_limit_broken_first_is_reported_however_the_stream_is_split() {
+        let limits = ReplyLimits {
+            max_line: 4,
+            max_lines: 4,
+            max_bytes: 3,
+        };
+        for r in errors_at_every_split(limits, b"250123") {
+            assert_eq!(r, Err(Error::ReplyTooLarge));
+        }
+        let limits = ReplyLimits {
+            max_line: 2,
+            max_lines: 4,
+            max_bytes: 10,
+        };
+        for r in errors_at_every_split(limits, b"25012") {
+            assert_eq!(r, Err(Error::ReplyLineTooLong));
+        }
+    }
 
     fn all(bytes: &[u8]) -> Result<Vec<Reply>, Error> {
         let mut p = ReplyParser::new(ReplyLimits::default());

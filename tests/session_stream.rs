@@ -228,29 +228,3 @@ fn endless_auth_challenges_are_out_of_step() {
     assert!(s.is_done());
     assert!(s.pending_events() == 0);
 }
-
-/// A reply to a command the caller has not taken (so never sent) puts the stream out of
-/// step: three 250s behind the EHLO reply, in the same read, must not be taken as the
-/// answers to MAIL, RCPT and BDAT LAST that the EHLO reply only just released.
-#[test]
-fn replies_to_commands_not_yet_taken_are_out_of_step() {
-    let cache = Arc::new(Cache::in_memory(CacheConfig::default()));
-    let mut s = Session::begin(
-        cache,
-        key(),
-        Intent::new("client.example.net", 1, 300),
-        Settings::early(),
-    )
-    .unwrap();
-    s.feed(b"220 mx ESMTP\r\n").unwrap();
-    assert_eq!(s.next_commands().len(), 1, "EHLO");
-    let mut read = Vec::from(EHLO);
-    read.extend_from_slice(b"250-CHUNKING\r\n250 ok\r\n250 ok\r\n250 ok\r\n");
-    assert_eq!(s.feed(&read), Err(SessionError::UnexpectedReply));
-    while let Some(e) = s.next_event() {
-        assert!(!e.has(EVENT_MESSAGE_ACCEPTED), "{e:?}");
-    }
-    let sum = s.finish();
-    assert!(!sum.has(SUMMARY_MESSAGE_ACCEPTED));
-    assert_ne!(sum.verdict, Verdict::Continue);
-}

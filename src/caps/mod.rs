@@ -627,4 +627,20 @@ mod tests {
         bad[36] ^= 0x20;
         assert!(Capabilities::decode(&bad).is_err());
     }
+
+    // Found by the `caps` fuzz target (before records had presence bits): SIZE
+    // 18446744073709551615 and a LIMITS value of 4294967295 equalled the old record's "no
+    // number" marker, so the cached entry lost them. They now survive exactly.
+    #[test]
+    fn the_largest_numbers_survive_the_stored_record() {
+        let c = parse(
+            b"250-mx\r\n250-SIZE 18446744073709551615\r\n250 LIMITS RCPTMAX=4294967295 MAILMAX=7\r\n",
+        );
+        assert_eq!(c.size_limit(), Some(u64::MAX));
+        assert_eq!(c.limits().rcpt_max, Some(u32::MAX));
+        let back = Capabilities::decode(&c.encode()).unwrap();
+        assert_eq!(back, c);
+        assert_eq!(back.size_limit(), Some(u64::MAX));
+        assert_eq!(back.limits().mail_max, Some(7));
+    }
 }

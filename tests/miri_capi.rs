@@ -1,0 +1,193 @@
+//! The C API driven from Rust exactly as a C caller drives it, small enough for Miri
+//! (`make test-miri`: `cargo +nightly miri test --test miri_capi`), which checks every
+//! pointer the library reads, writes and frees: a key made, narrowed and printed; an
+//! EHLO reply parsed and queried; an in-process cache learning it; one whole early
+//! session fed in small splits, with every command line formatted into caller buffers;
+//! the cache freed before the session, which keeps working. It also runs as an ordinary
+//! test.
+use pipeconnect::ffi::cache::*;
+use pipeconnect::ffi::caps::*;
+use pipeconnect::ffi::key::*;
+use pipeconnect::ffi::policy::*;
+use pipeconnect::ffi::result::pipeconnect_result::*;
+use pipeconnect::ffi::session::*;
+use std::ffi::{c_char, CStr};
+use std::ptr::{null, null_mut};
+
+const EHLO: &[u8] = b"250-mx.example.org hello\r\n250-SIZE 1000000\r\n250-PIPELINING\r\n\
+250-PIPECONNECT\r\n250-CHUNKING\r\n250-AUTH PLAIN LOGIN\r\n250 HELP\r\n";
+
+#[test]
+fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
+    unsafe {
+        // Key.
+        let mut key: *mut pipeconnect_key = null_mut();
+        assert_eq!(
+            pipeconnect_key_new(
+                c"[2001:db8::25]".as_ptr(),
+                25,
+                PIPECONNECT_TLS_CLEARTEXT,
+                &mut key
+            ),
+            PIPECONNECT_OK
+        );
+        assert_eq!(
+            pipeconnect_key_set_ehlo_name(key, c"Client.Example.NET".as_ptr()),
+            PIPECONNECT_OK
+        );
+        let mut small = [0 as c_char; 8];
+        let mut written = 0usize;
+        assert_eq!(
+            pipeconnect_key_to_string(key, small.as_mut_ptr(), small.len(), &mut written),
+            PIPECONNECT_ERR_BUFFER_TOO_SMALL
+        );
+        let mut text = vec![0 as c_char; written + 1];
+        assert_eq!(
+            pipeconnect_key_to_string(key, text.as_mut_ptr(), text.len(), &mut written),
+            PIPECONNECT_OK
+        );
+        assert_eq!(
+            CStr::from_ptr(text.as_ptr()).to_str().unwrap(),
+            "[2001:db8::25]:25/cleartext as client.example.net"
+        );
+
+        // Capabilities.
+        let mut caps: *mut pipeconnect_caps = null_mut();
+        assert_eq!(
+            pipeconnect_caps_parse(EHLO.as_ptr(), EHLO.len(), 0, &mut caps),
+            PIPECONNECT_OK
+        );
+        let mut n = 0usize;
+        assert_eq!(pipeconnect_caps_auth_count(caps, &mut n), PIPECONNECT_OK);
+        assert_eq!(n, 2);
+        let mut name: *const c_char = null();
+        assert_eq!(
+            pipeconnect_caps_auth_name(caps, 1, &mut name),
+            PIPECONNECT_OK
+        );
+        assert_eq!(CStr::from_ptr(name).to_bytes(), b"LOGIN");
+        let mut has = false;
+        assert_eq!(
+            pipeconnect_caps_has_auth(caps, c"plain".as_ptr(), &mut has),
+            PIPECONNECT_OK
+        );
+        assert!(has);
+        let mut size = 0u64;
+        assert_eq!(pipeconnect_caps_size_limit(caps, &mut size), PIPECONNECT_OK);
+        assert_eq!(size, 1_000_000);
+
+        // Cache, with a pinned clock (no system time under Miri's isolation).
+        let mut cache: *mut pipeconnect_cache = null_mut();
+        assert_eq!(pipeconnect_cache_new(16, 0, &mut cache), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_cache_set_time(cache, 1_700_000_000),
+            PIPECONNECT_OK
+        );
+        assert_eq!(
+            pipeconnect_cache_learn_caps(cache, key, caps),
+            PIPECONNECT_OK
+        );
+        pipeconnect_caps_free(caps);
+        let mut hit: *mut pipeconnect_caps = null_mut();
+        assert_eq!(
+            pipeconnect_cache_lookup(cache, key, &mut hit),
+            PIPECONNECT_OK
+        );
+        let mut at = 0u64;
+        assert_eq!(pipeconnect_caps_learned_at(hit, &mut at), PIPECONNECT_OK);
+        assert_eq!(at, 1_700_000_000);
+        pipeconnect_caps_free(hit);
+
+        // A session: everything early, then the cache handle freed before the session.
+        let rcpts = [c"a@example.org".as_ptr(), c"b@example.org".as_ptr()];
+        let mut intent: pipeconnect_intent = std::mem::zeroed();
+        intent.struct_size = std::mem::size_of::<pipeconnect_intent>();
+        intent.ehlo_name = c"client.example.net".as_ptr();
+        intent.mail_from = c"sender@example.net".as_ptr();
+        intent.rcpts = rcpts.as_ptr();
+        intent.rcpt_count = 2;
+        intent.body_size = 300;
+        intent.body_mode = PIPECONNECT_BODY_AUTO;
+        let mut settings: pipeconnect_settings = std::mem::zeroed();
+        settings.struct_size = std::mem::size_of::<pipeconnect_settings>();
+        settings.flags = PIPECONNECT_SETTINGS_EARLY_ALLOWED;
+        let mut s: *mut pipeconnect_session = null_mut();
+        assert_eq!(
+            pipeconnect_session_begin(cache, key, &intent, &settings, &mut s, null_mut()),
+            PIPECONNECT_OK
+        );
+        pipeconnect_cache_free(cache);
+        pipeconnect_key_free(key);
+
+        let mut lines = Vec::new();
+        let mut cmds: [pipeconnect_session_command; 2] = std::mem::zeroed();
+        cmds[0].struct_size = std::mem::size_of::<pipeconnect_session_command>();
+        loop {
+            let mut got = 0usize;
+            assert_eq!(
+                pipeconnect_session_flight(s, cmds.as_mut_ptr(), 2, &mut got),
+                PIPECONNECT_OK
+            );
+            for cmd in &cmds[..got] {
+                let mut buf = [0 as c_char; 600];
+                let mut len = 0usize;
+                assert_eq!(
+                    pipeconnect_session_command_line(s, cmd, buf.as_mut_ptr(), buf.len(), &mut len),
+                    PIPECONNECT_OK
+                );
+                lines.push(CStr::from_ptr(buf.as_ptr()).to_str().unwrap().to_string());
+            }
+            if got < 2 {
+                break;
+            }
+        }
+        assert_eq!(
+            lines,
+            [
+                "EHLO client.example.net\r\n",
+                "MAIL FROM:<sender@example.net> SIZE=300\r\n",
+                "RCPT TO:<a@example.org>\r\n",
+                "RCPT TO:<b@example.org>\r\n",
+                "BDAT 300 LAST\r\n",
+            ]
+        );
+
+        let mut server = b"220 mx.example.org ESMTP\r\n".to_vec();
+        server.extend_from_slice(EHLO);
+        server.extend_from_slice(
+            b"250 2.1.0 ok\r\n250 2.1.5 ok\r\n250 2.1.5 ok\r\n250 2.0.0 queued as X\r\n",
+        );
+        let mut accepted = false;
+        let mut events = 0;
+        for piece in server.chunks(7) {
+            let owned = piece.to_vec();
+            let mut made = 0usize;
+            assert_eq!(
+                pipeconnect_session_feed(s, owned.as_ptr(), owned.len(), &mut made),
+                PIPECONNECT_OK
+            );
+            let mut ev: pipeconnect_event = std::mem::zeroed();
+            ev.struct_size = std::mem::size_of::<pipeconnect_event>();
+            while pipeconnect_session_next_event(s, &mut ev) == PIPECONNECT_OK {
+                events += 1;
+                let text = std::slice::from_raw_parts(ev.text, ev.text_len);
+                assert!(!text.is_empty());
+                assert_eq!(ev.verdict, PIPECONNECT_VERDICT_CONTINUE, "{}", ev.code);
+                accepted |= ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED != 0;
+            }
+        }
+        assert_eq!(events, 6);
+        assert!(accepted);
+        let mut done = false;
+        assert_eq!(pipeconnect_session_is_done(s, &mut done), PIPECONNECT_OK);
+        assert!(done);
+        let mut sum: pipeconnect_summary = std::mem::zeroed();
+        sum.struct_size = std::mem::size_of::<pipeconnect_summary>();
+        assert_eq!(pipeconnect_session_finish(s, &mut sum), PIPECONNECT_OK);
+        assert_eq!(sum.verdict, PIPECONNECT_VERDICT_CONTINUE);
+        assert!(sum.flags & PIPECONNECT_SUMMARY_MESSAGE_ACCEPTED != 0);
+        assert!(sum.flags & PIPECONNECT_SUMMARY_CLEARTEXT_EARLY != 0);
+        assert_eq!(sum.rcpt_accepted, 2);
+        pipeconnect_session_free(s);
+    }
+}
