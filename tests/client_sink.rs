@@ -12,7 +12,6 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 /// `target/<profile>/pipeconnect`.
@@ -26,23 +25,9 @@ fn tools_bin() -> PathBuf {
     p
 }
 
-/// pc-deliver, compiled once per test run (C99, warnings as errors) against this build.
+/// pc-deliver, compiled once per test run against this build.
 fn client() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let dir = common::scratch("client-build");
-        let exe = dir.join("pc-deliver");
-        common::compile_c(
-            &[
-                "examples-c/client/pc_deliver.c",
-                "examples-c/client/delivery.c",
-                "examples-c/client/conn.c",
-            ],
-            &exe,
-            &[],
-        );
-        exe
-    })
+    common::pc_deliver()
 }
 
 /// Options for a sink whose log must tell early commands apart: the banner waits a little,

@@ -13,7 +13,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, OnceLock};
+use std::sync::{mpsc, Arc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -24,23 +24,9 @@ const BANNER: &[u8] = b"220 slow.test.example ESMTP trickling\r\n";
 /// Between two bytes of the trickled banner.
 const TRICKLE_GAP: Duration = Duration::from_millis(200);
 
-/// pc-deliver, compiled once per test run (C99, warnings as errors) against this build.
+/// pc-deliver, compiled once per test run against this build.
 fn client() -> &'static Path {
-    static EXE: OnceLock<PathBuf> = OnceLock::new();
-    EXE.get_or_init(|| {
-        let dir = common::scratch("client-limits-build");
-        let exe = dir.join("pc-deliver");
-        common::compile_c(
-            &[
-                "examples-c/client/pc_deliver.c",
-                "examples-c/client/delivery.c",
-                "examples-c/client/conn.c",
-            ],
-            &exe,
-            &[],
-        );
-        exe
-    })
+    common::pc_deliver()
 }
 
 /// How a test server treats each connection.

@@ -135,3 +135,22 @@ pub fn run_c_test(name: &str) -> Output {
     compile_c(&[&format!("tests/c/{name}.c")], &exe, &[]);
     run_ok(&mut Command::new(&exe))
 }
+
+/// The reference client `pc-deliver` (examples-c/client, without TLS), compiled once per
+/// test binary (C99, warnings as errors) against this build.
+pub fn pc_deliver() -> &'static Path {
+    static EXE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    EXE.get_or_init(|| {
+        let exe = scratch("pc-deliver-build").join("pc-deliver");
+        compile_c(
+            &[
+                "examples-c/client/pc_deliver.c",
+                "examples-c/client/delivery.c",
+                "examples-c/client/conn.c",
+            ],
+            &exe,
+            &[],
+        );
+        exe
+    })
+}

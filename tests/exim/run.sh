@@ -7,29 +7,9 @@
 # (CI=true), where a missing Exim or a non-root run is a failure, never a skip.
 # Exits non-zero when any test fails.
 set -eu
-root=$(cd "$(dirname "$0")/../.." && pwd)
-cd "$root"
+me=tests/exim/run.sh
+. "$(dirname "$0")/require.sh"
 
-missing=""
-if ! command -v exim4 >/dev/null 2>&1 && [ ! -x /usr/sbin/exim4 ] && [ ! -x /usr/sbin/exim ]; then
-    missing="exim4 is not installed (apt-get install -y exim4-daemon-heavy)"
-elif [ "$(id -u)" != 0 ]; then
-    missing="the Exim harness must run as root (it starts exim -C -bd)"
-fi
-if [ -n "$missing" ]; then
-    if [ "${CI:-}" = true ]; then
-        echo "tests/exim/run.sh: FAIL: $missing" >&2
-        exit 1
-    fi
-    echo "tests/exim/run.sh: SKIPPED: $missing"
-    exit 0
-fi
-command -v python3 >/dev/null 2>&1 || { echo "tests/exim/run.sh: python3 missing" >&2; exit 1; }
-
-# The library and the tool (make test-exim has built them already; this is quick then).
-if [ ! -f target/release/libpipeconnect.so ] || [ ! -x target/release/pipeconnect ]; then
-    ${CARGO:-cargo} build --release -p pipeconnect -p pipeconnect-tools
-fi
 client=$(sh examples-c/client/build.sh --tls --profile release -o target/release/pc-deliver-tls)
 
 echo "tests/exim/run.sh: $(exim4 -bV 2>/dev/null | head -n 1)"

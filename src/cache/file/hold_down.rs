@@ -5,7 +5,7 @@
 use super::layout::STATS_STRIPE_SIZE;
 use super::layout::{self, C_EARLY_SKIPPED, C_HOLD_DOWNS, STATS_OFFSET, STATS_STRIPES};
 use super::slot::{Kind, Read};
-use super::FileBackend;
+use super::{FileBackend, SetScan};
 use crate::cache::{HoldDown, HoldDownStore};
 use crate::key::{Fnv64, PeerKey};
 use std::sync::atomic::Ordering;
@@ -19,20 +19,6 @@ struct Placed {
     bytes: Vec<u8>,
     digest: u64,
     set: usize,
-}
-
-/// What one scan of a set (under its lock) found for a hold-down record.
-struct Scan {
-    /// The version each way had when read (for the compare-and-swap of a write).
-    versions: [u64; layout::MAX_WAYS as usize],
-    /// Ways holding the key's hold-down record.
-    matches: Vec<usize>,
-    /// First way holding no valid record.
-    free: Option<usize>,
-    /// The valid record of another key used longest ago: (way, stamp, is an entry).
-    oldest: Option<(usize, u64, bool)>,
-    /// Capability entries in the set.
-    entries: u64,
 }
 
 impl FileBackend {
@@ -49,45 +35,10 @@ impl FileBackend {
         }
     }
 
-    fn scan_hold_down(&self, p: &Placed) -> Scan {
-        let mut s = Scan {
-            versions: [0; layout::MAX_WAYS as usize],
-            matches: Vec::new(),
-            free: None,
-            oldest: None,
-            entries: 0,
-        };
-        for way in 0..self.ways() {
-            let slot = self.slot(p.set, way);
-            let Some(from) = self.writable_from(&slot) else {
-                // A stalled writer's slot: neither free nor evictable while it may
-                // still write there.
-                continue;
-            };
-            s.versions[way] = from;
-            match slot.read(None) {
-                Read::Record(r) => {
-                    s.versions[way] = r.version;
-                    if r.is_entry() {
-                        s.entries += 1;
-                    }
-                    if r.kind() == Kind::HoldDown && r.digest == p.digest && r.key() == p.bytes {
-                        s.matches.push(way);
-                    } else {
-                        let stamp = slot.last_used();
-                        if s.oldest.is_none_or(|(_, o, _)| stamp < o) {
-                            s.oldest = Some((way, stamp, r.is_entry()));
-                        }
-                    }
-                }
-                Read::Empty | Read::Busy | Read::Other => {
-                    if s.free.is_none() {
-                        s.free = Some(way);
-                    }
-                }
-            }
-        }
-        s
+    fn scan_hold_down(&self, p: &Placed) -> SetScan {
+        self.scan_set(p.set, |r| {
+            r.kind() == Kind::HoldDown && r.digest == p.digest && r.key() == p.bytes
+        })
     }
 
     fn hold_counter(&self, c: usize) -> &std::sync::atomic::AtomicU64 {
@@ -131,7 +82,7 @@ impl HoldDownStore for FileBackend {
                 _ => None,
             });
         let new = f(old);
-        let mut entries = scan.entries;
+        let mut entries = scan.used;
         let mut dups = scan.matches.as_slice();
         if let Some(h) = new {
             let target = match (scan.matches.first(), scan.free, scan.oldest) {

@@ -27,7 +27,7 @@ use layout::{
     STATS_STRIPE_SIZE,
 };
 use map::Mapping;
-use slot::{hook, Read, Slot};
+use slot::{hook, Read, Record, Slot};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -346,9 +346,10 @@ struct SetScan {
     matches: Vec<usize>,
     /// First way holding no valid record.
     free: Option<usize>,
-    /// The valid record of another key used longest ago: (way, stamp).
-    oldest: Option<(usize, u64)>,
-    /// Valid records in the set.
+    /// The valid record of another key (or kind) used longest ago: (way, stamp, whether
+    /// it is a capability entry).
+    oldest: Option<(usize, u64, bool)>,
+    /// Capability entries in the set (hold-down records take room but are not entries).
     used: u64,
 }
 
@@ -499,8 +500,17 @@ impl FileBackend {
         lock::try_lock(&self.map, self.geometry.set_offset(set) + SET_W_LOCK * 8)
     }
 
-    /// Look at every slot of a set; the caller holds the set's lock.
+    /// Look at every slot of a set for `p`'s capability entry; the caller holds the set's
+    /// lock.
     fn scan(&self, p: &Placed) -> SetScan {
+        self.scan_set(p.set, |r| {
+            r.is_entry() && r.digest == p.digest && r.key() == p.bytes
+        })
+    }
+
+    /// Look at every slot of `set` for the records `wanted` picks; the caller holds the
+    /// set's lock.
+    fn scan_set(&self, set: usize, wanted: impl Fn(&Record) -> bool) -> SetScan {
         let mut s = SetScan {
             versions: [0; layout::MAX_WAYS as usize],
             writable: 0,
@@ -510,7 +520,7 @@ impl FileBackend {
             used: 0,
         };
         for way in 0..self.ways() {
-            let slot = self.slot(p.set, way);
+            let slot = self.slot(set, way);
             let Some(from) = self.writable_from(&slot) else {
                 // A stalled writer's slot: neither free nor evictable while it may
                 // still write there.
@@ -521,14 +531,13 @@ impl FileBackend {
             match slot.read(None) {
                 Read::Record(r) => {
                     s.versions[way] = r.version;
-                    // Hold-down records take room but are not entries.
                     s.used += u64::from(r.is_entry());
-                    if r.is_entry() && r.digest == p.digest && r.key() == p.bytes {
+                    if wanted(&r) {
                         s.matches.push(way);
                     } else {
                         let stamp = slot.last_used();
-                        if s.oldest.is_none_or(|(_, o)| stamp < o) {
-                            s.oldest = Some((way, stamp));
+                        if s.oldest.is_none_or(|(_, o, _)| stamp < o) {
+                            s.oldest = Some((way, stamp, r.is_entry()));
                         }
                     }
                 }
@@ -620,7 +629,11 @@ impl Backend for FileBackend {
                 used += 1;
                 (w, false)
             }
-            (None, None, Some((w, _))) => (w, true),
+            (None, None, Some((w, _, was_entry))) => {
+                // Evicting a hold-down record adds an entry to the set's count.
+                used += u64::from(!was_entry);
+                (w, true)
+            }
             // Every way is held by a stalled writer.
             (None, None, None) => {
                 self.count(p.set, C_ABANDONED);
