@@ -9,6 +9,7 @@ mod limit;
 mod listen;
 mod probe;
 mod serve;
+mod shared_cmd;
 
 const USAGE: &str = "usage: pipeconnect <cache|serve|delay|probe|demo> [options]  \
 (cache: inspect a shared store file; serve: SMTP test sink; delay: slow-link TCP proxy; \
