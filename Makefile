@@ -23,7 +23,7 @@ RELEASE := target/release
 PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
-        test-exim test-holddown lint fmt demo clean
+        test-exim test-holddown lint fmt demo fleet-demo clean
 
 all: build
 
@@ -87,6 +87,12 @@ test: lint test-rust test-c-install test-python test-exim test-holddown
 
 demo: build
 	sh examples-c/demo.sh
+
+# A fleet of hosts sharing what they learn through a real redis-server (docs/FLEET.md);
+# its last line is the summary. FLEET_ARGS passes options (e.g. --hosts 50 --zipf 0.8).
+fleet-demo:
+	$(CARGO) build --release -p pipeconnect-tools
+	$(RELEASE)/pipeconnect fleet-demo $(FLEET_ARGS)
 
 clean:
 	$(CARGO) clean
