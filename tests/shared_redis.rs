@@ -13,7 +13,6 @@ use pipeconnect::cache::{Cache, CacheStats};
 use pipeconnect::{Capabilities, ParseOptions, PeerKey, TlsState};
 use redis_harness::{free_port, Redis};
 use std::net::TcpListener;
-use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 const DEADLINE_MS: u64 = 20;
@@ -55,7 +54,7 @@ fn store(dir: &std::path::Path, name: &str, ttl: u64) -> Cache {
     Cache::open_file(&dir.join(name), &opts).unwrap()
 }
 
-fn host(dir: &PathBuf, name: &str, r: &Redis, prefix: &str) -> Cache {
+fn host(dir: &std::path::Path, name: &str, r: &Redis, prefix: &str) -> Cache {
     let c = store(dir, name, 3600);
     c.attach_shared(&r.url(), config(prefix)).unwrap();
     c

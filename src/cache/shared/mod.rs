@@ -358,28 +358,14 @@ impl SharedTier {
         })
     }
 
-    fn put(
-        &self,
-        kind: Kind,
-        key: &PeerKey,
-        learned_at: u64,
-        expires_at: u64,
-        payload: Vec<u8>,
-        now: u64,
-        word: Option<&AtomicU64>,
-    ) -> bool {
-        let rkey = self.redis_key(kind, key);
-        let ttl_ms = expires_at.saturating_sub(now).max(1).saturating_mul(1000);
-        let v = value::encode(
-            &rkey,
-            &Record {
-                kind,
-                learned_at,
-                expires_at,
-                payload,
-            },
-            self.config.secret.as_deref(),
-        );
+    fn put(&self, key: &PeerKey, record: Record, now: u64, word: Option<&AtomicU64>) -> bool {
+        let rkey = self.redis_key(record.kind, key);
+        let ttl_ms = record
+            .expires_at
+            .saturating_sub(now)
+            .max(1)
+            .saturating_mul(1000);
+        let v = value::encode(&rkey, &record, self.config.secret.as_deref());
         let ttl = ttl_ms.to_string();
         self.run(word, self.config.deadline, |c, d| {
             match c.call(&[b"SET", &rkey, &v, b"PX", ttl.as_bytes()], d)? {
@@ -399,15 +385,13 @@ impl SharedTier {
         now: u64,
         word: Option<&AtomicU64>,
     ) -> bool {
-        self.put(
-            Kind::Entry,
-            key,
-            entry.learned_at,
+        let record = Record {
+            kind: Kind::Entry,
+            learned_at: entry.learned_at,
             expires_at,
-            entry.caps.encode(),
-            now,
-            word,
-        )
+            payload: entry.caps.encode(),
+        };
+        self.put(key, record, now, word)
     }
 
     /// Write a hold-down record (for its hold key), kept until `expires_at`.
@@ -419,15 +403,13 @@ impl SharedTier {
         now: u64,
         word: Option<&AtomicU64>,
     ) -> bool {
-        self.put(
-            Kind::HoldDown,
-            hold_key,
-            h.since,
+        let record = Record {
+            kind: Kind::HoldDown,
+            learned_at: h.since,
             expires_at,
-            h.encode().to_vec(),
-            now,
-            word,
-        )
+            payload: h.encode().to_vec(),
+        };
+        self.put(hold_key, record, now, word)
     }
 
     /// Delete `key`'s entry in Redis. `Some(true)` when there was one.

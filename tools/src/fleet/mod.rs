@@ -15,7 +15,7 @@ mod worker;
 pub mod zipf;
 
 use crate::cli::{Arg, Args, EXIT_USAGE};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -275,7 +275,7 @@ fn clean(work: &Path, name: &str) {
     }
 }
 
-fn run_in(plan: &Plan, work: &PathBuf) -> Result<i32, String> {
+fn run_in(plan: &Plan, work: &Path) -> Result<i32, String> {
     let redis = Redis::start(work)?;
     let url = format!("redis://127.0.0.1:{}", redis.port);
     let secs = plan.deliveries as f64 / plan.rate as f64;
