@@ -491,3 +491,53 @@ fn client_count(r: &Redis) -> usize {
         other => panic!("{other:?}"),
     }
 }
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// What a fresh process pays for its first call (connect, AUTH with an ACL user, SELECT,
+/// MGET) and what a warm call costs; printed for docs/FLEET.md, checked only against the
+/// deadline.
+#[test]
+fn connect_and_warm_call_costs() {
+    let Some(r) = Redis::start_with("costs", false, &["--requirepass", "pw"]) else {
+        return;
+    };
+    r.admin(&[
+        b"ACL",
+        b"SETUSER",
+        b"fleet",
+        b"on",
+        b">fleetpw",
+        b"~test-costs:*",
+        b"+mget",
+        b"+set",
+        b"+del",
+        b"+select",
+    ]);
+    let url = format!("redis://fleet:fleetpw@127.0.0.1:{}/1", r.port);
+    let cfg = SharedConfig {
+        deadline: Duration::from_millis(200),
+        ..config("costs")
+    };
+    let k = key(1);
+    let mut fresh = Vec::new();
+    for _ in 0..30 {
+        let c = Cache::in_memory(Default::default());
+        c.attach_shared(&url, cfg.clone()).unwrap();
+        let (_, took) = timed_lookup(&c, &k);
+        fresh.push(took);
+        assert_eq!(stats(&c).shared_misses, 1, "{:?}", stats(&c));
+    }
+    let c = Cache::in_memory(Default::default());
+    c.attach_shared(&url, cfg).unwrap();
+    let _ = c.lookup(&k);
+    let warm: Vec<Duration> = (0..500).map(|_| timed_lookup(&c, &k).1).collect();
+    let (f, w) = (median(fresh), median(warm));
+    println!("fresh first call (connect, AUTH user, SELECT, MGET): median {f:?}");
+    println!("warm call (MGET): median {w:?}");
+    assert!(w < Duration::from_millis(DEADLINE_MS));
+    assert!(f < Duration::from_millis(200));
+}

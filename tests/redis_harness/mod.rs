@@ -14,6 +14,7 @@ pub struct Redis {
     pub dir: PathBuf,
     child: Option<Child>,
     persistence: bool,
+    extra: Vec<String>,
 }
 
 pub fn free_port() -> u16 {
@@ -42,6 +43,11 @@ pub fn available() -> bool {
 impl Redis {
     /// A fresh server, or None when redis-server is missing (outside CI).
     pub fn start(name: &str, persistence: bool) -> Option<Redis> {
+        Redis::start_with(name, persistence, &[])
+    }
+
+    /// As [`Redis::start`], with more `redis-server` arguments (e.g. `--requirepass`).
+    pub fn start_with(name: &str, persistence: bool, extra: &[&str]) -> Option<Redis> {
         if !available() {
             return None;
         }
@@ -54,6 +60,7 @@ impl Redis {
             dir,
             child: None,
             persistence,
+            extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         r.spawn();
         Some(r)
@@ -80,6 +87,7 @@ impl Redis {
         } else {
             cmd.args(["--save", "", "--appendonly", "no"]);
         }
+        cmd.args(&self.extra);
         cmd.current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -106,7 +114,13 @@ impl Redis {
     fn try_admin(&self, args: &[&[u8]]) -> Option<Reply> {
         let ep = Endpoint::Tcp(vec![([127, 0, 0, 1], self.port).into()]);
         let d = Instant::now() + Duration::from_secs(5);
-        let mut c = Connection::open(&ep, None, 0, d).ok()?;
+        let pass = self
+            .extra
+            .iter()
+            .position(|a| a == "--requirepass")
+            .and_then(|i| self.extra.get(i + 1));
+        let auth = pass.map(|p| (None, p.as_str()));
+        let mut c = Connection::open(&ep, auth, 0, d).ok()?;
         c.call(args, d).ok()
     }
 
