@@ -68,6 +68,7 @@ lint:
 test-rust:
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
+	$(CARGO) test -p pipeconnect --features shared-redis-tls --test shared_redis_tls
 
 test-c-install: build
 	sh tests/install/run.sh

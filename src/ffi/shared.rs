@@ -72,9 +72,11 @@ unsafe impl Versioned for pipeconnect_shared_options {
 /// `deadline_ms`: it is a miss, and calls are skipped for `backoff_ms`.
 ///
 /// `url`: `redis://[[user]:password@]host[:port][/db]` (the host name is resolved now,
-/// once) or `unix://[[user]:password@]/path[?db=N]`. `rediss://` (TLS) is not supported
-/// by this version: `PIPECONNECT_ERR_INVALID_ARGUMENT`, as is a malformed URL or option,
-/// and a library built without the `shared-redis` feature.
+/// once), `rediss://…[/db][?ca=/path/ca.pem&sni=NAME]` (TLS through rustls, the system's
+/// roots unless `ca` names a PEM file; in a library built with the `shared-redis-tls`
+/// feature) or `unix://[[user]:password@]/path[?db=N]`. A malformed URL or option, a
+/// `rediss://` URL where TLS is not built in, and any URL in a library built without the
+/// `shared-redis` feature: `PIPECONNECT_ERR_INVALID_ARGUMENT`, with the detail.
 ///
 /// `detail_out` may be NULL; otherwise (its `struct_size` set) it receives what went
 /// wrong.

@@ -120,7 +120,7 @@ impl Redis {
             .position(|a| a == "--requirepass")
             .and_then(|i| self.extra.get(i + 1));
         let auth = pass.map(|p| (None, p.as_str()));
-        let mut c = Connection::open(&ep, auth, 0, d).ok()?;
+        let mut c = Connection::open(&ep, None, auth, 0, d).ok()?;
         c.call(args, d).ok()
     }
 

@@ -16,6 +16,7 @@ pub mod breaker;
 mod link;
 pub mod resp;
 pub mod sha256;
+pub mod tls;
 pub mod url;
 pub mod value;
 
@@ -126,6 +127,7 @@ pub struct SharedTier {
     config: SharedConfig,
     display: String,
     endpoint: Endpoint,
+    tls: Option<tls::TlsSetup>,
     user: Option<String>,
     password: Option<String>,
     db: u32,
@@ -175,7 +177,23 @@ impl SharedTier {
             (None, Some(p)) => Endpoint::Unix(p.into()),
             (None, None) => return Err("the URL names no server".into()),
         };
+        let tls = match (&t.tcp, t.tls) {
+            #[cfg(feature = "shared-redis-tls")]
+            (Some((host, _)), true) => Some(tls::TlsSetup::new(
+                host,
+                t.ca_file.as_deref(),
+                t.sni.as_deref(),
+            )?),
+            #[cfg(not(feature = "shared-redis-tls"))]
+            (_, true) => {
+                return Err(
+                    "rediss:// needs the library built with the shared-redis-tls feature".into(),
+                )
+            }
+            _ => None,
+        };
         let display = match (&t.tcp, &t.unix) {
+            (Some((h, p)), _) if t.tls => format!("rediss://{h}:{p}/{}", t.db),
             (Some((h, p)), _) => format!("redis://{h}:{p}/{}", t.db),
             (_, Some(p)) => format!("unix://{p}?db={}", t.db),
             _ => String::new(),
@@ -184,6 +202,7 @@ impl SharedTier {
             config,
             display,
             endpoint,
+            tls,
             user: t.user,
             password: t.password,
             db: t.db,
@@ -272,7 +291,13 @@ impl SharedTier {
                 let auth = self.password.as_deref().map(|p| (self.user.as_deref(), p));
                 *guard = Some((
                     pid,
-                    Connection::open(&self.endpoint, auth, self.db, deadline_at)?,
+                    Connection::open(
+                        &self.endpoint,
+                        self.tls.as_ref(),
+                        auth,
+                        self.db,
+                        deadline_at,
+                    )?,
                 ));
             }
             let (_, c) = guard.as_mut().expect("connected above");

@@ -2,6 +2,7 @@
 //! deadline covering connect, AUTH, SELECT and the commands (each system call is given
 //! only what is left of it). Only what the shared tier needs: commands in, replies out.
 
+use super::tls::TlsSetup;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -55,6 +56,8 @@ impl CallError {
 enum Stream {
     Tcp(TcpStream),
     Unix(UnixStream),
+    #[cfg(feature = "shared-redis-tls")]
+    Tls(Box<super::tls::TlsStream>),
 }
 
 /// An open connection (after AUTH and SELECT).
@@ -157,6 +160,7 @@ impl Connection {
     /// (when `db` is not 0), all before `deadline`.
     pub fn open(
         endpoint: &Endpoint,
+        tls: Option<&TlsSetup>,
         auth: Option<(Option<&str>, &str)>,
         db: u32,
         deadline: Instant,
@@ -176,7 +180,13 @@ impl Connection {
                 }
                 let s = got.ok_or(last)?;
                 let _ = s.set_nodelay(true);
-                Stream::Tcp(s)
+                match tls {
+                    #[cfg(feature = "shared-redis-tls")]
+                    Some(setup) => Stream::Tls(Box::new(super::tls::wrap(setup, s, deadline)?)),
+                    #[cfg(not(feature = "shared-redis-tls"))]
+                    Some(never) => match *never {},
+                    None => Stream::Tcp(s),
+                }
             }
             Endpoint::Unix(p) => Stream::Unix(UnixStream::connect(p).map_err(CallError::from_io)?),
         };
@@ -211,14 +221,21 @@ impl Connection {
         Ok(c)
     }
 
-    fn set_timeouts(&self, d: Duration) -> Result<(), CallError> {
-        let r = match &self.stream {
+    /// Give the next system call only what is left of `deadline`.
+    fn arm(&mut self, deadline: Instant) -> Result<(), CallError> {
+        let d = left(deadline)?;
+        let r = match &mut self.stream {
             Stream::Tcp(s) => s
                 .set_read_timeout(Some(d))
                 .and(s.set_write_timeout(Some(d))),
             Stream::Unix(s) => s
                 .set_read_timeout(Some(d))
                 .and(s.set_write_timeout(Some(d))),
+            #[cfg(feature = "shared-redis-tls")]
+            Stream::Tls(s) => {
+                s.sock.deadline = deadline;
+                Ok(())
+            }
         };
         r.map_err(CallError::from_io)
     }
@@ -235,10 +252,12 @@ impl Connection {
         }
         let mut sent = 0;
         while sent < out.len() {
-            self.set_timeouts(left(deadline)?)?;
+            self.arm(deadline)?;
             let n = match &mut self.stream {
                 Stream::Tcp(s) => s.write(&out[sent..]),
                 Stream::Unix(s) => s.write(&out[sent..]),
+                #[cfg(feature = "shared-redis-tls")]
+                Stream::Tls(s) => s.write(&out[sent..]),
             };
             match n {
                 Ok(0) => return Err(CallError::Io("connection closed".to_string())),
@@ -246,6 +265,10 @@ impl Connection {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(CallError::from_io(e)),
             }
+        }
+        #[cfg(feature = "shared-redis-tls")]
+        if let Stream::Tls(s) = &mut self.stream {
+            s.flush().map_err(CallError::from_io)?;
         }
         let mut replies = Vec::with_capacity(commands.len());
         while replies.len() < commands.len() {
@@ -258,11 +281,13 @@ impl Connection {
                 self.buf.drain(..self.start);
                 self.start = 0;
             }
-            self.set_timeouts(left(deadline)?)?;
+            self.arm(deadline)?;
             let mut chunk = [0u8; 4096];
             let n = match &mut self.stream {
                 Stream::Tcp(s) => s.read(&mut chunk),
                 Stream::Unix(s) => s.read(&mut chunk),
+                #[cfg(feature = "shared-redis-tls")]
+                Stream::Tls(s) => s.read(&mut chunk),
             };
             match n {
                 Ok(0) => return Err(CallError::Io("connection closed by the server".to_string())),

@@ -1,4 +1,5 @@
-//! The shared tier's address: `redis://[[user]:password@]host[:port][/db]` or
+//! The shared tier's address: `redis://[[user]:password@]host[:port][/db]`,
+//! `rediss://…[/db][?ca=/path/ca.pem&sni=NAME]` (TLS) or
 //! `unix://[[user]:password@]/path[?db=N]`. Pure parsing; the host name is resolved by
 //! the caller, once, when the tier is attached.
 
@@ -15,6 +16,12 @@ pub struct Target {
     pub password: Option<String>,
     /// Database number.
     pub db: u32,
+    /// TLS (`rediss://`).
+    pub tls: bool,
+    /// A PEM file of the CA certificates to trust (`?ca=`), else the system's roots.
+    pub ca_file: Option<String>,
+    /// The name the server's certificate must carry (`?sni=`), else the host.
+    pub sni: Option<String>,
 }
 
 /// Why a URL was refused.
@@ -23,11 +30,12 @@ pub fn parse(url: &str) -> Result<Target, String> {
         .split_once("://")
         .ok_or_else(|| "the URL has no scheme (redis:// or unix://)".to_string())?;
     match scheme {
-        "redis" | "unix" => {}
-        "rediss" => {
-            return Err("rediss:// (TLS) is not supported by this build of the library".into())
+        "redis" | "unix" | "rediss" => {}
+        _ => {
+            return Err(format!(
+                "unknown scheme {scheme}:// (redis://, rediss:// or unix://)"
+            ))
         }
-        _ => return Err(format!("unknown scheme {scheme}:// (redis:// or unix://)")),
     }
     let (auth, rest) = match rest.rsplit_once('@') {
         Some((a, r)) => (Some(a), r),
@@ -47,6 +55,9 @@ pub fn parse(url: &str) -> Result<Target, String> {
         user,
         password,
         db: 0,
+        tls: scheme == "rediss",
+        ca_file: None,
+        sni: None,
     };
     if scheme == "unix" {
         let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
@@ -61,6 +72,14 @@ pub fn parse(url: &str) -> Result<Target, String> {
         }
         t.unix = Some(path.to_string());
         return Ok(t);
+    }
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    for kv in query.split('&').filter(|s| !s.is_empty()) {
+        match kv.split_once('=') {
+            Some(("ca", p)) if t.tls && p.starts_with('/') => t.ca_file = Some(decode_percent(p)?),
+            Some(("sni", n)) if t.tls && !n.is_empty() => t.sni = Some(decode_percent(n)?),
+            _ => return Err(format!("unknown or misplaced URL parameter {kv}")),
+        }
     }
     let (hostport, db) = match rest.split_once('/') {
         Some((h, d)) => (h, d),
@@ -125,6 +144,12 @@ mod tests {
         assert_eq!(t.password.as_deref(), Some("p@ss"));
         let t = parse("redis://:secret@host").unwrap();
         assert_eq!((t.user, t.password.as_deref()), (None, Some("secret")));
+        let t = parse("rediss://pc:pw@redis.example:6380/1?ca=/etc/ca.pem&sni=r.example").unwrap();
+        assert!(t.tls);
+        assert_eq!(t.tcp, Some(("redis.example".into(), 6380)));
+        assert_eq!(t.ca_file.as_deref(), Some("/etc/ca.pem"));
+        assert_eq!((t.sni.as_deref(), t.db), (Some("r.example"), 1));
+        assert!(!parse("redis://h").unwrap().tls);
         let t = parse("unix:///run/redis.sock?db=3").unwrap();
         assert_eq!((t.unix.as_deref(), t.db), (Some("/run/redis.sock"), 3));
     }
@@ -134,7 +159,9 @@ mod tests {
         for u in [
             "127.0.0.1:6379",
             "http://x",
-            "rediss://x",
+            "redis://h?ca=/x",
+            "rediss://h?ca=relative",
+            "rediss://h?x=1",
             "redis://",
             "redis://h:port",
             "redis://h/x",
