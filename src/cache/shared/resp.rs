@@ -93,9 +93,18 @@ pub fn encode(args: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
+/// How deep arrays may nest in a reply (the commands used need 2).
+const DEPTH_MAX: usize = 4;
+/// The most elements of one array (SCAN and MGET batches are far smaller).
+const ARRAY_MAX: i64 = 1 << 16;
+
 /// Parse one reply from the front of `b`: `Ok(Some((reply, used)))`, `Ok(None)` when
 /// more bytes are needed.
 pub fn parse(b: &[u8]) -> Result<Option<(Reply, usize)>, CallError> {
+    parse_at(b, 0)
+}
+
+fn parse_at(b: &[u8], depth: usize) -> Result<Option<(Reply, usize)>, CallError> {
     let bad = |m: &str| CallError::Protocol(m.to_string());
     let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
         return Ok(None);
@@ -135,13 +144,16 @@ pub fn parse(b: &[u8]) -> Result<Option<(Reply, usize)>, CallError> {
             if n < 0 {
                 return Ok(Some((Reply::Array(None), after)));
             }
-            if n > 1 << 20 {
+            if n > ARRAY_MAX {
                 return Err(bad("array too long"));
             }
-            let mut items = Vec::with_capacity(n as usize);
+            if depth >= DEPTH_MAX {
+                return Err(bad("arrays nested too deep"));
+            }
+            let mut items = Vec::with_capacity((n as usize).min(1024));
             let mut used = after;
             for _ in 0..n {
-                match parse(&b[used..])? {
+                match parse_at(&b[used..], depth + 1)? {
                     Some((r, u)) => {
                         items.push(r);
                         used += u;
@@ -339,5 +351,26 @@ mod tests {
         assert_eq!(parse(b":42\r\n").unwrap(), Some((Reply::Int(42), 5)));
         assert!(parse(b"?x\r\n").is_err());
         assert!(parse(b"$3\r\nabcd\r\n").is_err());
+        // A hostile server: arrays nested without end, or announced huge.
+        assert!(parse(&b"*1\r\n".repeat(10_000)).is_err());
+        assert!(parse(b"*99999999\r\n").is_err());
+        assert!(parse(b"$99999999999\r\n").is_err());
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any bytes from a server parse to a reply, an error or "more needed"; never a
+        /// panic.
+        #[test]
+        fn parse_never_panics(bytes in proptest::collection::vec(
+            prop_oneof![Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'), Just(b'1'),
+                        Just(b'-'), Just(b':'), Just(b'+'), any::<u8>()], 0..120)) {
+            let _ = parse(&bytes);
+        }
     }
 }

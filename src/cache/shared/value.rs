@@ -174,3 +174,28 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever Redis hands back, decoding refuses or accepts; it never panics, and
+        /// a flipped byte of a good value is always refused.
+        #[test]
+        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200),
+                               flip in 0usize..64, secret in any::<bool>()) {
+            let s: Option<&[u8]> = if secret { Some(b"s") } else { None };
+            let _ = decode(b"k", &bytes, s);
+            let good = encode(b"k", &Record {
+                kind: Kind::Entry, learned_at: 5, expires_at: 9, payload: bytes.clone(),
+            }, s);
+            let mut bad = good.clone();
+            let i = flip % bad.len();
+            bad[i] ^= 0x01;
+            prop_assert!(decode(b"k", &bad, s).is_err());
+            prop_assert!(decode(b"k", &good, s).is_ok());
+        }
+    }
+}
