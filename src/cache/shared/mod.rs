@@ -276,8 +276,12 @@ impl SharedTier {
             return None;
         }
         let Some(mut guard) = self.conn.try_lock_until(deadline_at) else {
-            // Another thread of this process holds the connection past our deadline.
+            // Another thread holds the connection past our deadline: Redis answers too
+            // slowly for the calls queued on it (or this process was forked while a
+            // thread of its parent was in a call, and the lock will never come free).
+            // Either way, open the breaker so that the next calls do not wait too.
             self.counters.timeouts.fetch_add(1, Ordering::Relaxed);
+            breaker::failed(word, breaker::now_ms(), backoff);
             return None;
         };
         let pid = std::process::id();
