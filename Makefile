@@ -31,7 +31,7 @@ PRIVATE_LIBS := -lgcc_s -lutil -lrt -lpthread -lm -ldl -lc
 
 .PHONY: all build tools header install uninstall test test-rust test-c-install test-python \
         test-exim test-holddown test-postfix postfix postfix-demo lint fmt demo clean \
-        deb test-deb test-perl test-man fuzz-smoke test-sanitize test-miri test-slow
+        deb test-deb test-perl test-man fuzz-smoke test-sanitize test-miri test-slow fleet-demo
 
 all: build
 
@@ -82,6 +82,7 @@ lint:
 test-rust:
 	$(CARGO) build --workspace
 	$(CARGO) test --workspace
+	$(CARGO) test -p pipeconnect --features shared-redis-tls --test shared_redis_tls
 
 test-c-install: build
 	sh tests/install/run.sh
@@ -163,6 +164,12 @@ test: lint test-rust test-c-install test-python test-perl test-man test-deb test
 
 demo: build
 	sh examples-c/demo.sh
+
+# A fleet of hosts sharing what they learn through a real redis-server (docs/FLEET.md);
+# its last line is the summary. FLEET_ARGS passes options (e.g. --hosts 50 --zipf 0.8).
+fleet-demo:
+	$(CARGO) build --release -p pipeconnect-tools
+	$(RELEASE)/pipeconnect fleet-demo $(FLEET_ARGS)
 
 clean:
 	$(CARGO) clean

@@ -52,6 +52,9 @@
 // address (45), ` as ` and a 255-byte EHLO name (259): 361 characters and the NUL.
 #define PIPECONNECT_KEY_STRING_MAX 362
 
+// The longest shared secret accepted, in bytes.
+#define PIPECONNECT_SHARED_SECRET_MAX 1024
+
 // The largest `struct_size` accepted: far above any struct of the API, low enough that
 // a forgotten (garbage) `struct_size` is refused before the library reads or writes far
 // beyond the struct.
@@ -250,6 +253,20 @@ typedef struct pipeconnect_cache_stats {
     // from a writer that stalled past the lock's takeover time, or because every slot of
     // the set was held by such a writer. Always 0 for an in-process cache.
     uint64_t writes_abandoned;
+    // Shared tier (this process's calls; see `pipeconnect_cache_attach_shared()`):
+    // local misses that Redis answered with a valid entry.
+    uint64_t shared_hits;
+    // Shared tier: local misses that Redis did not answer with an entry either.
+    uint64_t shared_misses;
+    // Shared tier: calls that failed (refused, broken, an error reply).
+    uint64_t shared_errors;
+    // Shared tier: calls that ran out of their deadline.
+    uint64_t shared_timeouts;
+    // Shared tier: calls not made because the circuit breaker was open.
+    uint64_t shared_skipped_open;
+    // Shared tier: values refused (malformed, a bad checksum, a bad or missing
+    // signature).
+    uint64_t shared_rejected;
 } pipeconnect_cache_stats;
 
 // Extension bits, as returned by `pipeconnect_caps_flags()` and taken by
@@ -539,6 +556,39 @@ typedef struct pipeconnect_summary {
     // for replies).
     size_t groups;
 } pipeconnect_summary;
+
+// Flags of `pipeconnect_shared_options.flags`, combined with `|`.
+typedef uint32_t pipeconnect_shared_flags;
+
+// How the shared tier behaves. Set `struct_size`; every field's 0 (or NULL) is its
+// default, so a zero-initialised struct gives the defaults. NULL options: all defaults.
+typedef struct pipeconnect_shared_options {
+    // `sizeof(pipeconnect_shared_options)`, set by the caller.
+    size_t struct_size;
+    // `PIPECONNECT_SHARED_*` flags.
+    pipeconnect_shared_flags flags;
+    // One absolute deadline for each call to Redis (connect, AUTH, SELECT and the
+    // command together), in milliseconds; 0: 20.
+    uint32_t deadline_ms;
+    // After a call failed or ran out of time, calls are skipped for this long (for
+    // every process of the host when the cache is a file store), in milliseconds;
+    // 0: 30000.
+    uint32_t backoff_ms;
+    // Reserved; must be 0.
+    uint32_t reserved;
+    // The longest an entry learned by another host is kept locally, in seconds; 0: as
+    // long as the shared copy lives.
+    uint64_t local_ttl_cap_seconds;
+    // Prefix of every Redis key (NUL-terminated, at most 128 bytes, no spaces); NULL:
+    // `pipeconnect:`. One prefix per fleet, or per group of egress addresses.
+    const char *key_prefix;
+    // A secret shared by the fleet (`secret_len` bytes): entries are signed with
+    // HMAC-SHA256 over the key, the value and its learned-at and expiry times, and
+    // unsigned or wrongly signed ones are refused. NULL: a checksum only.
+    const uint8_t *secret;
+    // Bytes of `secret` (at most `PIPECONNECT_SHARED_SECRET_MAX`).
+    size_t secret_len;
+} pipeconnect_shared_options;
 
 // Flags of `pipeconnect_store_options.flags`, combined with `|`.
 typedef uint32_t pipeconnect_store_flags;
@@ -897,6 +947,13 @@ typedef struct pipeconnect_store_options {
 // The session stopped on an error (malformed or unexpected reply, cleartext after
 // STARTTLS).
 #define PIPECONNECT_SUMMARY_FAILED 64
+
+// Share entries across local (egress) addresses: the key in Redis leaves the local
+// address out, so a host learns from hosts sending from other addresses. Only where
+// the servers treat every egress address of the fleet alike (Exim decides
+// `pipelining_connect_advertise_hosts` per client address). Without it, entries are
+// shared only among hosts sending from the same local address.
+#define PIPECONNECT_SHARED_ACROSS_LOCAL_ADDRESSES (1 << 0)
 
 // Replace a store file this process may open (a regular file of its effective user, or
 // any user's for root, or its group's in group mode; not writable by others) that is
@@ -1623,6 +1680,41 @@ enum pipeconnect_result pipeconnect_session_server_caps(const struct pipeconnect
 // `session` is NULL or a session from this library not yet freed, not in use by another
 // thread, and not used afterwards.
 void pipeconnect_session_free(struct pipeconnect_session *session);
+
+// Put the Redis server at `url` behind `cache` as a shared tier (replacing any attached
+// before): a local miss asks it once (a hit is kept locally, no longer than the shared
+// copy lives), learning writes through, and an invalidation deletes there too. Nothing
+// is connected until the first lookup; each process makes its own connection (again
+// after `fork()`). A Redis that fails or answers late never holds a call past
+// `deadline_ms`: it is a miss, and calls are skipped for `backoff_ms`.
+//
+// `url`: `redis://[[user]:password@]host[:port][/db]` (the host name is resolved now,
+// once), `rediss://…[/db][?ca=/path/ca.pem&sni=NAME]` (TLS through rustls, the system's
+// roots unless `ca` names a PEM file; in a library built with the `shared-redis-tls`
+// feature) or `unix://[[user]:password@]/path[?db=N]`. A malformed URL or option, a
+// `rediss://` URL where TLS is not built in, and any URL in a library built without the
+// `shared-redis` feature: `PIPECONNECT_ERR_INVALID_ARGUMENT`, with the detail.
+//
+// `detail_out` may be NULL; otherwise (its `struct_size` set) it receives what went
+// wrong.
+//
+// # Safety
+// `cache` is a live handle; `url` is a NUL-terminated string; `options` is NULL or
+// readable for its `struct_size` bytes (its `key_prefix` NULL or NUL-terminated, its
+// `secret` NULL or readable for `secret_len` bytes); `detail_out` is NULL or writable
+// for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_cache_attach_shared(const struct pipeconnect_cache *cache,
+                                                        const char *url,
+                                                        const struct pipeconnect_shared_options *options,
+                                                        struct pipeconnect_error_detail *detail_out);
+
+// Detach the shared tier from `cache`, if one is attached: local only again.
+//
+// # Safety
+// `cache` is a live handle.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_cache_detach_shared(const struct pipeconnect_cache *cache);
 
 // Fill `*out_options` (its `struct_size` set by the caller) with the default options:
 // geometry of the existing file (4096 sets x 8 ways for a new one), a time to live of

@@ -118,3 +118,20 @@ fn every_function_with_a_pointer_argument_has_null_rows() {
     }
     assert!(missing.is_empty(), "no NULL_ROW for: {missing:?}");
 }
+
+/// The Debian symbols file lists exactly the header's functions, so a package build
+/// notices a dropped symbol (dpkg-gensymbols) and a new one is recorded with its version.
+#[test]
+fn the_debian_symbols_file_lists_every_function() {
+    let path = common::root().join("debian/libpipeconnect0.2.symbols");
+    let text = std::fs::read_to_string(&path).expect("symbols file");
+    let listed: BTreeSet<String> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix(' '))
+        .filter_map(|l| l.split('@').next())
+        .filter(|n| n.starts_with("pipeconnect_"))
+        .map(str::to_string)
+        .collect();
+    let declared: BTreeSet<String> = header_functions().into_iter().map(|(n, _)| n).collect();
+    assert_eq!(listed, declared, "{} and the header differ", path.display());
+}

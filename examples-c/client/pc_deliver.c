@@ -6,6 +6,7 @@
  *              [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo] [--json]
  *              [--relaxed] [--reply-timeout-ms N] [--delivery-timeout-ms N]
  *              [--quit-wait-ms N] [--timestamps] [--no-hold-down] [--verbose]
+ *              [--shared redis://HOST:PORT [--shared-prefix P]]
  *
  * One output line per delivery on stdout:
  *   delivery n=<i> mode=<m> early=<0|1> waits=<w> ms=<float> result=<r> reconnected=<0|1>
@@ -44,7 +45,7 @@ static const char usage[] =
     "                  [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo]\n"
     "                  [--json] [--relaxed] [--reply-timeout-ms N]\n"
     "                  [--delivery-timeout-ms N] [--quit-wait-ms N] [--timestamps]\n"
-    "                  [--no-hold-down]\n"
+    "                  [--no-hold-down] [--shared URL [--shared-prefix P]]\n"
     "                  [--verbose]\n";
 
 static void die_usage(const char *fmt, const char *arg)
@@ -177,6 +178,7 @@ int main(int argc, char **argv)
     size_t rcpt_count = 0, body_size = 2048, message_len = 0;
     int memory = 0, json = 0, timestamps = 0, count = 1, i, failures = 0, tempfails = 0;
     int no_hold_down = 0;
+    const char *shared = NULL, *shared_prefix = NULL;
     unsigned char *message = NULL;
     char ip[128], err[256], *auth_copy = NULL;
     pc_delivery_opts o;
@@ -246,6 +248,10 @@ int main(int argc, char **argv)
             o.quit_wait_ms = (int)parse_num(a, VALUE(), 600000);
         } else if (strcmp(a, "--timestamps") == 0) {
             timestamps = 1;
+        } else if (strcmp(a, "--shared") == 0) {
+            shared = VALUE();
+        } else if (strcmp(a, "--shared-prefix") == 0) {
+            shared_prefix = VALUE();
         } else if (strcmp(a, "--no-hold-down") == 0) {
             no_hold_down = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
@@ -326,6 +332,23 @@ int main(int argc, char **argv)
         free(message);
         free(auth_copy);
         return 1;
+    }
+
+    /* --shared URL: a Redis behind the cache, shared by a fleet of hosts (docs/FLEET.md).
+     * A failure to attach is reported and the delivery goes on with the local cache. */
+    if (shared != NULL) {
+        pipeconnect_shared_options so;
+        pipeconnect_error_detail d;
+        memset(&so, 0, sizeof so);
+        so.struct_size = sizeof so;
+        so.flags = PIPECONNECT_SHARED_ACROSS_LOCAL_ADDRESSES;
+        so.key_prefix = shared_prefix;
+        memset(&d, 0, sizeof d);
+        d.struct_size = sizeof d;
+        rc = pipeconnect_cache_attach_shared(cache, shared, &so, &d);
+        if (rc != PIPECONNECT_OK)
+            fprintf(stderr, "pc-deliver: shared tier not attached (%s): %s\n", d.field,
+                    d.message);
     }
 
     /* --no-hold-down (for comparisons): early flights go even to a server that refused

@@ -4,6 +4,7 @@
 use super::{CacheStats, Entry, HoldDownStore};
 use crate::key::PeerKey;
 use std::fmt::Debug;
+use std::sync::atomic::AtomicU64;
 
 /// A store of entries keyed by [`PeerKey`]. Implementations are safe to share between
 /// threads and count their own [`CacheStats`]. Each also keeps hold-down records
@@ -23,4 +24,10 @@ pub trait Backend: HoldDownStore + Send + Sync + Debug {
     fn stats(&self) -> CacheStats;
     /// Call `f` for every entry held (in no particular order).
     fn for_each(&self, f: &mut dyn FnMut(&PeerKey, &Entry));
+    /// The shared tier's circuit-breaker word, when this backing has one that every
+    /// process of the host sees (the file store's header). `None`: the tier keeps its
+    /// own, per process.
+    fn shared_breaker(&self) -> Option<&AtomicU64> {
+        None
+    }
 }

@@ -9,6 +9,8 @@ pub mod backend;
 pub mod file;
 pub mod hold_down;
 pub mod memory;
+#[cfg(feature = "shared-redis")]
+pub mod shared;
 
 use crate::caps::Capabilities;
 use crate::clock::Clock;
@@ -63,6 +65,19 @@ pub struct CacheStats {
     /// from this one (a writer stalled past the lock's takeover time), or because every
     /// slot of the set was being written by a stalled writer. Always 0 in memory.
     pub writes_abandoned: u64,
+    /// Shared tier (this process's calls): local misses Redis answered with an entry.
+    pub shared_hits: u64,
+    /// Shared tier: local misses Redis did not answer with an entry either.
+    pub shared_misses: u64,
+    /// Shared tier: calls that failed (refused, broken, an error reply).
+    pub shared_errors: u64,
+    /// Shared tier: calls that ran out of their deadline.
+    pub shared_timeouts: u64,
+    /// Shared tier: calls not made because the circuit breaker was open.
+    pub shared_skipped_open: u64,
+    /// Shared tier: values refused (malformed, a bad checksum, a bad or missing
+    /// signature).
+    pub shared_rejected: u64,
 }
 
 /// How to build an in-process cache.
@@ -106,6 +121,8 @@ pub struct Cache {
     clock: Clock,
     ttl_secs: u64,
     hold_down: RwLock<HoldDownConfig>,
+    #[cfg(feature = "shared-redis")]
+    shared: RwLock<Option<std::sync::Arc<shared::SharedTier>>>,
 }
 
 impl Cache {
@@ -126,6 +143,8 @@ impl Cache {
             clock: Clock::system(),
             ttl_secs: ttl_secs.max(1),
             hold_down: RwLock::new(HoldDownConfig::default()),
+            #[cfg(feature = "shared-redis")]
+            shared: RwLock::new(None),
         }
     }
 
@@ -142,7 +161,12 @@ impl Cache {
     /// The live entry for `key`, if any. An expired entry is removed and is a miss.
     pub fn lookup(&self, key: &PeerKey) -> Option<Entry> {
         let now = self.clock.now();
-        self.backend.lookup(key, &|e: &Entry| self.is_live(e, now))
+        let found = self.backend.lookup(key, &|e: &Entry| self.is_live(e, now));
+        #[cfg(feature = "shared-redis")]
+        if found.is_none() {
+            return self.lookup_shared(key, now);
+        }
+        found
     }
 
     /// Whether an entry learned at `e.learned_at` is still valid at `now`.
@@ -156,21 +180,26 @@ impl Cache {
     /// no longer offers early pipelining in that state.
     pub fn learn(&self, key: &PeerKey, caps: Capabilities) -> Learned {
         if caps.worth_caching() {
-            self.backend.insert(
-                key,
-                Entry {
-                    caps,
-                    learned_at: self.clock.now(),
-                },
-            );
+            let entry = Entry {
+                caps,
+                learned_at: self.clock.now(),
+            };
+            #[cfg(feature = "shared-redis")]
+            self.store_shared(key, &entry);
+            self.backend.insert(key, entry);
             Learned::Stored
         } else {
+            #[cfg(feature = "shared-redis")]
+            self.delete_shared(key);
             Learned::NotCached(self.backend.remove(key))
         }
     }
 
     /// Drop the entry for `key`; `true` if there was one. Counted as an invalidation.
+    /// With a shared tier attached, the entry is deleted there too.
     pub fn forget(&self, key: &PeerKey) -> bool {
+        #[cfg(feature = "shared-redis")]
+        self.delete_shared(key);
         self.backend.remove(key)
     }
 
@@ -191,6 +220,16 @@ impl Cache {
         self.backend
             .for_each_hold_down(&mut |_, h: &HoldDown| current += u64::from(h.holds(now)));
         s.hold_downs_current = current;
+        #[cfg(feature = "shared-redis")]
+        if let Some(t) = self.shared_tier() {
+            let t = t.stats();
+            s.shared_hits = t.hits;
+            s.shared_misses = t.misses;
+            s.shared_errors = t.errors;
+            s.shared_timeouts = t.timeouts;
+            s.shared_skipped_open = t.skipped_open;
+            s.shared_rejected = t.rejected;
+        }
         s
     }
 
@@ -242,6 +281,8 @@ impl Cache {
             );
         if entered {
             self.backend.count_hold_down_entered();
+            #[cfg(feature = "shared-redis")]
+            self.store_shared_hold_down(key, &config);
         }
         entered
     }

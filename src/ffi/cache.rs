@@ -77,6 +77,20 @@ pub struct pipeconnect_cache_stats {
     /// from a writer that stalled past the lock's takeover time, or because every slot of
     /// the set was held by such a writer. Always 0 for an in-process cache.
     pub writes_abandoned: u64,
+    /// Shared tier (this process's calls; see `pipeconnect_cache_attach_shared()`):
+    /// local misses that Redis answered with a valid entry.
+    pub shared_hits: u64,
+    /// Shared tier: local misses that Redis did not answer with an entry either.
+    pub shared_misses: u64,
+    /// Shared tier: calls that failed (refused, broken, an error reply).
+    pub shared_errors: u64,
+    /// Shared tier: calls that ran out of their deadline.
+    pub shared_timeouts: u64,
+    /// Shared tier: calls not made because the circuit breaker was open.
+    pub shared_skipped_open: u64,
+    /// Shared tier: values refused (malformed, a bad checksum, a bad or missing
+    /// signature).
+    pub shared_rejected: u64,
 }
 
 /// Flags of `pipeconnect_hold_down.flags`, combined with `|`.
@@ -253,6 +267,12 @@ impl From<CacheStats> for pipeconnect_cache_stats {
             early_skipped_held_down: s.early_skipped_held_down,
             hold_downs_current: s.hold_downs_current,
             writes_abandoned: s.writes_abandoned,
+            shared_hits: s.shared_hits,
+            shared_misses: s.shared_misses,
+            shared_errors: s.shared_errors,
+            shared_timeouts: s.shared_timeouts,
+            shared_skipped_open: s.shared_skipped_open,
+            shared_rejected: s.shared_rejected,
         }
     }
 }

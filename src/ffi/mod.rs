@@ -18,6 +18,7 @@ pub mod key;
 pub mod policy;
 pub mod result;
 pub mod session;
+pub mod shared;
 pub mod sized;
 pub mod store;
 pub mod version;
@@ -345,6 +346,7 @@ mod tests {
         ends_at_last_field!(policy::pipeconnect_command, mechanism, *const c_char);
         ends_at_last_field!(store::pipeconnect_store_options, reserved, u32);
         ends_at_last_field!(cache::pipeconnect_hold_down, reserved, u32);
+        ends_at_last_field!(shared::pipeconnect_shared_options, secret_len, usize);
         ends_at_last_field!(session::pipeconnect_session_command, size, u64);
     }
 

@@ -105,6 +105,11 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_open, pipeconnect_cache_open("/tmp/pc-null-store-never-made", NULL, NULL, NULL));
     CHECK(sc == NULL);
 
+    /* The shared tier. NULL options means the defaults, NULL detail "no detail". */
+    NULL_ROW(pipeconnect_cache_attach_shared, pipeconnect_cache_attach_shared(NULL, "redis://127.0.0.1:1", NULL, NULL));
+    NULL_ROW(pipeconnect_cache_attach_shared, pipeconnect_cache_attach_shared(c, NULL, NULL, NULL));
+    NULL_ROW(pipeconnect_cache_detach_shared, pipeconnect_cache_detach_shared(NULL));
+
     /* The functions without a result take NULL quietly. */
     pipeconnect_key_free(NULL);
     pipeconnect_caps_free(NULL);

@@ -263,6 +263,58 @@ class EximInterop(unittest.TestCase):
         self.assertNotIn("synchronization error", log)
         self.assertEqual(eh.accepted_lines(self.exim), [])
 
+    def start_redis(self):
+        """A redis-server of this test's own on a free loopback port, stopped by pid."""
+        if shutil.which("redis-server") is None:
+            if os.environ.get("CI") == "true":
+                self.fail("redis-server is not installed (CI=true)")
+            self.skipTest("redis-server is not installed")
+        port = free_port()
+        rdir = os.path.join(self.tmp, "redis")
+        os.mkdir(rdir)
+        p = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", rdir,
+             "--save", "", "--appendonly", "no", "--daemonize", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL)
+
+        def stop():
+            p.kill()
+            p.wait()
+
+        self.addCleanup(stop)
+        for _ in range(250):
+            try:
+                socket.create_connection(("127.0.0.1", port), 0.1).close()
+                break
+            except OSError:
+                import time
+                time.sleep(0.02)
+        return "redis://127.0.0.1:%d" % port
+
+    def test_h_second_host_is_early_because_the_first_learned(self):
+        """Two hosts with their own stores and a shared Redis (docs/FLEET.md): host B's
+        first delivery to the server is early because host A learned it."""
+        url = self.start_redis()
+        self.start_exim()
+        store_a = self.store
+        store_b = os.path.join(self.tmp, "host-b.store")
+        shared = ("--shared", url, "--shared-prefix", "interop:%d:" % self.port)
+        self.store = store_a
+        a = self.deliver(*shared, mode="early")
+        self.assertEqual((a["result"], a["early"]), ("ok", 0), a)
+        self.assertNotIn("shared tier not attached", a["stderr"])
+        self.store = store_b
+        b = self.deliver(*shared, mode="early")
+        self.assertEqual((b["result"], b["early"]), ("ok", 1), b)
+        self.assertIn(self.key(), self.cache_dump())  # B keeps the entry locally
+        lines = self.accepted(2)
+        self.assertNotIn(" L* ", lines[0])
+        self.assertIn(" L* ", lines[1])
+        # Without the shared tier, a third host's first delivery is classic.
+        self.store = os.path.join(self.tmp, "host-c.store")
+        c = self.deliver(mode="early")
+        self.assertEqual((c["result"], c["early"]), ("ok", 0), c)
+
 
 if __name__ == "__main__":
     unittest.main(verbosity=2)

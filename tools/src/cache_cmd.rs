@@ -26,7 +26,8 @@ use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 const USAGE: &str = "usage: pipeconnect cache <dump|stats|forget <ip[:port]>|flush> \
-[--file PATH | PATH]  (PIPECONNECT_STORE names the file when --file is absent)";
+[--file PATH | PATH]  (PIPECONNECT_STORE names the file when --file is absent); \
+pipeconnect cache shared <stats|dump|forget> --url URL: the shared tier on Redis";
 
 /// Entry point: the arguments after `cache`.
 pub fn main(args: Vec<String>) -> i32 {
@@ -40,6 +41,10 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 fn run(args: Vec<String>) -> Result<i32, String> {
+    if args.first().map(String::as_str) == Some("shared") {
+        return crate::shared_cmd::run(args[1..].to_vec())
+            .map_err(|e| format!("{e}\n{}", crate::shared_cmd::USAGE));
+    }
     let mut file: Option<PathBuf> = std::env::var_os("PIPECONNECT_STORE").map(PathBuf::from);
     let mut positional = Vec::new();
     let mut a = Args::new(args);
@@ -186,7 +191,7 @@ pub fn describe(caps: &Capabilities) -> String {
     s
 }
 
-fn age(secs: u64) -> String {
+pub fn age(secs: u64) -> String {
     match secs {
         s if s < 60 => format!("{s}s"),
         s if s < 3600 => format!("{}m{:02}s", s / 60, s % 60),
@@ -238,7 +243,7 @@ fn flush(path: &Path) -> Result<i32, String> {
 }
 
 /// `192.0.2.1`, `192.0.2.1:25`, `2001:db8::1`, `[2001:db8::1]:25`.
-fn parse_target(t: &str) -> Result<(IpAddr, Option<u16>), String> {
+pub fn parse_target(t: &str) -> Result<(IpAddr, Option<u16>), String> {
     let bad = || format!("'{t}' is not an address or address:port");
     if let Ok(a) = parse_address(t) {
         return Ok((a, None));

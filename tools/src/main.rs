@@ -5,14 +5,17 @@ mod cache_cmd;
 mod cli;
 mod delay;
 mod demo;
+mod fleet;
 mod limit;
 mod listen;
 mod probe;
 mod serve;
+mod shared_cmd;
 
-const USAGE: &str = "usage: pipeconnect <cache|serve|delay|probe|demo> [options]  \
+const USAGE: &str = "usage: pipeconnect <cache|serve|delay|probe|demo|fleet-demo> [options]  \
 (cache: inspect a shared store file; serve: SMTP test sink; delay: slow-link TCP proxy; \
 probe: what a server offers for early pipelining; demo: the saving on a slow link; \
+fleet-demo: hosts sharing what they learn through Redis; \
 pipeconnect <command> --help for options)";
 
 fn main() {
@@ -25,6 +28,7 @@ fn main() {
         Some("delay") => delay::main(rest),
         Some("probe") => probe::main(rest),
         Some("demo") => demo::main(rest),
+        Some("fleet-demo") => fleet::main(rest),
         Some("--help" | "-h" | "help") => {
             println!("{USAGE}");
             0

@@ -26,7 +26,11 @@ my %FIELD_TYPE = (
 our %STRUCT_FIELDS = (
     pipeconnect_cache_stats => [map { ($_, 'u64') } qw(entries hits misses inserts evictions
         expirations invalidations hold_downs_entered early_skipped_held_down hold_downs_current
-        writes_abandoned)],
+        writes_abandoned shared_hits shared_misses shared_errors shared_timeouts
+        shared_skipped_open shared_rejected)],
+    pipeconnect_shared_options => [flags => 'u32', deadline_ms => 'u32', backoff_ms => 'u32',
+        reserved => 'u32', local_ttl_cap_seconds => 'u64', key_prefix => 'str', secret => 'ptr',
+        secret_len => 'size_t'],
     pipeconnect_hold_down => [first_seconds => 'u64', max_seconds => 'u64', remember_seconds => 'u64',
         growth => 'u32', decay_after => 'u32', flags => 'u32', reserved => 'u32'],
     pipeconnect_limits => [mail_max => 'u32', rcpt_max => 'u32', rcpt_domain_max => 'u32'],
@@ -184,6 +188,8 @@ our %FUNCTIONS = (
     pipeconnect_cache_note_early_refused => [['opaque', 'opaque'], 'sint32'],
     pipeconnect_cache_note_early_success => [['opaque', 'opaque'], 'sint32'],
     pipeconnect_cache_held_down => [['opaque', 'opaque', 'uint64*'], 'sint32'],
+    pipeconnect_cache_attach_shared => [['opaque', 'string', 'opaque', 'opaque'], 'sint32'],
+    pipeconnect_cache_detach_shared => [['opaque'], 'sint32'],
     pipeconnect_cache_free => [['opaque'], 'void'],
     pipeconnect_store_options_default => [['opaque'], 'sint32'],
     pipeconnect_cache_open => [['string', 'opaque', 'opaque*', 'opaque'], 'sint32'],

@@ -17,6 +17,8 @@
 //!                56  header checksum  u64 LE   (over bytes 0..56)
 //!                64  pid namespace    atomic u64 (the first opener's; not checksummed)
 //!                72  flags            atomic u64 (sticky bits; not checksummed)
+//!                80  shared breaker   atomic u64 (the shared tier's circuit breaker:
+//!                                     0 closed, else open until, Unix milliseconds)
 //!              1024  STATS_STRIPES stripes of 128 bytes, each up to 16 atomic u64 counters
 //! HEADER_SIZE   set 0: set header (SET_HEADER_SIZE bytes), then `ways` slots
 //!               set 1 ...
@@ -45,6 +47,8 @@ pub const HEADER_CHECKED: usize = 56;
 pub const H_PID_NS: usize = 64;
 /// Where the header's flags word is (bits only ever set, never cleared).
 pub const H_FLAGS: usize = 72;
+/// Where the shared tier's circuit-breaker word is (see `breaker.rs`).
+pub const H_SHARED_BREAKER: usize = 80;
 /// Flag: a process of another pid namespace than the first opener's (or one whose
 /// namespace could not be told) has opened the file, so "no such process" from
 /// `kill(pid, 0)` no longer proves a lock holder dead.
@@ -78,6 +82,7 @@ const _: () = assert!(SLOT_SIZE % 64 == 0);
 const _: () = assert!((SLOT_WORDS - W_DATA) * 8 >= KEY_MAX + CAPS_MAX);
 const _: () = assert!(STATS_OFFSET + STATS_STRIPES * STATS_STRIPE_SIZE <= HEADER_SIZE);
 const _: () = assert!(HEADER_CHECKED + 8 <= H_PID_NS && H_FLAGS + 8 <= STATS_OFFSET);
+const _: () = assert!(H_FLAGS + 8 <= H_SHARED_BREAKER && H_SHARED_BREAKER + 8 <= STATS_OFFSET);
 
 /// Slot word indexes.
 pub const W_VERSION: usize = 0;

@@ -9,6 +9,7 @@
 //! lock, writers lock one set with a lock that a killed process cannot keep; nothing
 //! read from the file is trusted before it is checked.
 
+mod breaker;
 mod hold_down;
 mod layout;
 mod lock;
@@ -778,6 +779,10 @@ impl Backend for FileBackend {
                 );
             }
         }
+    }
+
+    fn shared_breaker(&self) -> Option<&AtomicU64> {
+        Some(self.breaker_word())
     }
 }
 

@@ -17,6 +17,7 @@ __all__ = [
     "TlsState",
     "ParseFlags",
     "StoreFlags",
+    "SharedFlags",
     "CommandKind",
     "CommandFlags",
     "Phase",
@@ -75,6 +76,13 @@ class StoreFlags(IntFlag):
     ALLOW_REMOTE_FS = 1 << 1
     SET_OWNER = 1 << 2
     GROUP_MODE = 1 << 3
+
+
+class SharedFlags(IntFlag):
+    """Flags of the shared tier's options (``PIPECONNECT_SHARED_*``)."""
+
+    NONE = 0
+    ACROSS_LOCAL_ADDRESSES = 1 << 0
 
 
 class HoldDownFlags(IntFlag):
@@ -268,6 +276,8 @@ class SizeLimit(IntEnum):
     CACHE_CAPACITY_MAX = 16777216
     #: The largest ``struct_size`` the library accepts.
     STRUCT_SIZE_MAX = 4096
+    #: The longest shared secret of the shared tier, in bytes.
+    SHARED_SECRET_MAX = 1024
 
 
 #: Whole ``#define`` names in the header -> their Python member (checked before the
@@ -276,6 +286,7 @@ HEADER_LIMITS: Dict[str, "SizeLimit"] = {
     "PIPECONNECT_KEY_STRING_MAX": SizeLimit.KEY_STRING_MAX,
     "PIPECONNECT_CACHE_CAPACITY_MAX": SizeLimit.CACHE_CAPACITY_MAX,
     "PIPECONNECT_STRUCT_SIZE_MAX": SizeLimit.STRUCT_SIZE_MAX,
+    "PIPECONNECT_SHARED_SECRET_MAX": SizeLimit.SHARED_SECRET_MAX,
 }
 
 
@@ -291,6 +302,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_STORE_": StoreFlags,
     "PIPECONNECT_LIMIT_": Limit,
     "PIPECONNECT_HOLD_DOWN_": HoldDownFlags,
+    "PIPECONNECT_SHARED_": SharedFlags,
     "PIPECONNECT_CMD_": CommandKind,
     "PIPECONNECT_COMMAND_": CommandFlags,
     "PIPECONNECT_PHASE_": Phase,

@@ -125,6 +125,28 @@ class pipeconnect_cache_stats(_Sized):
         ("early_skipped_held_down", c_uint64),
         ("hold_downs_current", c_uint64),
         ("writes_abandoned", c_uint64),
+        ("shared_hits", c_uint64),
+        ("shared_misses", c_uint64),
+        ("shared_errors", c_uint64),
+        ("shared_timeouts", c_uint64),
+        ("shared_skipped_open", c_uint64),
+        ("shared_rejected", c_uint64),
+    ]
+
+
+class pipeconnect_shared_options(_Sized):
+    """``struct pipeconnect_shared_options``: how the shared tier on Redis behaves."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("flags", c_uint32),
+        ("deadline_ms", c_uint32),
+        ("backoff_ms", c_uint32),
+        ("reserved", c_uint32),
+        ("local_ttl_cap_seconds", c_uint64),
+        ("key_prefix", c_char_p),
+        ("secret", POINTER(c_uint8)),
+        ("secret_len", c_size_t),
     ]
 
 
@@ -299,6 +321,7 @@ class pipeconnect_error_detail(_Sized):
 STRUCTS: Dict[str, Any] = {
     "pipeconnect_cache_stats": pipeconnect_cache_stats,
     "pipeconnect_hold_down": pipeconnect_hold_down,
+    "pipeconnect_shared_options": pipeconnect_shared_options,
     "pipeconnect_limits": pipeconnect_limits,
     "pipeconnect_store_options": pipeconnect_store_options,
     "pipeconnect_command": pipeconnect_command,
@@ -369,6 +392,9 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     # shared file store
     "pipeconnect_store_options_default": (RESULT, (STORE_OPTIONS_P,)),
     "pipeconnect_cache_open": (RESULT, (c_char_p, STORE_OPTIONS_P, POINTER(CACHE_P), DETAIL_P)),
+    # shared tier on Redis
+    "pipeconnect_cache_attach_shared": (RESULT, (CACHE_P, c_char_p, POINTER(pipeconnect_shared_options), DETAIL_P)),
+    "pipeconnect_cache_detach_shared": (RESULT, (CACHE_P,)),
     # policy
     "pipeconnect_policy_early_flight": (RESULT, (CAPS_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32), DETAIL_P)),
     "pipeconnect_policy_early_flight_cached": (RESULT, (CACHE_P, KEY_P, SITUATION_P, SETTINGS_P, CMD_P, c_size_t, _size_p, POINTER(U32), DETAIL_P)),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from . import _ffi
-from ._enums import HoldDownFlags, ParseFlags, StoreFlags
+from ._enums import HoldDownFlags, ParseFlags, SharedFlags, StoreFlags
 from ._errors import InvalidInputError, Result
 from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check, check_detail
 from .caps import Capabilities, _buffer
@@ -48,6 +48,18 @@ class CacheStats:
     hold_downs_current: int = 0
     #: File store only: writes given up because a stalled writer's set was taken over.
     writes_abandoned: int = 0
+    #: Shared tier: local misses that Redis answered with a valid entry.
+    shared_hits: int = 0
+    #: Shared tier: local misses that Redis did not answer with an entry either.
+    shared_misses: int = 0
+    #: Shared tier: calls that failed.
+    shared_errors: int = 0
+    #: Shared tier: calls that ran out of their deadline.
+    shared_timeouts: int = 0
+    #: Shared tier: calls not made because the circuit breaker was open.
+    shared_skipped_open: int = 0
+    #: Shared tier: values refused (malformed, bad checksum, bad or missing signature).
+    shared_rejected: int = 0
 
 
 class Cache(Handle):
@@ -205,7 +217,60 @@ class Cache(Handle):
             early_skipped_held_down=out.early_skipped_held_down,
             hold_downs_current=out.hold_downs_current,
             writes_abandoned=out.writes_abandoned,
+            shared_hits=out.shared_hits,
+            shared_misses=out.shared_misses,
+            shared_errors=out.shared_errors,
+            shared_timeouts=out.shared_timeouts,
+            shared_skipped_open=out.shared_skipped_open,
+            shared_rejected=out.shared_rejected,
         )
+
+    def attach_shared(
+        self,
+        url: str,
+        *,
+        deadline_ms: int = 0,
+        backoff_ms: int = 0,
+        local_ttl_cap: int = 0,
+        prefix: Optional[str] = None,
+        secret: Optional[bytes] = None,
+        across_local_addresses: bool = False,
+    ) -> None:
+        """Put the Redis at ``url`` (``redis://`` or ``unix://``) behind this cache as a
+        shared tier (docs/FLEET.md). 0 means the library's default for each number."""
+        o = _ffi.pipeconnect_shared_options()
+        o.deadline_ms = as_uint(deadline_ms, 32, "deadline_ms")
+        o.backoff_ms = as_uint(backoff_ms, 32, "backoff_ms")
+        o.local_ttl_cap_seconds = as_uint(local_ttl_cap, 64, "local_ttl_cap")
+        if across_local_addresses:
+            o.flags = int(SharedFlags.ACROSS_LOCAL_ADDRESSES)
+        raw_prefix = None
+        if prefix is not None:
+            raw_prefix = prefix.encode("utf-8")
+            if b"\0" in raw_prefix:
+                raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "prefix contains a NUL byte")
+            o.key_prefix = raw_prefix
+        secret_buf = None
+        if secret is not None:
+            data = as_bytes(secret, "secret")
+            secret_buf = (ctypes.c_uint8 * max(len(data), 1)).from_buffer_copy(data or b"\0")
+            o.secret = ctypes.cast(secret_buf, ctypes.POINTER(ctypes.c_uint8))
+            o.secret_len = len(data)
+        raw_url = url.encode("utf-8")
+        if b"\0" in raw_url:
+            raise InvalidInputError(Result.ERR_INVALID_ARGUMENT, "url contains a NUL byte")
+        detail = _ffi.pipeconnect_error_detail()
+        check_detail(
+            _lib.pipeconnect_cache_attach_shared(
+                self._handle(), raw_url, ctypes.byref(o), ctypes.byref(detail)
+            ),
+            detail,
+        )
+        del raw_prefix, secret_buf
+
+    def detach_shared(self) -> None:
+        """Detach the shared tier: local only again."""
+        check(_lib.pipeconnect_cache_detach_shared(self._handle()))
 
     def set_hold_down(
         self,
