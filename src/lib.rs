@@ -19,6 +19,7 @@ pub mod ffi;
 pub mod key;
 pub mod policy;
 pub mod reply;
+pub mod server;
 pub mod session;
 pub mod version;
 
