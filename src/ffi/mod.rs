@@ -17,6 +17,7 @@ pub mod detail;
 pub mod key;
 pub mod policy;
 pub mod result;
+pub mod server;
 pub mod session;
 pub mod sized;
 pub mod store;
@@ -346,6 +347,7 @@ mod tests {
         ends_at_last_field!(store::pipeconnect_store_options, reserved, u32);
         ends_at_last_field!(cache::pipeconnect_hold_down, reserved, u32);
         ends_at_last_field!(session::pipeconnect_session_command, size, u64);
+        ends_at_last_field!(server::pipeconnect_prebanner_options, max_body, u64);
     }
 
     #[test]

@@ -1,0 +1,81 @@
+/* test_null_server.c: every pointer argument of the server functions NULL in turn must
+ * give PIPECONNECT_ERR_NULL_POINTER (never a crash), and write no output. */
+#include <pipeconnect.h>
+#include <string.h>
+
+#include "check.h"
+
+static pipeconnect_prebanner *PB;
+static pipeconnect_prebanner_options OPTIONS = {sizeof(pipeconnect_prebanner_options),
+                                                PIPECONNECT_PREBANNER_OFFERED, 0, 0, 0};
+static pipeconnect_prebanner *NEW_PB;
+static pipeconnect_prebanner_verdict VERDICT;
+static const uint8_t DATA[] = "EHLO c\r\n";
+
+#define P(i, p) ((which) == (i) ? NULL : (p))
+
+static pipeconnect_result prebanner_new(int which) {
+    return pipeconnect_server_prebanner_new(P(0, &OPTIONS), P(1, &NEW_PB));
+}
+static pipeconnect_result prebanner_feed(int which) {
+    return pipeconnect_server_prebanner_feed(P(0, PB), P(1, DATA), 8);
+}
+static pipeconnect_result prebanner_verdict(int which) {
+    return pipeconnect_server_prebanner_verdict(P(0, PB), P(1, &VERDICT));
+}
+static pipeconnect_result classify(int which) {
+    return pipeconnect_server_classify(P(0, &OPTIONS), P(1, DATA), 8, P(2, &VERDICT));
+}
+
+struct row {
+    const char *name;
+    pipeconnect_result (*call)(int which);
+    int pointers;
+};
+
+static const struct row ROWS[] = {
+    {"pipeconnect_server_prebanner_new", prebanner_new, 2},
+    {"pipeconnect_server_prebanner_feed", prebanner_feed, 2},
+    {"pipeconnect_server_prebanner_verdict", prebanner_verdict, 2},
+    {"pipeconnect_server_classify", classify, 3},
+};
+
+static void preset(void) {
+    NEW_PB = (pipeconnect_prebanner *)&OPTIONS;
+    memset(&VERDICT, 0x5a, sizeof VERDICT);
+    VERDICT.struct_size = sizeof VERDICT;
+}
+
+static int untouched(void) {
+    pipeconnect_prebanner_verdict v;
+    memset(&v, 0x5a, sizeof v);
+    v.struct_size = sizeof v;
+    return NEW_PB == (pipeconnect_prebanner *)&OPTIONS && memcmp(&VERDICT, &v, sizeof v) == 0;
+}
+
+int main(void) {
+    size_t r;
+    int w;
+    pipeconnect_prebanner_verdict v = {.struct_size = sizeof v};
+
+    CHECK_RESULT(pipeconnect_server_prebanner_new(&OPTIONS, &PB), PIPECONNECT_OK);
+    for (r = 0; r < sizeof ROWS / sizeof ROWS[0]; r++) {
+        for (w = 0; w < ROWS[r].pointers; w++) {
+            pipeconnect_result got;
+            preset();
+            got = ROWS[r].call(w);
+            if (got != PIPECONNECT_ERR_NULL_POINTER) {
+                fprintf(stderr, "%s with pointer argument %d NULL returned %d\n", ROWS[r].name,
+                        w, (int)got);
+            }
+            CHECK(got == PIPECONNECT_ERR_NULL_POINTER);
+            CHECK(untouched());
+        }
+    }
+    /* The NULL feeds left the classifier as it was: nothing fed. */
+    CHECK_RESULT(pipeconnect_server_prebanner_verdict(PB, &v), PIPECONNECT_OK);
+    CHECK(v.class_ == PIPECONNECT_PREBANNER_NOTHING && v.bytes == 0);
+    pipeconnect_server_prebanner_free(PB);
+    pipeconnect_server_prebanner_free(NULL);
+    CHECK_DONE();
+}
