@@ -201,7 +201,7 @@ fn verdict_to_c(v: Verdict, decided: bool) -> pipeconnect_prebanner_verdict {
 /// pipeconnect_prebanner_verdict v = { .struct_size = sizeof v };
 /// if (pipeconnect_server_prebanner_verdict(pb, &v) == PIPECONNECT_OK &&
 ///     v.class_ == PIPECONNECT_PREBANNER_PREGREET)
-///     return reply_554_sync_error_and_close(pipeconnect_server_prebanner_reason_name(v.reason));
+///     return reply_554_sync_error_and_close(pipeconnect_server_reason_name(v.reason));
 /// pipeconnect_server_prebanner_free(pb);
 /// ```
 ///
