@@ -418,7 +418,7 @@ typedef uint32_t pipeconnect_prebanner_flags;
 typedef struct pipeconnect_prebanner_options {
     // `sizeof(pipeconnect_prebanner_options)`, set by the caller.
     size_t struct_size;
-    // `PIPECONNECT_PREBANNER_OFFERED` or 0.
+    // `PIPECONNECT_PREBANNER_OPTION_OFFERED` or 0.
     pipeconnect_prebanner_flags flags;
     // Command lines looked at (0: 100; at most 4096).
     uint32_t max_commands;
@@ -428,7 +428,7 @@ typedef struct pipeconnect_prebanner_options {
     uint64_t max_body;
 } pipeconnect_prebanner_options;
 
-// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_*`.
+// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_CLASS_*`.
 typedef uint32_t pipeconnect_prebanner_class;
 
 // Why input got its class: one of `PIPECONNECT_PREBANNER_REASON_*`.
@@ -442,13 +442,13 @@ typedef uint32_t pipeconnect_prebanner_verdict_flags;
 typedef struct pipeconnect_prebanner_verdict {
     // `sizeof(pipeconnect_prebanner_verdict)`, set by the caller.
     size_t struct_size;
-    // A `PIPECONNECT_PREBANNER_*` class.
+    // A `PIPECONNECT_PREBANNER_CLASS_*` value.
     pipeconnect_prebanner_class class_;
     // A `PIPECONNECT_PREBANNER_REASON_*` value.
     pipeconnect_prebanner_reason reason;
     // Complete command lines accepted as part of the flight.
     uint32_t commands;
-    // `PIPECONNECT_PREBANNER_INCOMPLETE`, `PIPECONNECT_PREBANNER_DECIDED`.
+    // `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE`, `PIPECONNECT_PREBANNER_VERDICT_DECIDED`.
     pipeconnect_prebanner_verdict_flags flags;
     // Bytes looked at.
     uint64_t bytes;
@@ -866,21 +866,21 @@ typedef struct pipeconnect_store_options {
 
 
 // No input: write the banner as usual.
-#define PIPECONNECT_PREBANNER_NOTHING 0
+#define PIPECONNECT_PREBANNER_CLASS_NOTHING 0
 
-// A well-formed early flight (so far, when `PIPECONNECT_PREBANNER_INCOMPLETE` is set):
+// A well-formed early flight (so far, when `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE` is set):
 // write the banner, then process the commands as usual.
-#define PIPECONNECT_PREBANNER_EARLY_FLIGHT 1
+#define PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT 1
 
 // SMTP from a client that went beyond what may go early (RSET, input after STARTTLS,
 // QUIT or an AUTH challenge, input over the limits): write the banner first, then
 // process the input as usual.
-#define PIPECONNECT_PREBANNER_BANNER_FIRST 2
+#define PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST 2
 
 // A pregreet violation (garbage, HELO or MAIL first, commands out of order, a body
 // before the 354, or any input from a client not offered PIPECONNECT). Exim answers
 // `554 SMTP synchronization error` and closes.
-#define PIPECONNECT_PREBANNER_PREGREET 3
+#define PIPECONNECT_PREBANNER_CLASS_PREGREET 3
 
 // Nothing wrong (no input, or a well-formed early flight).
 #define PIPECONNECT_PREBANNER_REASON_NONE 0
@@ -934,13 +934,13 @@ typedef struct pipeconnect_store_options {
 // This server advertises PIPECONNECT to this client (its own per-connection decision,
 // like Exim's `pipelining_connect_advertise_hosts`). Without it any input is a
 // pregreet violation.
-#define PIPECONNECT_PREBANNER_OFFERED 1
+#define PIPECONNECT_PREBANNER_OPTION_OFFERED 1
 
 // The input ends inside a line or a BDAT body: more is on its way.
-#define PIPECONNECT_PREBANNER_INCOMPLETE 1
+#define PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE 1
 
 // The verdict cannot change whatever follows; more input is not looked at.
-#define PIPECONNECT_PREBANNER_DECIDED 2
+#define PIPECONNECT_PREBANNER_VERDICT_DECIDED 2
 
 // STARTTLS on the cleartext connection (AUTH and the transaction follow the handshake).
 #define PIPECONNECT_INTENT_STARTTLS 1
@@ -1517,7 +1517,7 @@ bool pipeconnect_result_is_error(int result);
 // ```c
 // pipeconnect_prebanner_options o = { .struct_size = sizeof o };
 // if (host_in_list(client_ip, pipelining_connect_advertise_hosts))
-//     o.flags = PIPECONNECT_PREBANNER_OFFERED;
+//     o.flags = PIPECONNECT_PREBANNER_OPTION_OFFERED;
 // pipeconnect_prebanner *pb;
 // if (pipeconnect_server_prebanner_new(&o, &pb) != PIPECONNECT_OK) ...
 // /* during the greet pause: */
@@ -1527,7 +1527,7 @@ bool pipeconnect_result_is_error(int result);
 // }
 // pipeconnect_prebanner_verdict v = { .struct_size = sizeof v };
 // if (pipeconnect_server_prebanner_verdict(pb, &v) == PIPECONNECT_OK &&
-//     v.class_ == PIPECONNECT_PREBANNER_PREGREET)
+//     v.class_ == PIPECONNECT_PREBANNER_CLASS_PREGREET)
 //     return reply_554_sync_error_and_close(pipeconnect_server_reason_name(v.reason));
 // pipeconnect_server_prebanner_free(pb);
 // ```
@@ -1578,7 +1578,7 @@ enum pipeconnect_result pipeconnect_server_classify(const struct pipeconnect_pre
 // `prebanner` is NULL or a classifier not yet freed.
 void pipeconnect_server_prebanner_free(struct pipeconnect_prebanner *prebanner);
 
-// The name of a `PIPECONNECT_PREBANNER_*` class for logs (`"NOTHING"`,
+// The name of a `PIPECONNECT_PREBANNER_CLASS_*` value for logs (`"NOTHING"`,
 // `"EARLY_FLIGHT"`, `"BANNER_FIRST"`, `"PREGREET"`): a static NUL-terminated string,
 // never NULL (`"UNKNOWN"` for an unknown value). Thread-safe.
 const char *pipeconnect_server_class_name(pipeconnect_prebanner_class class_);

@@ -17,21 +17,21 @@ use crate::server::prebanner::{
 };
 use std::ffi::{c_char, CStr};
 
-/// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_*`.
+/// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_CLASS_*`.
 pub type pipeconnect_prebanner_class = u32;
 /// No input: write the banner as usual.
-pub const PIPECONNECT_PREBANNER_NOTHING: pipeconnect_prebanner_class = 0;
-/// A well-formed early flight (so far, when `PIPECONNECT_PREBANNER_INCOMPLETE` is set):
+pub const PIPECONNECT_PREBANNER_CLASS_NOTHING: pipeconnect_prebanner_class = 0;
+/// A well-formed early flight (so far, when `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE` is set):
 /// write the banner, then process the commands as usual.
-pub const PIPECONNECT_PREBANNER_EARLY_FLIGHT: pipeconnect_prebanner_class = 1;
+pub const PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT: pipeconnect_prebanner_class = 1;
 /// SMTP from a client that went beyond what may go early (RSET, input after STARTTLS,
 /// QUIT or an AUTH challenge, input over the limits): write the banner first, then
 /// process the input as usual.
-pub const PIPECONNECT_PREBANNER_BANNER_FIRST: pipeconnect_prebanner_class = 2;
+pub const PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST: pipeconnect_prebanner_class = 2;
 /// A pregreet violation (garbage, HELO or MAIL first, commands out of order, a body
 /// before the 354, or any input from a client not offered PIPECONNECT). Exim answers
 /// `554 SMTP synchronization error` and closes.
-pub const PIPECONNECT_PREBANNER_PREGREET: pipeconnect_prebanner_class = 3;
+pub const PIPECONNECT_PREBANNER_CLASS_PREGREET: pipeconnect_prebanner_class = 3;
 
 /// Why input got its class: one of `PIPECONNECT_PREBANNER_REASON_*`.
 pub type pipeconnect_prebanner_reason = u32;
@@ -74,14 +74,14 @@ pub type pipeconnect_prebanner_flags = u32;
 /// This server advertises PIPECONNECT to this client (its own per-connection decision,
 /// like Exim's `pipelining_connect_advertise_hosts`). Without it any input is a
 /// pregreet violation.
-pub const PIPECONNECT_PREBANNER_OFFERED: pipeconnect_prebanner_flags = 1;
+pub const PIPECONNECT_PREBANNER_OPTION_OFFERED: pipeconnect_prebanner_flags = 1;
 
 /// Flags of a `pipeconnect_prebanner_verdict`, OR-ed.
 pub type pipeconnect_prebanner_verdict_flags = u32;
 /// The input ends inside a line or a BDAT body: more is on its way.
-pub const PIPECONNECT_PREBANNER_INCOMPLETE: pipeconnect_prebanner_verdict_flags = 1;
+pub const PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE: pipeconnect_prebanner_verdict_flags = 1;
 /// The verdict cannot change whatever follows; more input is not looked at.
-pub const PIPECONNECT_PREBANNER_DECIDED: pipeconnect_prebanner_verdict_flags = 2;
+pub const PIPECONNECT_PREBANNER_VERDICT_DECIDED: pipeconnect_prebanner_verdict_flags = 2;
 
 /// How pre-banner input is classified. Zero-initialise and set `struct_size`; a 0 limit
 /// means its default.
@@ -90,7 +90,7 @@ pub const PIPECONNECT_PREBANNER_DECIDED: pipeconnect_prebanner_verdict_flags = 2
 pub struct pipeconnect_prebanner_options {
     /// `sizeof(pipeconnect_prebanner_options)`, set by the caller.
     pub struct_size: usize,
-    /// `PIPECONNECT_PREBANNER_OFFERED` or 0.
+    /// `PIPECONNECT_PREBANNER_OPTION_OFFERED` or 0.
     pub flags: pipeconnect_prebanner_flags,
     /// Command lines looked at (0: 100; at most 4096).
     pub max_commands: u32,
@@ -112,13 +112,13 @@ unsafe impl Versioned for pipeconnect_prebanner_options {
 pub struct pipeconnect_prebanner_verdict {
     /// `sizeof(pipeconnect_prebanner_verdict)`, set by the caller.
     pub struct_size: usize,
-    /// A `PIPECONNECT_PREBANNER_*` class.
+    /// A `PIPECONNECT_PREBANNER_CLASS_*` value.
     pub class_: pipeconnect_prebanner_class,
     /// A `PIPECONNECT_PREBANNER_REASON_*` value.
     pub reason: pipeconnect_prebanner_reason,
     /// Complete command lines accepted as part of the flight.
     pub commands: u32,
-    /// `PIPECONNECT_PREBANNER_INCOMPLETE`, `PIPECONNECT_PREBANNER_DECIDED`.
+    /// `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE`, `PIPECONNECT_PREBANNER_VERDICT_DECIDED`.
     pub flags: pipeconnect_prebanner_verdict_flags,
     /// Bytes looked at.
     pub bytes: u64,
@@ -147,7 +147,7 @@ unsafe fn options_from_c(
 ) -> Result<(bool, PrebannerLimits), R> {
     // SAFETY: see the function's contract.
     let o = unsafe { read_in(options) }?;
-    if o.flags & !PIPECONNECT_PREBANNER_OFFERED != 0
+    if o.flags & !PIPECONNECT_PREBANNER_OPTION_OFFERED != 0
         || o.max_commands > PREBANNER_MAX_COMMANDS_LIMIT
     {
         return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
@@ -163,16 +163,16 @@ unsafe fn options_from_c(
         },
         max_body: or(o.max_body, d.max_body),
     };
-    Ok((o.flags & PIPECONNECT_PREBANNER_OFFERED != 0, limits))
+    Ok((o.flags & PIPECONNECT_PREBANNER_OPTION_OFFERED != 0, limits))
 }
 
 fn verdict_to_c(v: Verdict, decided: bool) -> pipeconnect_prebanner_verdict {
     let mut flags = 0;
     if v.incomplete {
-        flags |= PIPECONNECT_PREBANNER_INCOMPLETE;
+        flags |= PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE;
     }
     if decided {
-        flags |= PIPECONNECT_PREBANNER_DECIDED;
+        flags |= PIPECONNECT_PREBANNER_VERDICT_DECIDED;
     }
     pipeconnect_prebanner_verdict {
         struct_size: 0,
@@ -190,7 +190,7 @@ fn verdict_to_c(v: Verdict, decided: bool) -> pipeconnect_prebanner_verdict {
 /// ```c
 /// pipeconnect_prebanner_options o = { .struct_size = sizeof o };
 /// if (host_in_list(client_ip, pipelining_connect_advertise_hosts))
-///     o.flags = PIPECONNECT_PREBANNER_OFFERED;
+///     o.flags = PIPECONNECT_PREBANNER_OPTION_OFFERED;
 /// pipeconnect_prebanner *pb;
 /// if (pipeconnect_server_prebanner_new(&o, &pb) != PIPECONNECT_OK) ...
 /// /* during the greet pause: */
@@ -200,7 +200,7 @@ fn verdict_to_c(v: Verdict, decided: bool) -> pipeconnect_prebanner_verdict {
 /// }
 /// pipeconnect_prebanner_verdict v = { .struct_size = sizeof v };
 /// if (pipeconnect_server_prebanner_verdict(pb, &v) == PIPECONNECT_OK &&
-///     v.class_ == PIPECONNECT_PREBANNER_PREGREET)
+///     v.class_ == PIPECONNECT_PREBANNER_CLASS_PREGREET)
 ///     return reply_554_sync_error_and_close(pipeconnect_server_reason_name(v.reason));
 /// pipeconnect_server_prebanner_free(pb);
 /// ```
@@ -306,7 +306,7 @@ pub unsafe extern "C" fn pipeconnect_server_prebanner_free(prebanner: *mut pipec
     guard_void(|| unsafe { free_handle(prebanner) });
 }
 
-/// The name of a `PIPECONNECT_PREBANNER_*` class for logs (`"NOTHING"`,
+/// The name of a `PIPECONNECT_PREBANNER_CLASS_*` value for logs (`"NOTHING"`,
 /// `"EARLY_FLIGHT"`, `"BANNER_FIRST"`, `"PREGREET"`): a static NUL-terminated string,
 /// never NULL (`"UNKNOWN"` for an unknown value). Thread-safe.
 #[no_mangle]
@@ -359,10 +359,10 @@ mod tests {
     #[test]
     fn c_values_match_the_core() {
         let classes = [
-            PIPECONNECT_PREBANNER_NOTHING,
-            PIPECONNECT_PREBANNER_EARLY_FLIGHT,
-            PIPECONNECT_PREBANNER_BANNER_FIRST,
-            PIPECONNECT_PREBANNER_PREGREET,
+            PIPECONNECT_PREBANNER_CLASS_NOTHING,
+            PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT,
+            PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST,
+            PIPECONNECT_PREBANNER_CLASS_PREGREET,
         ];
         for (c, core) in classes.iter().zip(Class::ALL) {
             assert_eq!(*c, core as u32);

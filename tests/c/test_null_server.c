@@ -7,7 +7,7 @@
 
 static pipeconnect_prebanner *PB;
 static pipeconnect_prebanner_options OPTIONS = {sizeof(pipeconnect_prebanner_options),
-                                                PIPECONNECT_PREBANNER_OFFERED, 0, 0, 0};
+                                                PIPECONNECT_PREBANNER_OPTION_OFFERED, 0, 0, 0};
 static pipeconnect_prebanner *NEW_PB;
 static pipeconnect_prebanner_verdict VERDICT;
 static const uint8_t DATA[] = "EHLO c\r\n";
@@ -74,7 +74,7 @@ int main(void) {
     }
     /* The NULL feeds left the classifier as it was: nothing fed. */
     CHECK_RESULT(pipeconnect_server_prebanner_verdict(PB, &v), PIPECONNECT_OK);
-    CHECK(v.class_ == PIPECONNECT_PREBANNER_NOTHING && v.bytes == 0);
+    CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_NOTHING && v.bytes == 0);
     pipeconnect_server_prebanner_free(PB);
     pipeconnect_server_prebanner_free(NULL);
     CHECK_DONE();

@@ -28,21 +28,21 @@ static const char FLIGHT[] = "EHLO client.test\r\nMAIL FROM:<a@client.test> SIZE
                              "RCPT TO:<b@sink.test>\r\nBDAT 5 LAST\r\nhelloQUIT\r\n";
 
 static void fed_in_pieces(void) {
-    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OFFERED);
+    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OPTION_OFFERED);
     pipeconnect_prebanner *pb = NULL;
     pipeconnect_prebanner_verdict v = {.struct_size = sizeof v};
     size_t i, len = strlen(FLIGHT);
 
     CHECK_RESULT(pipeconnect_server_prebanner_new(&o, &pb), PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_server_prebanner_verdict(pb, &v), PIPECONNECT_OK);
-    CHECK(v.class_ == PIPECONNECT_PREBANNER_NOTHING);
+    CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_NOTHING);
     /* Three bytes at a time: the verdict along the way is an early flight in progress. */
     for (i = 0; i < len; i += 3) {
         size_t n = len - i < 3 ? len - i : 3;
         CHECK_RESULT(pipeconnect_server_prebanner_feed(pb, (const uint8_t *)FLIGHT + i, n),
                      PIPECONNECT_OK);
         CHECK_RESULT(pipeconnect_server_prebanner_verdict(pb, &v), PIPECONNECT_OK);
-        CHECK(v.class_ == PIPECONNECT_PREBANNER_EARLY_FLIGHT);
+        CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT);
     }
     CHECK(v.reason == PIPECONNECT_PREBANNER_REASON_NONE);
     CHECK(v.commands == 4);
@@ -54,40 +54,40 @@ static void fed_in_pieces(void) {
     CHECK_RESULT(pipeconnect_server_prebanner_feed(pb, (const uint8_t *)"NOOP\r\n", 6),
                  PIPECONNECT_OK);
     CHECK_RESULT(pipeconnect_server_prebanner_verdict(pb, &v), PIPECONNECT_OK);
-    CHECK(v.class_ == PIPECONNECT_PREBANNER_BANNER_FIRST);
+    CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST);
     CHECK(v.reason == PIPECONNECT_PREBANNER_REASON_AFTER_QUIT);
-    CHECK(v.flags & PIPECONNECT_PREBANNER_DECIDED);
+    CHECK(v.flags & PIPECONNECT_PREBANNER_VERDICT_DECIDED);
     pipeconnect_server_prebanner_free(pb);
 }
 
 static void table(void) {
-    const uint32_t OFF = PIPECONNECT_PREBANNER_OFFERED;
+    const uint32_t OFF = PIPECONNECT_PREBANNER_OPTION_OFFERED;
     static const struct {
         uint32_t flags;
         const char *input;
         pipeconnect_prebanner_class class_;
         pipeconnect_prebanner_reason reason;
     } rows[] = {
-        {PIPECONNECT_PREBANNER_OFFERED, "", PIPECONNECT_PREBANNER_NOTHING,
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "", PIPECONNECT_PREBANNER_CLASS_NOTHING,
          PIPECONNECT_PREBANNER_REASON_NONE},
-        {0, "", PIPECONNECT_PREBANNER_NOTHING, PIPECONNECT_PREBANNER_REASON_NONE},
-        {PIPECONNECT_PREBANNER_OFFERED, "EHLO c\r\nSTARTTLS\r\n",
-         PIPECONNECT_PREBANNER_EARLY_FLIGHT, PIPECONNECT_PREBANNER_REASON_NONE},
-        {0, "EHLO c\r\n", PIPECONNECT_PREBANNER_PREGREET,
+        {0, "", PIPECONNECT_PREBANNER_CLASS_NOTHING, PIPECONNECT_PREBANNER_REASON_NONE},
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "EHLO c\r\nSTARTTLS\r\n",
+         PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT, PIPECONNECT_PREBANNER_REASON_NONE},
+        {0, "EHLO c\r\n", PIPECONNECT_PREBANNER_CLASS_PREGREET,
          PIPECONNECT_PREBANNER_REASON_NOT_OFFERED},
-        {PIPECONNECT_PREBANNER_OFFERED, "HELO bot\r\n", PIPECONNECT_PREBANNER_PREGREET,
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "HELO bot\r\n", PIPECONNECT_PREBANNER_CLASS_PREGREET,
          PIPECONNECT_PREBANNER_REASON_HELO_FIRST},
-        {0, "MAIL FROM:<x@y>\r\n", PIPECONNECT_PREBANNER_PREGREET,
+        {0, "MAIL FROM:<x@y>\r\n", PIPECONNECT_PREBANNER_CLASS_PREGREET,
          PIPECONNECT_PREBANNER_REASON_COMMAND_FIRST},
-        {PIPECONNECT_PREBANNER_OFFERED, "\x16\x03\x01", PIPECONNECT_PREBANNER_PREGREET,
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "\x16\x03\x01", PIPECONNECT_PREBANNER_CLASS_PREGREET,
          PIPECONNECT_PREBANNER_REASON_NOT_SMTP},
-        {PIPECONNECT_PREBANNER_OFFERED, "EHLO c\r\nRCPT TO:<x@y>\r\n",
-         PIPECONNECT_PREBANNER_PREGREET, PIPECONNECT_PREBANNER_REASON_OUT_OF_ORDER},
-        {PIPECONNECT_PREBANNER_OFFERED, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<x>\r\nDATA\r\nbody",
-         PIPECONNECT_PREBANNER_PREGREET, PIPECONNECT_PREBANNER_REASON_BODY_BEFORE_REPLY},
-        {PIPECONNECT_PREBANNER_OFFERED, "EHLO c\r\nSTARTTLS\r\n\x16\x03\x01",
-         PIPECONNECT_PREBANNER_BANNER_FIRST, PIPECONNECT_PREBANNER_REASON_AFTER_STARTTLS},
-        {PIPECONNECT_PREBANNER_OFFERED, "EHLO c\r\nRSET\r\n", PIPECONNECT_PREBANNER_BANNER_FIRST,
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "EHLO c\r\nRCPT TO:<x@y>\r\n",
+         PIPECONNECT_PREBANNER_CLASS_PREGREET, PIPECONNECT_PREBANNER_REASON_OUT_OF_ORDER},
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<x>\r\nDATA\r\nbody",
+         PIPECONNECT_PREBANNER_CLASS_PREGREET, PIPECONNECT_PREBANNER_REASON_BODY_BEFORE_REPLY},
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "EHLO c\r\nSTARTTLS\r\n\x16\x03\x01",
+         PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST, PIPECONNECT_PREBANNER_REASON_AFTER_STARTTLS},
+        {PIPECONNECT_PREBANNER_OPTION_OFFERED, "EHLO c\r\nRSET\r\n", PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST,
          PIPECONNECT_PREBANNER_REASON_NOT_EARLY_COMMAND},
     };
     size_t i;
@@ -104,27 +104,27 @@ static void table(void) {
     /* A first line still arriving. */
     {
         pipeconnect_prebanner_verdict v = classify(OFF, "EHLO cli");
-        CHECK(v.class_ == PIPECONNECT_PREBANNER_EARLY_FLIGHT);
-        CHECK(v.flags == PIPECONNECT_PREBANNER_INCOMPLETE);
+        CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT);
+        CHECK(v.flags == PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE);
     }
 }
 
 static void limits(void) {
-    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OFFERED);
+    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OPTION_OFFERED);
     pipeconnect_prebanner_verdict v = {.struct_size = sizeof v};
     o.max_bytes = 10;
     CHECK_RESULT(pipeconnect_server_classify(&o, (const uint8_t *)FLIGHT, strlen(FLIGHT), &v),
                  PIPECONNECT_OK);
-    CHECK(v.class_ == PIPECONNECT_PREBANNER_BANNER_FIRST);
+    CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST);
     CHECK(v.reason == PIPECONNECT_PREBANNER_REASON_TOO_MUCH_INPUT);
     CHECK(v.bytes == 10);
-    o = options(PIPECONNECT_PREBANNER_OFFERED);
+    o = options(PIPECONNECT_PREBANNER_OPTION_OFFERED);
     o.max_commands = 2;
     CHECK_RESULT(pipeconnect_server_classify(&o, (const uint8_t *)FLIGHT, strlen(FLIGHT), &v),
                  PIPECONNECT_OK);
     CHECK(v.reason == PIPECONNECT_PREBANNER_REASON_TOO_MANY_COMMANDS);
     CHECK(v.commands == 2);
-    o = options(PIPECONNECT_PREBANNER_OFFERED);
+    o = options(PIPECONNECT_PREBANNER_OPTION_OFFERED);
     o.max_body = 4;
     CHECK_RESULT(pipeconnect_server_classify(&o, (const uint8_t *)FLIGHT, strlen(FLIGHT), &v),
                  PIPECONNECT_OK);
@@ -132,7 +132,7 @@ static void limits(void) {
 }
 
 static void bad_input(void) {
-    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OFFERED | 8);
+    pipeconnect_prebanner_options o = options(PIPECONNECT_PREBANNER_OPTION_OFFERED | 8);
     pipeconnect_prebanner_verdict v = {.struct_size = sizeof v};
     pipeconnect_prebanner *pb = NULL;
     CHECK_RESULT(pipeconnect_server_prebanner_new(&o, &pb), PIPECONNECT_ERR_INVALID_ARGUMENT);
@@ -152,7 +152,7 @@ static void bad_input(void) {
 }
 
 static void names(void) {
-    CHECK(strcmp(pipeconnect_server_class_name(PIPECONNECT_PREBANNER_PREGREET), "PREGREET") == 0);
+    CHECK(strcmp(pipeconnect_server_class_name(PIPECONNECT_PREBANNER_CLASS_PREGREET), "PREGREET") == 0);
     CHECK(strcmp(pipeconnect_server_class_name(99), "UNKNOWN") == 0);
     CHECK(strcmp(pipeconnect_server_reason_name(PIPECONNECT_PREBANNER_REASON_AFTER_STARTTLS),
                  "AFTER_STARTTLS") == 0);

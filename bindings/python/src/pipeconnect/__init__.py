@@ -19,6 +19,8 @@ from ._enums import (
     Extension,
     ParseFlags,
     Phase,
+    PrebannerClass,
+    PrebannerReason,
     Reason,
     ReplyContext,
     StoreFlags,
@@ -51,6 +53,8 @@ from .key import Key
 from . import policy
 from .policy import Command, Settings, Situation
 from .session import Event, Intent, Session, SessionCommand, Summary
+from . import server
+from .server import Prebanner, PrebannerVerdict
 
 __version__ = "0.2.0"
 
@@ -118,4 +122,9 @@ __all__ = [
     "SessionCommand",
     "Event",
     "Summary",
+    "server",
+    "Prebanner",
+    "PrebannerVerdict",
+    "PrebannerClass",
+    "PrebannerReason",
 ]
