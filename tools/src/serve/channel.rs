@@ -134,6 +134,11 @@ impl Channel {
         result
     }
 
+    /// The input received and not yet consumed (before the banner: all of it).
+    pub fn pending_input(&self) -> &[u8] {
+        &self.input[self.pos..]
+    }
+
     /// Records that the banner is being written now: everything received so far is early.
     pub fn mark_banner(&mut self) {
         self.early_until = self.consumed + self.buffered() as u64;

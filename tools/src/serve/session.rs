@@ -4,6 +4,8 @@ use std::io::{self, ErrorKind};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use pipeconnect::server::{Class, Prebanner, PrebannerLimits, Verdict};
+
 use super::auth;
 use super::channel::{Channel, Line};
 use super::command::{self, Command};
@@ -126,11 +128,15 @@ impl Session<'_> {
     ///
     /// With PIPECONNECT on, input that is already there is read first, so that its lines are
     /// known to be early. With it off, such input is a synchronization error (Exim's check for
-    /// early talkers): 554 and close.
+    /// early talkers): 554 and close. Either way the library's pre-banner classifier says what
+    /// the input was, in the log; with `--pregreet reject`, a pregreet violation from a client
+    /// offered PIPECONNECT is also a 554 and close.
     fn greet(&mut self, channel: &mut Channel) -> io::Result<bool> {
         let options = &self.shared.options;
         let banner_at = self.accepted_at + options.banner_delay;
-        if options.early_input_allowed() {
+        let offered = options.early_input_allowed();
+        let mut prebanner = Prebanner::new(offered, PrebannerLimits::default());
+        if offered {
             // Read early input while the banner waits, so the log knows when it arrived.
             channel.read_until(banner_at, EARLY_INPUT_CAP)?;
             std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
@@ -138,10 +144,22 @@ impl Session<'_> {
         } else {
             std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
             if channel.input_pending()? {
+                // Read what is there only to say in the log what it was.
+                channel.read_available(EARLY_INPUT_CAP)?;
+                prebanner.feed(channel.pending_input());
+                self.log_prebanner(&prebanner.verdict());
                 channel.queue(&single(554, "SMTP synchronization error"));
                 self.shared.log.syncerror(self.conn, self.t_ms());
                 return Ok(false);
             }
+        }
+        prebanner.feed(channel.pending_input());
+        let verdict = prebanner.verdict();
+        self.log_prebanner(&verdict);
+        if verdict.class == Class::Pregreet && options.pregreet_reject {
+            channel.queue(&single(554, "SMTP synchronization error"));
+            self.shared.log.syncerror(self.conn, self.t_ms());
+            return Ok(false);
         }
         channel.mark_banner();
         let code = options.banner_code;
@@ -163,6 +181,10 @@ impl Session<'_> {
                 Ok(true)
             }
         }
+    }
+
+    fn log_prebanner(&self, v: &Verdict) {
+        self.shared.log.prebanner(self.conn, self.t_ms(), v);
     }
 
     fn restart_after_tls(&mut self) {
