@@ -192,7 +192,7 @@ mod tests {
         );
         assert_eq!(
             prebanner_line(2, 5, &v),
-            "conn=2 prebanner t_ms=5 class=early_flight reason=none commands=2 bytes=30 incomplete=1"
+            "conn=2 prebanner t_ms=5 class=early_flight reason=none commands=2 bytes=27 incomplete=1"
         );
     }
 
