@@ -9,5 +9,6 @@
 //! violation. `docs/RULES.md` ("The server side") has the table with its sources.
 
 pub mod prebanner;
+pub mod quickstart;
 
 pub use prebanner::{Class, Prebanner, PrebannerLimits, Reason, Verdict};
