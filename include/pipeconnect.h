@@ -52,6 +52,12 @@
 // address (45), ` as ` and a 255-byte EHLO name (259): 361 characters and the NUL.
 #define PIPECONNECT_KEY_STRING_MAX 362
 
+// The length of a QHLO cookie (hex digits, without the NUL).
+#define PIPECONNECT_QHLO_COOKIE_LEN 32
+
+// The length of a secret from `pipeconnect_server_qhlo_epoch_secret()`.
+#define PIPECONNECT_QHLO_SECRET_LEN 32
+
 // The largest `struct_size` accepted: far above any struct of the API, low enough that
 // a forgotten (garbage) `struct_size` is refused before the library reads or writes far
 // beyond the struct.
@@ -936,6 +942,10 @@ typedef struct pipeconnect_store_options {
 // pregreet violation.
 #define PIPECONNECT_PREBANNER_OPTION_OFFERED 1
 
+// QHLO (SMTP QUICKSTART, experimental) may stand where EHLO may: for a server that
+// greets with its capabilities (`pipeconnect_server_qhlo_cookie()`).
+#define PIPECONNECT_PREBANNER_OPTION_QUICKSTART 2
+
 // The input ends inside a line or a BDAT body: more is on its way.
 #define PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE 1
 
@@ -1587,6 +1597,89 @@ const char *pipeconnect_server_class_name(pipeconnect_prebanner_class class_);
 // `"HELO_FIRST"`, `"AFTER_STARTTLS"`, ...): a static NUL-terminated string, never NULL
 // (`"UNKNOWN"` for an unknown value). Thread-safe.
 const char *pipeconnect_server_reason_name(pipeconnect_prebanner_reason reason);
+
+// Experimental (SMTP QUICKSTART). Read a server's greeting exactly as received (one
+// complete 220 reply, multi-line when it carries capabilities) into a capabilities
+// snapshot, as `pipeconnect_caps_parse()` reads an EHLO reply: the lines after the first
+// are EHLO keywords; a `QHLO=<cookie>` line is left out (see
+// `pipeconnect_quickstart_greeting_cookie()`), so the fingerprint is the one the same
+// EHLO reply gives. Learn it with `pipeconnect_cache_learn_caps()` under the usual key:
+// same TTL, same invalidation. A one-line greeting gives a snapshot with no extensions;
+// a reply that is not 220 is `PIPECONNECT_ERR_NOT_EHLO_REPLY`.
+//
+// # Safety
+// `greeting` is readable for `len` bytes; `caps_out` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_quickstart_parse_greeting(const uint8_t *greeting,
+                                                              size_t len,
+                                                              pipeconnect_parse_flags flags,
+                                                              struct pipeconnect_caps **caps_out);
+
+// Experimental (SMTP QUICKSTART). The cookie of a greeting's `QHLO=<cookie>` line, NUL-terminated, into
+// `buf` of `buf_len` bytes (`*written`: its length without the NUL); `PIPECONNECT_NOT_FOUND`
+// (nothing written) when the greeting has none. Cache it with the capabilities and send
+// `QHLO <name> <cookie>` before the next banner.
+//
+// # Safety
+// `greeting` is readable for `len` bytes; `buf` is writable for `buf_len` bytes;
+// `written` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_quickstart_greeting_cookie(const uint8_t *greeting,
+                                                               size_t len,
+                                                               char *buf,
+                                                               size_t buf_len,
+                                                               size_t *written);
+
+// Experimental (SMTP QUICKSTART). The QHLO cookie for the client at `client` (a numeric
+// address) and the capability list whose fingerprint is `fingerprint`
+// (`pipeconnect_caps_fingerprint()` of the server's own EHLO reply, parsed), under
+// `secret` (16 to 64 bytes; see `pipeconnect_server_qhlo_epoch_secret()`): 32 hex
+// digits and a NUL into `buf` (`*written`: 32). Put it in the greeting as
+// `QHLO=<cookie>`.
+//
+// # Safety
+// `secret` is readable for `secret_len` bytes; `client` is a NUL-terminated string;
+// `buf` is writable for `buf_len` bytes; `written` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_cookie(const uint8_t *secret,
+                                                       size_t secret_len,
+                                                       const char *client,
+                                                       uint64_t fingerprint,
+                                                       char *buf,
+                                                       size_t buf_len,
+                                                       size_t *written);
+
+// Experimental (SMTP QUICKSTART). Whether `cookie` (from a client's `QHLO name cookie`)
+// is the one `pipeconnect_server_qhlo_cookie()` gives for `client`, `fingerprint` and
+// `secret`, into `*valid_out`. Call it with the current period's secret, then with the
+// previous one. A recognised client may skip the greet pause and the pregreet penalty.
+//
+// # Safety
+// `secret` is readable for `secret_len` bytes; `client` and `cookie` are NUL-terminated
+// strings; `valid_out` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_cookie_valid(const uint8_t *secret,
+                                                             size_t secret_len,
+                                                             const char *client,
+                                                             uint64_t fingerprint,
+                                                             const char *cookie,
+                                                             bool *valid_out);
+
+// Experimental (SMTP QUICKSTART). The cookie secret of rotation period `epoch` (for
+// example the Unix time divided by the period), derived from the server's `master`
+// secret (16 to 64 bytes): `PIPECONNECT_QHLO_SECRET_LEN` bytes into `secret_out`, which
+// holds `secret_out_len` bytes (at least 32; `PIPECONNECT_ERR_BUFFER_TOO_SMALL`
+// otherwise).
+//
+// # Safety
+// `master` is readable for `master_len` bytes; `secret_out` is writable for
+// `secret_out_len` bytes.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_epoch_secret(const uint8_t *master,
+                                                             size_t master_len,
+                                                             uint64_t epoch,
+                                                             uint8_t *secret_out,
+                                                             size_t secret_out_len);
 
 // Begin a connection to `key`'s server: a cleartext key for a plain or STARTTLS
 // connection, an encrypted key for TLS on connect (port 465; call this after the

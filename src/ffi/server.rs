@@ -5,6 +5,7 @@
 //! `pipeconnect_server_classify()` has no state at all.
 #![allow(non_camel_case_types)]
 
+use super::caps::{parse_options, pipeconnect_caps, pipeconnect_parse_flags};
 use super::result::pipeconnect_result;
 use super::result::pipeconnect_result as R;
 use super::sized::{read_in, write_out, Versioned};
@@ -12,9 +13,11 @@ use super::{
     bytes, free_handle, guard_on, guard_void, handle, handle_mut, into_handle, mark, out,
     poisonable, Poison,
 };
+use super::{copy_out_text, guard, text};
 use crate::server::prebanner::{
-    classify, Class, Prebanner, PrebannerLimits, Reason, Verdict, PREBANNER_MAX_COMMANDS_LIMIT,
+    Class, Prebanner, PrebannerLimits, Reason, Verdict, PREBANNER_MAX_COMMANDS_LIMIT,
 };
+use crate::server::quickstart::{self, CookieError};
 use std::ffi::{c_char, CStr};
 
 /// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_CLASS_*`.
@@ -75,6 +78,10 @@ pub type pipeconnect_prebanner_flags = u32;
 /// like Exim's `pipelining_connect_advertise_hosts`). Without it any input is a
 /// pregreet violation.
 pub const PIPECONNECT_PREBANNER_OPTION_OFFERED: pipeconnect_prebanner_flags = 1;
+
+/// QHLO (SMTP QUICKSTART, experimental) may stand where EHLO may: for a server that
+/// greets with its capabilities (`pipeconnect_server_qhlo_cookie()`).
+pub const PIPECONNECT_PREBANNER_OPTION_QUICKSTART: pipeconnect_prebanner_flags = 2;
 
 /// Flags of a `pipeconnect_prebanner_verdict`, OR-ed.
 pub type pipeconnect_prebanner_verdict_flags = u32;
@@ -144,12 +151,11 @@ poisonable!(pipeconnect_prebanner);
 /// `options` is NULL or readable for its `struct_size`.
 unsafe fn options_from_c(
     options: *const pipeconnect_prebanner_options,
-) -> Result<(bool, PrebannerLimits), R> {
+) -> Result<(bool, bool, PrebannerLimits), R> {
     // SAFETY: see the function's contract.
     let o = unsafe { read_in(options) }?;
-    if o.flags & !PIPECONNECT_PREBANNER_OPTION_OFFERED != 0
-        || o.max_commands > PREBANNER_MAX_COMMANDS_LIMIT
-    {
+    let known = PIPECONNECT_PREBANNER_OPTION_OFFERED | PIPECONNECT_PREBANNER_OPTION_QUICKSTART;
+    if o.flags & !known != 0 || o.max_commands > PREBANNER_MAX_COMMANDS_LIMIT {
         return Err(R::PIPECONNECT_ERR_INVALID_ARGUMENT);
     }
     let d = PrebannerLimits::default();
@@ -163,7 +169,11 @@ unsafe fn options_from_c(
         },
         max_body: or(o.max_body, d.max_body),
     };
-    Ok((o.flags & PIPECONNECT_PREBANNER_OPTION_OFFERED != 0, limits))
+    Ok((
+        o.flags & PIPECONNECT_PREBANNER_OPTION_OFFERED != 0,
+        o.flags & PIPECONNECT_PREBANNER_OPTION_QUICKSTART != 0,
+        limits,
+    ))
 }
 
 fn verdict_to_c(v: Verdict, decided: bool) -> pipeconnect_prebanner_verdict {
@@ -215,10 +225,10 @@ pub unsafe extern "C" fn pipeconnect_server_prebanner_new(
 ) -> pipeconnect_result {
     guard_on(&[], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let (offered, limits) = unsafe { options_from_c(options) }?;
+        let (offered, quickstart, limits) = unsafe { options_from_c(options) }?;
         let prebanner_out = unsafe { out(prebanner_out) }?;
         *prebanner_out = into_handle(pipeconnect_prebanner {
-            inner: Prebanner::new(offered, limits),
+            inner: Prebanner::new(offered, limits).with_quickstart(quickstart),
             poisoned: Poison::default(),
         });
         Ok(R::PIPECONNECT_OK)
@@ -285,12 +295,11 @@ pub unsafe extern "C" fn pipeconnect_server_classify(
 ) -> pipeconnect_result {
     guard_on(&[], || {
         // SAFETY: pointers are checked by the helpers; see the function's contract.
-        let (offered, limits) = unsafe { options_from_c(options) }?;
+        let (offered, quickstart, limits) = unsafe { options_from_c(options) }?;
         let data = unsafe { bytes(data, len) }?;
-        let mut p = Prebanner::new(offered, limits);
+        let mut p = Prebanner::new(offered, limits).with_quickstart(quickstart);
         p.feed(data);
         let v = verdict_to_c(p.verdict(), p.is_decided());
-        debug_assert_eq!(p.verdict(), classify(offered, limits, data));
         unsafe { write_out(verdict_out, v) }?;
         Ok(R::PIPECONNECT_OK)
     })
@@ -352,6 +361,177 @@ pub extern "C" fn pipeconnect_server_reason_name(
     name.as_ptr()
 }
 
+// ---- SMTP QUICKSTART (experimental) --------------------------------------------------
+
+/// The length of a QHLO cookie (hex digits, without the NUL).
+pub const PIPECONNECT_QHLO_COOKIE_LEN: usize = 32;
+/// The length of a secret from `pipeconnect_server_qhlo_epoch_secret()`.
+pub const PIPECONNECT_QHLO_SECRET_LEN: usize = 32;
+
+fn cookie_error(e: CookieError) -> R {
+    match e {
+        CookieError::BadSecret => R::PIPECONNECT_ERR_INVALID_ARGUMENT,
+        CookieError::BadAddress => R::PIPECONNECT_ERR_INVALID_ADDRESS,
+    }
+}
+
+/// Experimental (SMTP QUICKSTART). Read a server's greeting exactly as received (one
+/// complete 220 reply, multi-line when it carries capabilities) into a capabilities
+/// snapshot, as `pipeconnect_caps_parse()` reads an EHLO reply: the lines after the first
+/// are EHLO keywords; a `QHLO=<cookie>` line is left out (see
+/// `pipeconnect_quickstart_greeting_cookie()`), so the fingerprint is the one the same
+/// EHLO reply gives. Learn it with `pipeconnect_cache_learn_caps()` under the usual key:
+/// same TTL, same invalidation. A one-line greeting gives a snapshot with no extensions;
+/// a reply that is not 220 is `PIPECONNECT_ERR_NOT_EHLO_REPLY`.
+///
+/// # Safety
+/// `greeting` is readable for `len` bytes; `caps_out` is writable.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn pipeconnect_quickstart_parse_greeting(
+    greeting: *const u8,
+    len: usize,
+    flags: pipeconnect_parse_flags,
+    caps_out: *mut *mut pipeconnect_caps,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let greeting = unsafe { bytes(greeting, len) }?;
+        let caps_out = unsafe { out(caps_out) }?;
+        let g = quickstart::parse_greeting(greeting, parse_options(flags)?)?;
+        *caps_out = into_handle(pipeconnect_caps::new(g.caps, None));
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// Experimental (SMTP QUICKSTART). The cookie of a greeting's `QHLO=<cookie>` line, NUL-terminated, into
+/// `buf` of `buf_len` bytes (`*written`: its length without the NUL); `PIPECONNECT_NOT_FOUND`
+/// (nothing written) when the greeting has none. Cache it with the capabilities and send
+/// `QHLO <name> <cookie>` before the next banner.
+///
+/// # Safety
+/// `greeting` is readable for `len` bytes; `buf` is writable for `buf_len` bytes;
+/// `written` is writable.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn pipeconnect_quickstart_greeting_cookie(
+    greeting: *const u8,
+    len: usize,
+    buf: *mut c_char,
+    buf_len: usize,
+    written: *mut usize,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let greeting = unsafe { bytes(greeting, len) }?;
+        if buf.is_null() || written.is_null() {
+            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+        }
+        let g = quickstart::parse_greeting(greeting, Default::default())?;
+        match g.cookie {
+            Some(c) => unsafe { copy_out_text(&c, buf, buf_len, written) },
+            None => Ok(R::PIPECONNECT_NOT_FOUND),
+        }
+    })
+}
+
+/// Experimental (SMTP QUICKSTART). The QHLO cookie for the client at `client` (a numeric
+/// address) and the capability list whose fingerprint is `fingerprint`
+/// (`pipeconnect_caps_fingerprint()` of the server's own EHLO reply, parsed), under
+/// `secret` (16 to 64 bytes; see `pipeconnect_server_qhlo_epoch_secret()`): 32 hex
+/// digits and a NUL into `buf` (`*written`: 32). Put it in the greeting as
+/// `QHLO=<cookie>`.
+///
+/// # Safety
+/// `secret` is readable for `secret_len` bytes; `client` is a NUL-terminated string;
+/// `buf` is writable for `buf_len` bytes; `written` is writable.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn pipeconnect_server_qhlo_cookie(
+    secret: *const u8,
+    secret_len: usize,
+    client: *const c_char,
+    fingerprint: u64,
+    buf: *mut c_char,
+    buf_len: usize,
+    written: *mut usize,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let secret = unsafe { bytes(secret, secret_len) }?;
+        let client = unsafe { text(client) }?;
+        if buf.is_null() || written.is_null() {
+            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+        }
+        let c = quickstart::cookie(secret, client, fingerprint).map_err(cookie_error)?;
+        unsafe { copy_out_text(&c, buf, buf_len, written) }
+    })
+}
+
+/// Experimental (SMTP QUICKSTART). Whether `cookie` (from a client's `QHLO name cookie`)
+/// is the one `pipeconnect_server_qhlo_cookie()` gives for `client`, `fingerprint` and
+/// `secret`, into `*valid_out`. Call it with the current period's secret, then with the
+/// previous one. A recognised client may skip the greet pause and the pregreet penalty.
+///
+/// # Safety
+/// `secret` is readable for `secret_len` bytes; `client` and `cookie` are NUL-terminated
+/// strings; `valid_out` is writable.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn pipeconnect_server_qhlo_cookie_valid(
+    secret: *const u8,
+    secret_len: usize,
+    client: *const c_char,
+    fingerprint: u64,
+    cookie: *const c_char,
+    valid_out: *mut bool,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let secret = unsafe { bytes(secret, secret_len) }?;
+        let client = unsafe { text(client) }?;
+        let cookie = unsafe { text(cookie) }?;
+        let valid_out = unsafe { out(valid_out) }?;
+        *valid_out =
+            quickstart::cookie_valid(secret, client, fingerprint, cookie).map_err(cookie_error)?;
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
+/// Experimental (SMTP QUICKSTART). The cookie secret of rotation period `epoch` (for
+/// example the Unix time divided by the period), derived from the server's `master`
+/// secret (16 to 64 bytes): `PIPECONNECT_QHLO_SECRET_LEN` bytes into `secret_out`, which
+/// holds `secret_out_len` bytes (at least 32; `PIPECONNECT_ERR_BUFFER_TOO_SMALL`
+/// otherwise).
+///
+/// # Safety
+/// `master` is readable for `master_len` bytes; `secret_out` is writable for
+/// `secret_out_len` bytes.
+#[no_mangle]
+#[must_use]
+pub unsafe extern "C" fn pipeconnect_server_qhlo_epoch_secret(
+    master: *const u8,
+    master_len: usize,
+    epoch: u64,
+    secret_out: *mut u8,
+    secret_out_len: usize,
+) -> pipeconnect_result {
+    guard(|| {
+        // SAFETY: checked by the helpers; see the function's contract.
+        let master = unsafe { bytes(master, master_len) }?;
+        if secret_out.is_null() {
+            return Err(R::PIPECONNECT_ERR_NULL_POINTER);
+        }
+        if secret_out_len < PIPECONNECT_QHLO_SECRET_LEN {
+            return Err(R::PIPECONNECT_ERR_BUFFER_TOO_SMALL);
+        }
+        let s = quickstart::epoch_secret(master, epoch).map_err(cookie_error)?;
+        // SAFETY: writable for at least 32 bytes, checked above.
+        unsafe { std::ptr::copy_nonoverlapping(s.as_ptr(), secret_out, s.len()) };
+        Ok(R::PIPECONNECT_OK)
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,6 +573,7 @@ mod tests {
             let name = unsafe { CStr::from_ptr(pipeconnect_server_reason_name(*c)) };
             assert_eq!(name.to_str().unwrap().to_ascii_lowercase(), core.name());
         }
+        assert_eq!(PIPECONNECT_QHLO_COOKIE_LEN, quickstart::COOKIE_LEN);
         let unknown = unsafe { CStr::from_ptr(pipeconnect_server_reason_name(99)) };
         assert_eq!(unknown.to_str().unwrap(), "UNKNOWN");
     }

@@ -249,6 +249,8 @@ enum Line {
 #[derive(Debug, Clone)]
 pub struct Prebanner {
     offered: bool,
+    /// QHLO counts as EHLO (QUICKSTART, experimental).
+    quickstart: bool,
     limits: PrebannerLimits,
     /// The current line, without its LF; never over [`PREBANNER_LINE_MAX`] bytes.
     partial: Vec<u8>,
@@ -270,6 +272,7 @@ impl Prebanner {
     pub fn new(offered: bool, limits: PrebannerLimits) -> Prebanner {
         Prebanner {
             offered,
+            quickstart: false,
             limits,
             partial: Vec::new(),
             flight: Vec::new(),
@@ -279,6 +282,12 @@ impl Prebanner {
             last: None,
             decided: None,
         }
+    }
+
+    /// Also take `QHLO name [cookie]` (SMTP QUICKSTART, experimental) where EHLO may stand.
+    pub fn with_quickstart(mut self, on: bool) -> Prebanner {
+        self.quickstart = on;
+        self
     }
 
     /// Whether the verdict can no longer change, whatever follows.
@@ -339,8 +348,11 @@ impl Prebanner {
             return (Class::Nothing, Reason::None);
         }
         // A first line still arriving that can no longer be EHLO.
-        if self.lines == 0 && !self.partial.is_empty() && !could_be_ehlo(&self.partial) {
-            return first_line_class(&parse(&self.partial));
+        if self.lines == 0
+            && !self.partial.is_empty()
+            && !could_be_ehlo(&self.partial, self.quickstart)
+        {
+            return first_line_class(&parse(&self.partial, self.quickstart));
         }
         (Class::EarlyFlight, Reason::None)
     }
@@ -397,7 +409,7 @@ impl Prebanner {
             return;
         }
         self.lines += 1;
-        let parsed = parse(text);
+        let parsed = parse(text, self.quickstart);
         if self.lines == 1 && parsed != Line::Flight(Command::Ehlo) {
             let (class, reason) = first_line_class(&parsed);
             self.decide(class, reason);
@@ -454,11 +466,14 @@ fn first_line_class(line: &Line) -> (Class, Reason) {
     (Class::Pregreet, reason)
 }
 
-/// Whether a line that has begun could still turn out to be `EHLO name`.
-fn could_be_ehlo(partial: &[u8]) -> bool {
-    let want = b"EHLO ";
-    let n = partial.len().min(want.len());
-    partial[..n].eq_ignore_ascii_case(&want[..n])
+/// Whether a line that has begun could still turn out to be `EHLO name` (or `QHLO name`
+/// with QUICKSTART).
+fn could_be_ehlo(partial: &[u8], quickstart: bool) -> bool {
+    let prefix_of = |want: &[u8]| {
+        let n = partial.len().min(want.len());
+        partial[..n].eq_ignore_ascii_case(&want[..n])
+    };
+    prefix_of(b"EHLO ") || (quickstart && prefix_of(b"QHLO "))
 }
 
 /// The verb of a line and what follows it (after one or more spaces).
@@ -482,7 +497,7 @@ fn size(word: &[u8]) -> Option<u64> {
 }
 
 /// What one complete line (without its line ending) is.
-fn parse(line: &[u8]) -> Line {
+fn parse(line: &[u8], quickstart: bool) -> Line {
     let (verb, args) = split_verb(line);
     let verb = verb.to_ascii_uppercase();
     let words: Vec<&[u8]> = args
@@ -492,6 +507,7 @@ fn parse(line: &[u8]) -> Line {
     match verb.as_slice() {
         b"EHLO" if words.is_empty() => Line::BadSyntax,
         b"EHLO" => Line::Flight(Command::Ehlo),
+        b"QHLO" if quickstart && (1..=2).contains(&words.len()) => Line::Flight(Command::Ehlo),
         b"HELO" => Line::Helo,
         b"STARTTLS" if words.is_empty() => Line::Flight(Command::StartTls),
         b"QUIT" if words.is_empty() => Line::Quit,
@@ -704,6 +720,25 @@ mod tests {
         };
         let v = classify(true, limits, b"HELO bot\r\n");
         assert_eq!(class_reason(v), (Class::Pregreet, Reason::HeloFirst));
+    }
+
+    #[test]
+    fn qhlo_counts_as_ehlo_only_with_quickstart() {
+        let input = b"QHLO c 0123abcd\r\nMAIL FROM:<a>\r\n";
+        let mut p = Prebanner::new(true, PrebannerLimits::default()).with_quickstart(true);
+        p.feed(input);
+        assert_eq!(
+            class_reason(p.verdict()),
+            (Class::EarlyFlight, Reason::None)
+        );
+        let mut p = Prebanner::new(true, PrebannerLimits::default()).with_quickstart(true);
+        p.feed(b"QHL");
+        assert_eq!(
+            class_reason(p.verdict()),
+            (Class::EarlyFlight, Reason::None)
+        );
+        let v = classify(true, PrebannerLimits::default(), input);
+        assert_eq!(class_reason(v), (Class::Pregreet, Reason::NotSmtp));
     }
 
     #[test]

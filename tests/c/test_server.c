@@ -159,11 +159,109 @@ static void names(void) {
     CHECK(strcmp(pipeconnect_server_reason_name(99), "UNKNOWN") == 0);
 }
 
+/* SMTP QUICKSTART (experimental): a greeting with capabilities and a cookie, learned like
+ * an EHLO reply; the cookie made, recognised, and refused under another secret. */
+static void quickstart(void) {
+    static const char ehlo[] = "250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 QUICKSTART\r\n";
+    static const uint8_t master[] = "the server's master secret, 32 b";
+    uint8_t s1[PIPECONNECT_QHLO_SECRET_LEN], s2[PIPECONNECT_QHLO_SECRET_LEN];
+    pipeconnect_caps *own = NULL, *greeted = NULL, *looked_up = NULL;
+    pipeconnect_cache *cache = NULL;
+    pipeconnect_key *key = NULL;
+    uint64_t fp = 0, fp2 = 0;
+    char cookie[PIPECONNECT_QHLO_COOKIE_LEN + 1], got[64], greeting[256];
+    size_t n = 0;
+    bool valid = false, has = false;
+
+    CHECK_RESULT(pipeconnect_server_qhlo_epoch_secret(master, 32, 100, s1, sizeof s1),
+                 PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_server_qhlo_epoch_secret(master, 32, 101, s2, sizeof s2),
+                 PIPECONNECT_OK);
+    CHECK(memcmp(s1, s2, sizeof s1) != 0);
+    CHECK_RESULT(pipeconnect_server_qhlo_epoch_secret(master, 32, 100, s2, 31),
+                 PIPECONNECT_ERR_BUFFER_TOO_SMALL);
+    /* The server: the fingerprint of its own keyword list, the cookie for this client. */
+    CHECK_RESULT(pipeconnect_caps_parse((const uint8_t *)ehlo, strlen(ehlo), 0, &own),
+                 PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_caps_fingerprint(own, &fp), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie(s1, sizeof s1, "192.0.2.1", fp, cookie,
+                                                sizeof cookie, &n),
+                 PIPECONNECT_OK);
+    CHECK(n == PIPECONNECT_QHLO_COOKIE_LEN && strlen(cookie) == n);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie(s1, sizeof s1, "192.0.2.1", fp, got, 32, &n),
+                 PIPECONNECT_ERR_BUFFER_TOO_SMALL);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie(s1, 8, "192.0.2.1", fp, got, sizeof got, &n),
+                 PIPECONNECT_ERR_INVALID_ARGUMENT);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie(s1, sizeof s1, "mx.example", fp, got,
+                                                sizeof got, &n),
+                 PIPECONNECT_ERR_INVALID_ADDRESS);
+    snprintf(greeting, sizeof greeting,
+             "220-mx ESMTP\r\n220-PIPELINING\r\n220-PIPECONNECT\r\n220-QUICKSTART\r\n"
+             "220 QHLO=%s\r\n", cookie);
+    /* The client: capabilities from the greeting, cached under the usual key. */
+    CHECK_RESULT(pipeconnect_quickstart_parse_greeting((const uint8_t *)greeting,
+                                                       strlen(greeting), 0, &greeted),
+                 PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_caps_fingerprint(greeted, &fp2), PIPECONNECT_OK);
+    CHECK(fp2 == fp);
+    CHECK_RESULT(pipeconnect_caps_has(greeted, PIPECONNECT_EXT_PIPECONNECT, &has), PIPECONNECT_OK);
+    CHECK(has);
+    CHECK_RESULT(pipeconnect_cache_new(16, 3600, &cache), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_key_new("192.0.2.25", 25, PIPECONNECT_TLS_CLEARTEXT, &key),
+                 PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_learn_caps(cache, key, greeted), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_cache_lookup(cache, key, &looked_up), PIPECONNECT_OK);
+    CHECK_RESULT(pipeconnect_quickstart_greeting_cookie((const uint8_t *)greeting,
+                                                        strlen(greeting), got, sizeof got, &n),
+                 PIPECONNECT_OK);
+    CHECK(strcmp(got, cookie) == 0);
+    CHECK_RESULT(pipeconnect_quickstart_greeting_cookie((const uint8_t *)"220 mx\r\n", 8, got,
+                                                        sizeof got, &n),
+                 PIPECONNECT_NOT_FOUND);
+    CHECK_RESULT(pipeconnect_quickstart_parse_greeting((const uint8_t *)"554 no\r\n", 8, 0,
+                                                       &looked_up),
+                 PIPECONNECT_ERR_NOT_EHLO_REPLY);
+    /* The server again: QHLO with this cookie, from this client, this period or the last. */
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie_valid(s1, sizeof s1, "::ffff:192.0.2.1", fp,
+                                                      cookie, &valid),
+                 PIPECONNECT_OK);
+    CHECK(valid);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie_valid(s2, sizeof s2, "192.0.2.1", fp, cookie,
+                                                      &valid),
+                 PIPECONNECT_OK);
+    CHECK(!valid);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie_valid(s1, sizeof s1, "192.0.2.2", fp, cookie,
+                                                      &valid),
+                 PIPECONNECT_OK);
+    CHECK(!valid);
+    CHECK_RESULT(pipeconnect_server_qhlo_cookie_valid(s1, sizeof s1, "192.0.2.1", fp + 1, cookie,
+                                                      &valid),
+                 PIPECONNECT_OK);
+    CHECK(!valid);
+    /* QHLO before the banner, with the QUICKSTART option only. */
+    {
+        pipeconnect_prebanner_verdict v;
+        char flight[128];
+        snprintf(flight, sizeof flight, "QHLO client.test %s\r\nMAIL FROM:<a@b>\r\n", cookie);
+        v = classify(PIPECONNECT_PREBANNER_OPTION_OFFERED | PIPECONNECT_PREBANNER_OPTION_QUICKSTART,
+                     flight);
+        CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT);
+        v = classify(PIPECONNECT_PREBANNER_OPTION_OFFERED, flight);
+        CHECK(v.class_ == PIPECONNECT_PREBANNER_CLASS_PREGREET);
+    }
+    pipeconnect_caps_free(looked_up);
+    pipeconnect_caps_free(greeted);
+    pipeconnect_caps_free(own);
+    pipeconnect_key_free(key);
+    pipeconnect_cache_free(cache);
+}
+
 int main(void) {
     fed_in_pieces();
     table();
     limits();
     bad_input();
     names();
+    quickstart();
     CHECK_DONE();
 }

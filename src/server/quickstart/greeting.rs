@@ -44,11 +44,12 @@ fn keyword(line: &[u8]) -> String {
 }
 
 /// Read a greeting exactly as received (one complete reply). A one-line 220 gives empty
-/// capabilities; a reply that is not 220 is [`Error::ReplyCodeMismatch`].
+/// capabilities; a reply that is not 220 is [`Error::NotAnEhloReply`] (the error of a
+/// capability reply of the wrong code).
 pub fn parse_greeting(bytes: &[u8], opts: ParseOptions) -> Result<Greeting, Error> {
     let reply = Reply::parse(bytes, ReplyLimits::default())?;
     if reply.code() != 220 {
-        return Err(Error::ReplyCodeMismatch);
+        return Err(Error::NotAnEhloReply);
     }
     let mut cookie = None;
     let mut lines = Vec::with_capacity(reply.lines().len());
@@ -157,7 +158,7 @@ mod tests {
         assert!(!g.quickstart && g.cookie.is_none() && g.caps.flags() == 0);
         assert_eq!(
             parse_greeting(b"554 go away\r\n", ParseOptions::default()),
-            Err(Error::ReplyCodeMismatch)
+            Err(Error::NotAnEhloReply)
         );
         assert!(parse_greeting(b"220-mx\r\n", ParseOptions::default()).is_err());
         let g = parse_greeting(b"220-mx\r\n220 QHLO=\r\n", ParseOptions::default()).unwrap();
