@@ -59,3 +59,41 @@ def test_names():
     assert class_name(C.PREGREET) == "PREGREET"
     assert reason_name(R.AFTER_STARTTLS) == "AFTER_STARTTLS"
     assert reason_name(99) == "UNKNOWN"
+
+
+def test_quickstart_greeting_and_cookie():
+    from pipeconnect import Cache, Capabilities, Key
+    from pipeconnect.server import (
+        greeting_cookie,
+        parse_greeting,
+        qhlo_cookie,
+        qhlo_cookie_valid,
+        qhlo_epoch_secret,
+    )
+
+    secret = qhlo_epoch_secret(b"m" * 32, 7)
+    assert len(secret) == 32 and secret != qhlo_epoch_secret(b"m" * 32, 8)
+    own = Capabilities.parse("250-mx\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n250 QUICKSTART\r\n")
+    cookie = qhlo_cookie(secret, "192.0.2.1", own.fingerprint)
+    assert len(cookie) == 32
+    greeting = (
+        "220-mx ESMTP\r\n220-PIPELINING\r\n220-PIPECONNECT\r\n220-QUICKSTART\r\n"
+        f"220 QHLO={cookie}\r\n"
+    )
+    caps = parse_greeting(greeting)
+    assert caps.fingerprint == own.fingerprint
+    assert greeting_cookie(greeting) == cookie
+    assert greeting_cookie("220 mx\r\n") is None
+    cache = Cache(16)
+    key = Key("192.0.2.25", 25)
+    cache.learn_caps(key, caps)
+    assert cache.lookup(key) is not None
+    assert qhlo_cookie_valid(secret, "192.0.2.1", own.fingerprint, cookie)
+    assert not qhlo_cookie_valid(secret, "192.0.2.9", own.fingerprint, cookie)
+    with pytest.raises(InvalidInputError):
+        qhlo_cookie(b"short", "192.0.2.1", 1)
+    v = classify(f"QHLO c {cookie}\r\n", True)
+    assert v.class_ == C.PREGREET
+    with Prebanner(True, quickstart=True) as pb:
+        pb.feed(f"QHLO c {cookie}\r\n")
+        assert pb.verdict().class_ == C.EARLY_FLIGHT

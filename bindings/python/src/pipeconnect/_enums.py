@@ -35,6 +35,7 @@ __all__ = [
     "PrebannerReason",
     "PrebannerOptionFlags",
     "PrebannerVerdictFlags",
+    "QhloSize",
 ]
 
 
@@ -300,6 +301,14 @@ class PrebannerOptionFlags(IntFlag):
 
     NONE = 0
     OFFERED = 1
+    QUICKSTART = 2
+
+
+class QhloSize(IntEnum):
+    """Sizes of the QUICKSTART QHLO cookie and its secret (``PIPECONNECT_QHLO_*``)."""
+
+    COOKIE_LEN = 32
+    SECRET_LEN = 32
 
 
 class PrebannerVerdictFlags(IntFlag):
@@ -360,6 +369,7 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_PREBANNER_REASON_": PrebannerReason,
     "PIPECONNECT_PREBANNER_OPTION_": PrebannerOptionFlags,
     "PIPECONNECT_PREBANNER_VERDICT_": PrebannerVerdictFlags,
+    "PIPECONNECT_QHLO_": QhloSize,
 }
 
 #: C enum name in the header -> the Python enum with its members (``PIPECONNECT_``

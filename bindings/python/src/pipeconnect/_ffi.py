@@ -432,6 +432,12 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_server_prebanner_free": (None, (PREBANNER_P,)),
     "pipeconnect_server_class_name": (c_char_p, (U32,)),
     "pipeconnect_server_reason_name": (c_char_p, (U32,)),
+    # SMTP QUICKSTART (experimental)
+    "pipeconnect_quickstart_parse_greeting": (RESULT, (_u8_p, c_size_t, PARSE_FLAGS, POINTER(CAPS_P))),
+    "pipeconnect_quickstart_greeting_cookie": (RESULT, (_u8_p, c_size_t, c_char_p, c_size_t, _size_p)),
+    "pipeconnect_server_qhlo_cookie": (RESULT, (_u8_p, c_size_t, c_char_p, c_uint64, c_char_p, c_size_t, _size_p)),
+    "pipeconnect_server_qhlo_cookie_valid": (RESULT, (_u8_p, c_size_t, c_char_p, c_uint64, c_char_p, POINTER(c_bool))),
+    "pipeconnect_server_qhlo_epoch_secret": (RESULT, (_u8_p, c_size_t, c_uint64, _u8_p, c_size_t)),
 }
 # fmt: on
 
