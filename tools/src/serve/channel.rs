@@ -139,6 +139,36 @@ impl Channel {
         &self.input[self.pos..]
     }
 
+    /// As [`Channel::read_until`], returning as soon as a whole first line is buffered.
+    pub fn read_until_line(&mut self, deadline: Instant, cap: usize) -> io::Result<()> {
+        while !self.pending_input().contains(&b'\n') && self.buffered() < cap {
+            let before = self.buffered();
+            let step = deadline.min(Instant::now() + std::time::Duration::from_millis(20));
+            self.read_until(step, before + 1)?;
+            if Instant::now() >= deadline {
+                break;
+            }
+            if self.buffered() == before && self.peer_closed()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the peer has closed its side (a read would return 0), without waiting.
+    fn peer_closed(&self) -> io::Result<bool> {
+        let tcp = self.transport.tcp();
+        tcp.set_nonblocking(true)?;
+        let mut probe = [0u8; 1];
+        let result = tcp.peek(&mut probe);
+        tcp.set_nonblocking(false)?;
+        match result {
+            Ok(n) => Ok(n == 0),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Records that the banner is being written now: everything received so far is early.
     pub fn mark_banner(&mut self) {
         self.early_until = self.consumed + self.buffered() as u64;

@@ -5,6 +5,7 @@
 //! ```text
 //! conn=<n> accepted
 //! conn=<n> prebanner t_ms=<ms> class=<class> reason=<reason> commands=<k> bytes=<b> incomplete=<0|1>
+//! conn=<n> qhlo t_ms=<ms> cookie=<valid|invalid|none>
 //! conn=<n> banner t_ms=<ms>
 //! t_ms=<ms> conn=<n> tls=<0|1> early=<0|1> cmd=<command line>
 //! conn=<n> message id=<id> bytes=<size> rcpts=<count>
@@ -25,6 +26,9 @@
 //!   `not_offered`, `helo_first`, `not_smtp`, `after_starttls`, ...); `k` the complete
 //!   commands of the flight; `b` the bytes looked at; `incomplete=1` when the input ended
 //!   inside a line or a BDAT body.
+//! - `qhlo` (only with `--quickstart on`, and only when the first line before the banner is
+//!   `QHLO`): whether its cookie was this sink's for this client and capability list; a
+//!   `valid` cookie ends the greet pause at once (`banner t_ms` shows it).
 //! - `n` numbers connections from 1 in the order they were accepted.
 //! - `ms` is whole milliseconds since this connection was accepted: for a command, when its
 //!   first byte was read from the connection (so an early command's time is before the
@@ -81,6 +85,10 @@ impl Log {
 
     pub fn prebanner(&self, conn: u64, t_ms: u128, v: &Verdict) {
         self.line(prebanner_line(conn, t_ms, v));
+    }
+
+    pub fn qhlo(&self, conn: u64, t_ms: u128, cookie: &str) {
+        self.line(format!("conn={conn} qhlo t_ms={t_ms} cookie={cookie}"));
     }
 
     pub fn message(&self, conn: u64, id: u64, bytes: u64, rcpts: u32) {

@@ -8,7 +8,7 @@ use crate::cli::{unexpected_positional, unknown_flag, Arg, Args, Parsed, UsageEr
 pub const USAGE: &str = "usage: pipeconnect serve [--listen 127.0.0.1:PORT] [--hostname NAME] \
 [--pipeconnect on|off] [--pipelining on|off] [--chunking on|off] [--starttls on|off] \
 [--auth-plain on|off] [--size N] [--limits-rcptmax N] [--reject-rcpt ADDR]... \
-[--tempfail-rcpt ADDR]... [--banner-delay-ms N] [--pregreet log|reject] [--banner-code N] [--log FILE] \
+[--tempfail-rcpt ADDR]... [--banner-delay-ms N] [--pregreet log|reject] [--quickstart on|off] [--banner-code N] [--log FILE] \
 [--max-connections N]";
 
 /// The size limit for a message when `--size` is not given (not advertised).
@@ -45,6 +45,9 @@ pub struct Options {
     /// A pregreet violation from a client offered PIPECONNECT is answered 554 and closed
     /// (`--pregreet reject`); by default it is logged and served, as Exim does.
     pub pregreet_reject: bool,
+    /// SMTP QUICKSTART, experimental: capabilities and a QHLO cookie in a multi-line
+    /// greeting, QHLO accepted, and no greet pause for a client whose QHLO cookie is valid.
+    pub quickstart: bool,
     /// Log file; stderr when absent.
     pub log: Option<PathBuf>,
     /// Stop accepting after this many connections and exit once they are finished.
@@ -68,6 +71,7 @@ impl Default for Options {
             banner_delay: Duration::ZERO,
             banner_code: 220,
             pregreet_reject: false,
+            quickstart: false,
             log: None,
             max_connections: None,
         }
@@ -104,6 +108,7 @@ impl Options {
                 }
                 "banner-code" => options.banner_code = banner_code(args.parsed()?)?,
                 "pregreet" => options.pregreet_reject = pregreet(&args.value()?)?,
+                "quickstart" => options.quickstart = args.on_off()?,
                 "log" => options.log = Some(PathBuf::from(args.value()?)),
                 "max-connections" => {
                     options.max_connections = Some(positive(args.parsed()?, "max-connections")?);
@@ -179,6 +184,7 @@ mod tests {
         assert!(!o.starttls && !o.auth_plain);
         assert_eq!(o.banner_code, 220);
         assert!(!o.pregreet_reject);
+        assert!(!o.quickstart, "QUICKSTART is off unless asked for");
         assert_eq!(o.message_limit(), DEFAULT_MESSAGE_LIMIT);
         assert_eq!(o.rcpt_limit(), MAX_RCPTS);
     }

@@ -4,6 +4,7 @@ use std::io::{self, ErrorKind};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use pipeconnect::server::quickstart::{greeting_text, keywords_fingerprint};
 use pipeconnect::server::{Class, Prebanner, PrebannerLimits, Verdict};
 
 use super::auth;
@@ -32,12 +33,14 @@ pub fn run(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) {
 
 fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io::Result<()> {
     tcp.set_nodelay(true)?;
+    let peer = tcp.peer_addr()?.ip().to_string();
     tcp.set_read_timeout(Some(IDLE_TIMEOUT))?;
     tcp.set_write_timeout(Some(IDLE_TIMEOUT))?;
     let mut channel = Channel::new(Transport::Plain(tcp));
     let mut session = Session {
         shared,
         conn,
+        peer,
         accepted_at,
         mode: Mode::Serving,
         greeting: Greeting::None,
@@ -110,6 +113,8 @@ struct Transaction {
 struct Session<'a> {
     shared: &'a Shared,
     conn: u64,
+    /// The client's address, for QHLO cookies.
+    peer: String,
     accepted_at: Instant,
     mode: Mode,
     greeting: Greeting,
@@ -135,11 +140,21 @@ impl Session<'_> {
         let options = &self.shared.options;
         let banner_at = self.accepted_at + options.banner_delay;
         let offered = options.early_input_allowed();
-        let mut prebanner = Prebanner::new(offered, PrebannerLimits::default());
+        let mut prebanner =
+            Prebanner::new(offered, PrebannerLimits::default()).with_quickstart(options.quickstart);
         if offered {
-            // Read early input while the banner waits, so the log knows when it arrived.
-            channel.read_until(banner_at, EARLY_INPUT_CAP)?;
-            std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+            // Read early input while the banner waits, so the log knows when it arrived. A
+            // client whose QHLO cookie is valid ends the greet pause at once.
+            if self.shared.qhlo.is_some() {
+                channel.read_until_line(banner_at, EARLY_INPUT_CAP)?;
+                if !self.qhlo_recognised(channel) {
+                    channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+                    std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+                }
+            } else {
+                channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+                std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+            }
             channel.read_available(EARLY_INPUT_CAP)?;
         } else {
             std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
@@ -171,7 +186,14 @@ impl Session<'_> {
             ),
             _ => format!("{} no SMTP service here", host(self.shared)),
         };
-        channel.queue(&single(code, &text));
+        match (&self.shared.qhlo, code) {
+            (Some(keys), 220) => {
+                let words = ehlo::keywords(options, false);
+                let cookie = keys.cookie(&self.peer, keywords_fingerprint(&words));
+                channel.queue(&greeting_text(&text, &words, cookie.as_deref()));
+            }
+            _ => channel.queue(&single(code, &text)),
+        }
         self.shared.log.banner(self.conn, self.t_ms());
         match code / 100 {
             2 => Ok(true),
@@ -181,6 +203,30 @@ impl Session<'_> {
                 Ok(true)
             }
         }
+    }
+
+    /// Whether the first line waiting is `QHLO name cookie` with this sink's cookie for
+    /// this client and its current capabilities (logged either way when it is QHLO).
+    fn qhlo_recognised(&self, channel: &Channel) -> bool {
+        let Some(keys) = &self.shared.qhlo else {
+            return false;
+        };
+        let input = channel.pending_input();
+        let Some(end) = input.iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        let line = String::from_utf8_lossy(&input[..end]);
+        let Command::Qhlo { cookie, .. } = command::parse(line.trim_end_matches('\r')) else {
+            return false;
+        };
+        let fingerprint = keywords_fingerprint(&ehlo::keywords(&self.shared.options, false));
+        let verdict = match cookie {
+            None => "none",
+            Some(c) if keys.valid(&self.peer, fingerprint, &c) => "valid",
+            Some(_) => "invalid",
+        };
+        self.shared.log.qhlo(self.conn, self.t_ms(), verdict);
+        verdict == "valid"
     }
 
     fn log_prebanner(&self, v: &Verdict) {
@@ -211,6 +257,10 @@ impl Session<'_> {
         match command {
             Command::Helo(name) => Ok(self.helo(channel, &name)),
             Command::Ehlo(name) => Ok(self.ehlo(channel, &name)),
+            Command::Qhlo { name, .. } if self.shared.options.quickstart => {
+                Ok(self.ehlo(channel, &name))
+            }
+            Command::Qhlo { .. } => Ok(self.error(channel, 500, "Unrecognized command")),
             Command::StartTls => self.starttls(channel),
             Command::Auth { mechanism, initial } => self.auth(channel, &mechanism, initial),
             Command::Mail { size, .. } => Ok(self.mail(channel, size)),
