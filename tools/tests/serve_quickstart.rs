@@ -51,7 +51,11 @@ fn a_recognised_qhlo_cookie_skips_the_greet_pause() {
         let again = smtp.expect(220);
         let waited = started.elapsed().as_millis();
         assert!(waited < 700, "the greeting took {waited} ms");
-        assert_eq!(again.lines[1..], greeting.lines[1..], "same capabilities, same cookie");
+        assert_eq!(
+            again.lines[1..],
+            greeting.lines[1..],
+            "same capabilities, same cookie"
+        );
         smtp.expect(250);
         smtp.expect(250);
         smtp.expect(250);
@@ -62,7 +66,10 @@ fn a_recognised_qhlo_cookie_skips_the_greet_pause() {
         let line = sink.wait_log("conn=2 qhlo");
         assert!(line.ends_with(" cookie=valid"), "{line}");
         let line = sink.wait_log("conn=2 prebanner");
-        assert!(line.contains(" class=early_flight reason=none commands=4 "), "{line}");
+        assert!(
+            line.contains(" class=early_flight reason=none commands=4 "),
+            "{line}"
+        );
 
         // 3: a cookie that is not this sink's: the whole greet pause.
         let mut smtp = sink.connect();
