@@ -181,10 +181,12 @@ impl Channel {
         n
     }
 
-    /// Replaces the cleartext transport by TLS. The caller has flushed and discarded input.
-    pub fn start_tls(self, config: Arc<ServerConfig>) -> io::Result<Channel> {
-        debug_assert!(self.output.is_empty() && self.buffered() == 0);
-        Ok(Channel::new(self.transport.start_tls(config)?))
+    /// Replaces the cleartext transport by TLS. The caller has flushed, and discarded the
+    /// input or taken it as `early` (the start of the TLS stream: a pipelined ClientHello).
+    pub fn start_tls(mut self, config: Arc<ServerConfig>, early: &[u8]) -> io::Result<Channel> {
+        debug_assert!(self.output.is_empty());
+        self.discard_buffered();
+        Ok(Channel::new(self.transport.start_tls(config, early)?))
     }
 
     /// Sends what is queued and closes the connection; errors are of no interest by now.

@@ -6,6 +6,7 @@
 //! conn=<n> accepted
 //! conn=<n> prebanner t_ms=<ms> class=<class> reason=<reason> commands=<k> bytes=<b> incomplete=<0|1>
 //! conn=<n> qhlo t_ms=<ms> cookie=<valid|invalid|none>
+//! conn=<n> pipelined_tls t_ms=<ms> bytes=<b>
 //! conn=<n> banner t_ms=<ms>
 //! t_ms=<ms> conn=<n> tls=<0|1> early=<0|1> cmd=<command line>
 //! conn=<n> message id=<id> bytes=<size> rcpts=<count>
@@ -29,6 +30,8 @@
 //! - `qhlo` (only with `--quickstart on`, and only when the first line before the banner is
 //!   `QHLO`): whether its cookie was this sink's for this client and capability list; a
 //!   `valid` cookie ends the greet pause at once (`banner t_ms` shows it).
+//! - `pipelined_tls` (only with `--quickstart on`): `b` bytes had come behind STARTTLS before
+//!   its 220 and were read as the start of the TLS handshake (a pipelined ClientHello).
 //! - `n` numbers connections from 1 in the order they were accepted.
 //! - `ms` is whole milliseconds since this connection was accepted: for a command, when its
 //!   first byte was read from the connection (so an early command's time is before the
@@ -89,6 +92,12 @@ impl Log {
 
     pub fn qhlo(&self, conn: u64, t_ms: u128, cookie: &str) {
         self.line(format!("conn={conn} qhlo t_ms={t_ms} cookie={cookie}"));
+    }
+
+    pub fn pipelined_tls(&self, conn: u64, t_ms: u128, bytes: usize) {
+        self.line(format!(
+            "conn={conn} pipelined_tls t_ms={t_ms} bytes={bytes}"
+        ));
     }
 
     pub fn message(&self, conn: u64, id: u64, bytes: u64, rcpts: u32) {

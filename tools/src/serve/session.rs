@@ -52,11 +52,11 @@ fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io
         loop {
             match session.next_command(&mut channel) {
                 Ok(Next::Continue) => {}
-                Ok(Next::StartTls) => {
+                Ok(Next::StartTls(early)) => {
                     let Some(config) = shared.tls.clone() else {
                         break;
                     };
-                    channel = channel.start_tls(config)?;
+                    channel = channel.start_tls(config, &early)?;
                     session.restart_after_tls();
                 }
                 Ok(Next::Close) => break,
@@ -80,7 +80,9 @@ fn host(shared: &Shared) -> &str {
 /// What the connection does after a command.
 enum Next {
     Continue,
-    StartTls,
+    /// With the bytes that came behind STARTTLS, for the TLS stream (QUICKSTART's
+    /// pipelined ClientHello), or none.
+    StartTls(Vec<u8>),
     Close,
 }
 
@@ -321,15 +323,26 @@ impl Session<'_> {
     }
 
     /// 220, then the handshake (done by the caller). Cleartext input already received after the
-    /// STARTTLS line is thrown away, as RFC 3207 requires.
+    /// STARTTLS line is thrown away, as RFC 3207 requires; with `--quickstart on` it is
+    /// instead the start of the TLS stream (a ClientHello pipelined behind STARTTLS): read
+    /// by TLS only, never as SMTP commands.
     fn starttls(&mut self, channel: &mut Channel) -> io::Result<Next> {
         if !self.shared.options.starttls || self.shared.tls.is_none() || channel.is_tls() {
             return Ok(self.error(channel, 503, "STARTTLS not advertised"));
         }
         channel.queue(&single(220, "Ready to start TLS"));
         channel.flush()?;
+        let early = match self.shared.options.quickstart {
+            true => channel.pending_input().to_vec(),
+            false => Vec::new(),
+        };
+        if !early.is_empty() {
+            self.shared
+                .log
+                .pipelined_tls(self.conn, self.t_ms(), early.len());
+        }
         channel.discard_buffered();
-        Ok(Next::StartTls)
+        Ok(Next::StartTls(early))
     }
 
     fn auth(
