@@ -1,5 +1,6 @@
-//! `pipeconnect demo --quickstart` (experimental): the round trips of each way, end to end
-//! through the slow link to the sink, and the greet pause a recognised QHLO cookie skips.
+//! `pipeconnect demo --quickstart` (experimental): the round trips of each way, cleartext
+//! and STARTTLS, end to end through the slow link to the sink, and the greet pause a
+//! recognised QHLO cookie skips.
 
 mod common;
 
@@ -34,6 +35,9 @@ fn the_quickstart_table_shows_the_saving() {
         ("pipeconnect", 0, 1),
         ("qs-greeting", 1, 2),
         ("qs-cookie", 0, 1),
+        ("classic-tls", 5, 6),
+        ("pipeconnect-tls", 2, 3),
+        ("qs-cookie-tls", 1, 2),
     ] {
         let row = stdout
             .lines()
@@ -60,4 +64,7 @@ fn the_quickstart_table_shows_the_saving() {
     assert!(ms("pipeconnect") >= 400.0, "{summary}");
     assert!(ms("qs-cookie") < 300.0, "{summary}");
     assert!(ms("qs-greeting") < ms("classic"), "{summary}");
+    // STARTTLS with the ClientHello pipelined behind it, QHLO cookie, no greet pause.
+    assert!(ms("pipeconnect-tls") >= 400.0, "{summary}");
+    assert!(ms("qs-cookie-tls") < 300.0, "{summary}");
 }
