@@ -52,6 +52,12 @@
 // address (45), ` as ` and a 255-byte EHLO name (259): 361 characters and the NUL.
 #define PIPECONNECT_KEY_STRING_MAX 362
 
+// The length of a QHLO cookie (hex digits, without the NUL).
+#define PIPECONNECT_QHLO_COOKIE_LEN 32
+
+// The length of a secret from `pipeconnect_server_qhlo_epoch_secret()`.
+#define PIPECONNECT_QHLO_SECRET_LEN 32
+
 // The longest shared secret accepted, in bytes.
 #define PIPECONNECT_SHARED_SECRET_MAX 1024
 
@@ -184,6 +190,10 @@ typedef struct pipeconnect_caps pipeconnect_caps;
 // a function that takes it `const`, so one key may be read by any threads at once; the
 // `_set_` functions need the key to themselves.
 typedef struct pipeconnect_key pipeconnect_key;
+
+// A classifier of one connection's pre-banner input. Made by
+// `pipeconnect_server_prebanner_new()`, released by `pipeconnect_server_prebanner_free()`.
+typedef struct pipeconnect_prebanner pipeconnect_prebanner;
 
 // One connection's bookkeeping: the early flight, the replies reaped in order, what the
 // cache learns and forgets. Made by `pipeconnect_session_begin()`, released by
@@ -422,6 +432,50 @@ typedef struct pipeconnect_ehlo_check {
     // `changed` restricted to the extensions the early flight used.
     pipeconnect_ext used_changed;
 } pipeconnect_ehlo_check;
+
+// Flags of a `pipeconnect_prebanner_options`, OR-ed.
+typedef uint32_t pipeconnect_prebanner_flags;
+
+// How pre-banner input is classified. Zero-initialise and set `struct_size`; a 0 limit
+// means its default.
+typedef struct pipeconnect_prebanner_options {
+    // `sizeof(pipeconnect_prebanner_options)`, set by the caller.
+    size_t struct_size;
+    // `PIPECONNECT_PREBANNER_OPTION_OFFERED` or 0.
+    pipeconnect_prebanner_flags flags;
+    // Command lines looked at (0: 100; at most 4096).
+    uint32_t max_commands;
+    // Bytes looked at, BDAT bodies included (0: 65536).
+    uint64_t max_bytes;
+    // The largest BDAT LAST body in an early flight (0: 65536).
+    uint64_t max_body;
+} pipeconnect_prebanner_options;
+
+// A class of pre-banner input: one of `PIPECONNECT_PREBANNER_CLASS_*`.
+typedef uint32_t pipeconnect_prebanner_class;
+
+// Why input got its class: one of `PIPECONNECT_PREBANNER_REASON_*`.
+typedef uint32_t pipeconnect_prebanner_reason;
+
+// Flags of a `pipeconnect_prebanner_verdict`, OR-ed.
+typedef uint32_t pipeconnect_prebanner_verdict_flags;
+
+// The classification of the input so far. Set `struct_size`; the library fills the
+// rest.
+typedef struct pipeconnect_prebanner_verdict {
+    // `sizeof(pipeconnect_prebanner_verdict)`, set by the caller.
+    size_t struct_size;
+    // A `PIPECONNECT_PREBANNER_CLASS_*` value.
+    pipeconnect_prebanner_class class_;
+    // A `PIPECONNECT_PREBANNER_REASON_*` value.
+    pipeconnect_prebanner_reason reason;
+    // Complete command lines accepted as part of the flight.
+    uint32_t commands;
+    // `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE`, `PIPECONNECT_PREBANNER_VERDICT_DECIDED`.
+    pipeconnect_prebanner_verdict_flags flags;
+    // Bytes looked at.
+    uint64_t bytes;
+} pipeconnect_prebanner_verdict;
 
 // Flags of a `pipeconnect_intent`, OR-ed.
 typedef uint32_t pipeconnect_intent_flags;
@@ -866,6 +920,87 @@ typedef struct pipeconnect_store_options {
 #define PIPECONNECT_CONTEXT_BODY_SENT 8
 
 
+
+// No input: write the banner as usual.
+#define PIPECONNECT_PREBANNER_CLASS_NOTHING 0
+
+// A well-formed early flight (so far, when `PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE` is set):
+// write the banner, then process the commands as usual.
+#define PIPECONNECT_PREBANNER_CLASS_EARLY_FLIGHT 1
+
+// SMTP from a client that went beyond what may go early (RSET, input after STARTTLS,
+// QUIT or an AUTH challenge, input over the limits): write the banner first, then
+// process the input as usual.
+#define PIPECONNECT_PREBANNER_CLASS_BANNER_FIRST 2
+
+// A pregreet violation (garbage, HELO or MAIL first, commands out of order, a body
+// before the 354, or any input from a client not offered PIPECONNECT). Exim answers
+// `554 SMTP synchronization error` and closes.
+#define PIPECONNECT_PREBANNER_CLASS_PREGREET 3
+
+// Nothing wrong (no input, or a well-formed early flight).
+#define PIPECONNECT_PREBANNER_REASON_NONE 0
+
+// Input from a client not offered PIPECONNECT that would have been acceptable from one
+// offered it.
+#define PIPECONNECT_PREBANNER_REASON_NOT_OFFERED 1
+
+// The first line is HELO.
+#define PIPECONNECT_PREBANNER_REASON_HELO_FIRST 2
+
+// The first line is an SMTP command other than EHLO (MAIL, QUIT, ...).
+#define PIPECONNECT_PREBANNER_REASON_COMMAND_FIRST 3
+
+// A line that is no SMTP command (garbage, binary, HTTP, control characters, empty).
+#define PIPECONNECT_PREBANNER_REASON_NOT_SMTP 4
+
+// A known command with unusable arguments (EHLO without a name, BDAT without a size).
+#define PIPECONNECT_PREBANNER_REASON_BAD_SYNTAX 5
+
+// Known commands in an order SMTP does not allow (RCPT before MAIL, a second EHLO).
+#define PIPECONNECT_PREBANNER_REASON_OUT_OF_ORDER 6
+
+// A line longer than 1000 bytes.
+#define PIPECONNECT_PREBANNER_REASON_LINE_TOO_LONG 7
+
+// Input after DATA: the body must wait for the 354.
+#define PIPECONNECT_PREBANNER_REASON_BODY_BEFORE_REPLY 8
+
+// Input after STARTTLS (discarded by the server, RFC 3207).
+#define PIPECONNECT_PREBANNER_REASON_AFTER_STARTTLS 9
+
+// Input after an AUTH that waits for a challenge.
+#define PIPECONNECT_PREBANNER_REASON_AFTER_AUTH_CHALLENGE 10
+
+// Input after QUIT.
+#define PIPECONNECT_PREBANNER_REASON_AFTER_QUIT 11
+
+// A command kept out of early flights (RSET, NOOP, HELP, VRFY, EXPN, BDAT without LAST).
+#define PIPECONNECT_PREBANNER_REASON_NOT_EARLY_COMMAND 12
+
+// A BDAT LAST body over `max_body`.
+#define PIPECONNECT_PREBANNER_REASON_BODY_TOO_LARGE 13
+
+// More command lines than `max_commands`.
+#define PIPECONNECT_PREBANNER_REASON_TOO_MANY_COMMANDS 14
+
+// More bytes than `max_bytes`.
+#define PIPECONNECT_PREBANNER_REASON_TOO_MUCH_INPUT 15
+
+// This server advertises PIPECONNECT to this client (its own per-connection decision,
+// like Exim's `pipelining_connect_advertise_hosts`). Without it any input is a
+// pregreet violation.
+#define PIPECONNECT_PREBANNER_OPTION_OFFERED 1
+
+// QHLO (SMTP QUICKSTART, experimental) may stand where EHLO may: for a server that
+// greets with its capabilities (`pipeconnect_server_qhlo_cookie()`).
+#define PIPECONNECT_PREBANNER_OPTION_QUICKSTART 2
+
+// The input ends inside a line or a BDAT body: more is on its way.
+#define PIPECONNECT_PREBANNER_VERDICT_INCOMPLETE 1
+
+// The verdict cannot change whatever follows; more input is not looked at.
+#define PIPECONNECT_PREBANNER_VERDICT_DECIDED 2
 
 // STARTTLS on the cleartext connection (AUTH and the transaction follow the handshake).
 #define PIPECONNECT_INTENT_STARTTLS 1
@@ -1442,6 +1577,166 @@ const char *pipeconnect_result_message(int result);
 // Whether `result` is an error (not `PIPECONNECT_OK` and not an outcome such as
 // `PIPECONNECT_NOT_FOUND`). Thread-safe.
 bool pipeconnect_result_is_error(int result);
+
+// A classifier for one connection's pre-banner input, into `*prebanner_out`.
+// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flag bits or `max_commands` over 4096.
+//
+// ```c
+// pipeconnect_prebanner_options o = { .struct_size = sizeof o };
+// if (host_in_list(client_ip, pipelining_connect_advertise_hosts))
+//     o.flags = PIPECONNECT_PREBANNER_OPTION_OFFERED;
+// pipeconnect_prebanner *pb;
+// if (pipeconnect_server_prebanner_new(&o, &pb) != PIPECONNECT_OK) ...
+// /* during the greet pause: */
+// while ((n = read_nonblocking(fd, buf, sizeof buf)) > 0) {
+//     keep_for_smtp_in(buf, n);                   /* the bytes are still the MTA's */
+//     if (pipeconnect_server_prebanner_feed(pb, buf, (size_t)n) != PIPECONNECT_OK) break;
+// }
+// pipeconnect_prebanner_verdict v = { .struct_size = sizeof v };
+// if (pipeconnect_server_prebanner_verdict(pb, &v) == PIPECONNECT_OK &&
+//     v.class_ == PIPECONNECT_PREBANNER_CLASS_PREGREET)
+//     return reply_554_sync_error_and_close(pipeconnect_server_reason_name(v.reason));
+// pipeconnect_server_prebanner_free(pb);
+// ```
+//
+// # Safety
+// `options` is readable for its `struct_size`; `prebanner_out` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_prebanner_new(const struct pipeconnect_prebanner_options *options,
+                                                         struct pipeconnect_prebanner **prebanner_out);
+
+// Look at `len` more bytes of the input (any split gives the same verdict). Bytes past
+// the limits, or after the verdict is decided, are not looked at; that is not an error.
+// The classifier keeps no reference to `data`.
+//
+// # Safety
+// `prebanner` is a live classifier used by no other thread; `data` is readable for
+// `len` bytes (non-NULL even when `len` is 0).
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_prebanner_feed(struct pipeconnect_prebanner *prebanner,
+                                                          const uint8_t *data,
+                                                          size_t len);
+
+// The classification of everything fed so far, into `*verdict_out` (its `struct_size`
+// set). May be called at any time, as often as wanted.
+//
+// # Safety
+// `prebanner` is a live classifier used by no other thread; `verdict_out` is writable
+// for its `struct_size`.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_prebanner_verdict(const struct pipeconnect_prebanner *prebanner,
+                                                             struct pipeconnect_prebanner_verdict *verdict_out);
+
+// Classify `len` bytes of pre-banner input in one call: the same as a new classifier,
+// one feed and its verdict.
+//
+// # Safety
+// `options` is readable for its `struct_size`; `data` is readable for `len` bytes
+// (non-NULL even when `len` is 0); `verdict_out` is writable for its `struct_size`.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_classify(const struct pipeconnect_prebanner_options *options,
+                                                    const uint8_t *data,
+                                                    size_t len,
+                                                    struct pipeconnect_prebanner_verdict *verdict_out);
+
+// Release a classifier; NULL is allowed.
+//
+// # Safety
+// `prebanner` is NULL or a classifier not yet freed.
+void pipeconnect_server_prebanner_free(struct pipeconnect_prebanner *prebanner);
+
+// The name of a `PIPECONNECT_PREBANNER_CLASS_*` value for logs (`"NOTHING"`,
+// `"EARLY_FLIGHT"`, `"BANNER_FIRST"`, `"PREGREET"`): a static NUL-terminated string,
+// never NULL (`"UNKNOWN"` for an unknown value). Thread-safe.
+const char *pipeconnect_server_class_name(pipeconnect_prebanner_class class_);
+
+// The name of a `PIPECONNECT_PREBANNER_REASON_*` value for logs (`"NONE"`,
+// `"HELO_FIRST"`, `"AFTER_STARTTLS"`, ...): a static NUL-terminated string, never NULL
+// (`"UNKNOWN"` for an unknown value). Thread-safe.
+const char *pipeconnect_server_reason_name(pipeconnect_prebanner_reason reason);
+
+// Experimental (SMTP QUICKSTART). Read a server's greeting exactly as received (one
+// complete 220 reply, multi-line when it carries capabilities) into a capabilities
+// snapshot, as `pipeconnect_caps_parse()` reads an EHLO reply: the lines after the first
+// are EHLO keywords; a `QHLO=<cookie>` line is left out (see
+// `pipeconnect_quickstart_greeting_cookie()`), so the fingerprint is the one the same
+// EHLO reply gives. Learn it with `pipeconnect_cache_learn_caps()` under the usual key:
+// same TTL, same invalidation. A one-line greeting gives a snapshot with no extensions;
+// a reply that is not 220 is `PIPECONNECT_ERR_NOT_EHLO_REPLY`.
+//
+// # Safety
+// `greeting` is readable for `len` bytes; `caps_out` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_quickstart_parse_greeting(const uint8_t *greeting,
+                                                              size_t len,
+                                                              pipeconnect_parse_flags flags,
+                                                              struct pipeconnect_caps **caps_out);
+
+// Experimental (SMTP QUICKSTART). The cookie of a greeting's `QHLO=<cookie>` line, NUL-terminated, into
+// `buf` of `buf_len` bytes (`*written`: its length without the NUL); `PIPECONNECT_NOT_FOUND`
+// (nothing written) when the greeting has none. Cache it with the capabilities and send
+// `QHLO <name> <cookie>` before the next banner.
+//
+// # Safety
+// `greeting` is readable for `len` bytes; `buf` is writable for `buf_len` bytes;
+// `written` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_quickstart_greeting_cookie(const uint8_t *greeting,
+                                                               size_t len,
+                                                               char *buf,
+                                                               size_t buf_len,
+                                                               size_t *written);
+
+// Experimental (SMTP QUICKSTART). The QHLO cookie for the client at `client` (a numeric
+// address) and the capability list whose fingerprint is `fingerprint`
+// (`pipeconnect_caps_fingerprint()` of the server's own EHLO reply, parsed), under
+// `secret` (16 to 64 bytes; see `pipeconnect_server_qhlo_epoch_secret()`): 32 hex
+// digits and a NUL into `buf` (`*written`: 32). Put it in the greeting as
+// `QHLO=<cookie>`.
+//
+// # Safety
+// `secret` is readable for `secret_len` bytes; `client` is a NUL-terminated string;
+// `buf` is writable for `buf_len` bytes; `written` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_cookie(const uint8_t *secret,
+                                                       size_t secret_len,
+                                                       const char *client,
+                                                       uint64_t fingerprint,
+                                                       char *buf,
+                                                       size_t buf_len,
+                                                       size_t *written);
+
+// Experimental (SMTP QUICKSTART). Whether `cookie` (from a client's `QHLO name cookie`)
+// is the one `pipeconnect_server_qhlo_cookie()` gives for `client`, `fingerprint` and
+// `secret`, into `*valid_out`. Call it with the current period's secret, then with the
+// previous one. A recognised client may skip the greet pause and the pregreet penalty.
+//
+// # Safety
+// `secret` is readable for `secret_len` bytes; `client` and `cookie` are NUL-terminated
+// strings; `valid_out` is writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_cookie_valid(const uint8_t *secret,
+                                                             size_t secret_len,
+                                                             const char *client,
+                                                             uint64_t fingerprint,
+                                                             const char *cookie,
+                                                             bool *valid_out);
+
+// Experimental (SMTP QUICKSTART). The cookie secret of rotation period `epoch` (for
+// example the Unix time divided by the period), derived from the server's `master`
+// secret (16 to 64 bytes): `PIPECONNECT_QHLO_SECRET_LEN` bytes into `secret_out`, which
+// holds `secret_out_len` bytes (at least 32; `PIPECONNECT_ERR_BUFFER_TOO_SMALL`
+// otherwise).
+//
+// # Safety
+// `master` is readable for `master_len` bytes; `secret_out` is writable for
+// `secret_out_len` bytes.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_server_qhlo_epoch_secret(const uint8_t *master,
+                                                             size_t master_len,
+                                                             uint64_t epoch,
+                                                             uint8_t *secret_out,
+                                                             size_t secret_out_len);
 
 // Begin a connection to `key`'s server: a cleartext key for a plain or STARTTLS
 // connection, an encrypted key for TLS on connect (port 465; call this after the

@@ -21,7 +21,9 @@ pub mod policy;
 pub mod reply;
 #[cfg(pipeconnect_sanitizer_canary)]
 mod sanitizer_canary;
+pub mod server;
 pub mod session;
+pub mod sha256;
 pub mod version;
 
 /// The C header as cbindgen generated it from this build's sources. The committed copy in

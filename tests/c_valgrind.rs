@@ -65,3 +65,9 @@ fn policy_and_session_apis_are_memcheck_clean() {
     memcheck("test_null_policy_session");
     memcheck("test_out_of_step");
 }
+
+#[test]
+fn server_api_is_memcheck_clean() {
+    memcheck("test_server");
+    memcheck("test_null_server");
+}

@@ -33,3 +33,18 @@ fn c_out_of_step_replies() {
     let out = common::run_c_test("test_out_of_step");
     assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
 }
+
+/// The server side from C: the pre-banner classifier fed in pieces, its table, limits,
+/// bad options and names.
+#[test]
+fn c_server_prebanner() {
+    let out = common::run_c_test("test_server");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
+}
+
+/// Every pointer argument of the server functions NULL in turn.
+#[test]
+fn c_null_pointers_server() {
+    let out = common::run_c_test("test_null_server");
+    assert!(String::from_utf8_lossy(&out.stdout).contains(" 0 failed"));
+}

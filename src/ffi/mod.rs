@@ -17,6 +17,7 @@ pub mod detail;
 pub mod key;
 pub mod policy;
 pub mod result;
+pub mod server;
 pub mod session;
 pub mod shared;
 pub mod sized;
@@ -348,6 +349,7 @@ mod tests {
         ends_at_last_field!(cache::pipeconnect_hold_down, reserved, u32);
         ends_at_last_field!(shared::pipeconnect_shared_options, secret_len, usize);
         ends_at_last_field!(session::pipeconnect_session_command, size, u64);
+        ends_at_last_field!(server::pipeconnect_prebanner_options, max_body, u64);
     }
 
     #[test]

@@ -13,6 +13,8 @@ me=tests/exim/run.sh
 client=$(sh examples-c/client/build.sh --tls --profile release -o target/release/pc-deliver-tls)
 
 echo "tests/exim/run.sh: $(exim4 -bV 2>/dev/null | head -n 1)"
+# The server side: Exim as the client of the project's sink (pre-banner classification).
+PIPECONNECT_TOOL=$root/target/release/pipeconnect python3 tests/exim/test_server_side.py -v
 # unittest prints each test and its summary ("Ran N tests", then OK or FAILED) and exits
 # non-zero when a test failed or errored.
 PC_DELIVER=$client PIPECONNECT_TOOL=$root/target/release/pipeconnect \

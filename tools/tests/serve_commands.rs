@@ -56,7 +56,11 @@ fn classic_ehlo_gets_the_enabled_keywords_in_order() {
         sink.wait_log("conn=1 closed");
         let lines = sink.log_lines();
         assert_eq!(lines[0], "conn=1 accepted");
-        assert!(lines[1].starts_with("conn=1 banner t_ms="), "{lines:?}");
+        assert!(
+            lines[1].starts_with("conn=1 prebanner t_ms=") && lines[1].contains(" class=nothing "),
+            "{lines:?}"
+        );
+        assert!(lines[2].starts_with("conn=1 banner t_ms="), "{lines:?}");
     });
 }
 

@@ -79,7 +79,7 @@ fn early_ehlo_gets_554_with_pipeconnect_off() {
         sink.wait_log("conn=1 closed");
         let lines = sink.log_lines();
         assert!(!lines.iter().any(|l| l.contains("cmd=")), "{lines:?}");
-        assert!(!lines.iter().any(|l| l.contains("banner")), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.contains(" banner ")), "{lines:?}");
     });
 }
 
@@ -95,5 +95,88 @@ fn a_classic_client_is_served_with_pipeconnect_off() {
         assert!(!reply.lines.iter().any(|l| l == "PIPECONNECT"), "{reply:?}");
         let line = sink.wait_log("cmd=EHLO classic.test");
         assert!(line.contains(" early=0 "), "{line}");
+    });
+}
+
+/// The classification of the library's pre-banner classifier, one line per connection.
+#[test]
+fn the_prebanner_classification_is_logged() {
+    with_timeout(|procs| {
+        let sink = Sink::start(procs, &["--banner-delay-ms", "150"]);
+        // 1: an early flight.
+        let mut smtp = sink.connect();
+        smtp.send("EHLO early.test\r\nMAIL FROM:<a@test>\r\nRCPT TO:<b@test>\r\n");
+        smtp.expect(220);
+        smtp.expect(250);
+        smtp.send("QUIT\r\n");
+        drop(smtp);
+        let line = sink.wait_log("conn=1 prebanner");
+        assert!(
+            line.contains(" class=early_flight reason=none commands=3 bytes=55 incomplete=0"),
+            "{line}"
+        );
+        // 2: a classic client.
+        let mut smtp = sink.connect();
+        smtp.expect(220);
+        smtp.send("QUIT\r\n");
+        drop(smtp);
+        let line = sink.wait_log("conn=2 prebanner");
+        assert!(
+            line.contains(" class=nothing reason=none commands=0 bytes=0"),
+            "{line}"
+        );
+        // 3: a bot's HELO before the banner: logged, and served as Exim serves it.
+        let mut smtp = sink.connect();
+        smtp.send("HELO bot.test\r\n");
+        smtp.expect(220);
+        smtp.expect(250);
+        drop(smtp);
+        let line = sink.wait_log("conn=3 prebanner");
+        assert!(
+            line.contains(" class=pregreet reason=helo_first "),
+            "{line}"
+        );
+    });
+}
+
+#[test]
+fn pregreet_reject_turns_a_violation_away() {
+    with_timeout(|procs| {
+        let sink = Sink::start(procs, &["--banner-delay-ms", "100", "--pregreet", "reject"]);
+        let mut smtp = sink.connect();
+        smtp.send("MAIL FROM:<spam@bot.test>\r\n");
+        smtp.expect(554);
+        smtp.expect_closed();
+        drop(smtp);
+        let line = sink.wait_log("conn=1 prebanner");
+        assert!(
+            line.contains(" class=pregreet reason=command_first "),
+            "{line}"
+        );
+        sink.wait_log("conn=1 syncerror");
+        // An early flight is still served.
+        let mut smtp = sink.connect();
+        smtp.send("EHLO early.test\r\n");
+        smtp.expect(220);
+        smtp.expect(250);
+        drop(smtp);
+        let line = sink.wait_log("conn=2 prebanner");
+        assert!(line.contains(" class=early_flight "), "{line}");
+    });
+}
+
+#[test]
+fn early_input_without_pipeconnect_is_logged_as_pregreet() {
+    with_timeout(|procs| {
+        let sink = Sink::start(procs, &["--pipeconnect", "off", "--banner-delay-ms", "100"]);
+        let mut smtp = sink.connect();
+        smtp.send("EHLO early.test\r\n");
+        smtp.expect(554);
+        drop(smtp);
+        let line = sink.wait_log("conn=1 prebanner");
+        assert!(
+            line.contains(" class=pregreet reason=not_offered commands=1 bytes=17 "),
+            "{line}"
+        );
     });
 }

@@ -151,3 +151,82 @@ fn cleartext_sent_after_starttls_is_discarded() {
         assert!(!log.contains("injected"), "{log}");
     });
 }
+
+/// QUICKSTART (experimental): with `--quickstart on`, a ClientHello sent right behind
+/// STARTTLS, before its 220 (and here before the banner), is the start of the TLS stream.
+#[test]
+fn quickstart_pipelined_starttls_with_the_client_hello() {
+    use std::io::{Read, Write};
+    with_timeout(|procs| {
+        let sink = Sink::start(procs, &["--starttls", "on", "--quickstart", "on"]);
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+            .with_no_client_auth();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut flight = b"EHLO client.test\r\nSTARTTLS\r\n".to_vec();
+        conn.write_tls(&mut flight).unwrap();
+        let mut tcp = sink.connect().into_inner();
+        tcp.write_all(&flight).unwrap();
+        // Cleartext up to the 220 to STARTTLS; what follows is TLS.
+        let marker = b"220 Ready to start TLS\r\n";
+        let mut got = Vec::new();
+        let end = loop {
+            if let Some(i) = got.windows(marker.len()).position(|w| w == marker) {
+                break i + marker.len();
+            }
+            let mut chunk = [0u8; 16384];
+            let n = tcp.read(&mut chunk).unwrap();
+            assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&chunk[..n]);
+        };
+        let text = String::from_utf8_lossy(&got[..end]);
+        assert!(text.contains("250 "), "{text}");
+        let mut rest = &got[end..];
+        while !rest.is_empty() {
+            conn.read_tls(&mut rest).unwrap();
+        }
+        conn.process_new_packets().unwrap();
+        let mut tls = StreamOwned::new(conn, tcp);
+        while tls.conn.is_handshaking() {
+            tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
+        }
+        let mut smtp = Smtp::new(tls);
+        smtp.send("EHLO client.test\r\n");
+        smtp.expect(250);
+        let line = sink.wait_log("conn=1 pipelined_tls");
+        assert!(!line.ends_with(" bytes=0"), "{line}");
+        sink.wait_log("tls=1 early=0 cmd=EHLO client.test");
+    });
+}
+
+#[test]
+fn without_quickstart_bytes_behind_starttls_are_discarded() {
+    use std::io::Read;
+    with_timeout(|procs| {
+        let sink = Sink::start(procs, &["--starttls", "on"]);
+        let mut smtp = sink.connect();
+        smtp.expect(220);
+        smtp.send("EHLO client.test\r\n");
+        smtp.expect(250);
+        // A would-be ClientHello behind STARTTLS is thrown away (RFC 3207): the sink waits
+        // for a handshake that never starts.
+        smtp.send_bytes(b"STARTTLS\r\n\x16\x03\x01\x00\x05hello");
+        smtp.expect(220);
+        let mut tcp = smtp.into_inner();
+        tcp.set_read_timeout(Some(std::time::Duration::from_millis(300)))
+            .unwrap();
+        let mut buf = [0u8; 64];
+        let r = tcp.read(&mut buf);
+        assert!(
+            matches!(&r, Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+                || e.kind() == std::io::ErrorKind::TimedOut),
+            "{r:?}"
+        );
+        assert!(!sink.log_lines().iter().any(|l| l.contains("pipelined_tls")));
+    });
+}

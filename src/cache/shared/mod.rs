@@ -15,7 +15,6 @@
 pub mod breaker;
 mod link;
 pub mod resp;
-pub mod sha256;
 pub mod tls;
 pub mod url;
 pub mod value;

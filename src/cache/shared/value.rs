@@ -15,7 +15,7 @@
 //!  …  checksum (8 bytes) or signature (32 bytes) over key ‖ bytes 0..22+len
 //! ```
 
-use super::sha256::{equal_in_constant_time, hmac_sha256, sha256};
+use crate::sha256::{equal_in_constant_time, hmac_sha256, sha256};
 
 const MAGIC: u8 = b'P';
 const VERSION: u8 = 1;

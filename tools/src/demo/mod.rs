@@ -19,6 +19,7 @@
 
 mod options;
 mod procs;
+pub mod quickstart;
 pub mod table;
 
 use std::io::{IsTerminal, Write};
@@ -67,6 +68,9 @@ impl Progress {
 }
 
 fn run(options: &Options) -> Result<i32, String> {
+    if options.quickstart {
+        return quickstart::run(options);
+    }
     let client = match &options.client {
         Some(p) => p.clone(),
         None => default_client()?,

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use crate::cli::{unexpected_positional, unknown_flag, Arg, Args, Parsed, UsageError};
 
 pub const USAGE: &str = "usage: pipeconnect demo [--rtt-ms 50] [--deliveries 7] \
-[--client PATH] [--body-size 4096] [--keep]";
+[--client PATH] [--body-size 4096] [--keep] [--quickstart [--greet-pause-ms 1000]]";
 
 /// The longest round trip time accepted (the delay proxy takes up to 60 s one way).
 const MAX_RTT_MS: u64 = 10_000;
@@ -26,6 +26,10 @@ pub struct Options {
     pub body_size: u64,
     /// Keep the work folder (store file, logs) instead of removing it.
     pub keep: bool,
+    /// The SMTP QUICKSTART table (experimental) instead of the C client's modes.
+    pub quickstart: bool,
+    /// The sink's greet pause for `--quickstart`.
+    pub greet_pause_ms: u64,
 }
 
 impl Options {
@@ -36,6 +40,8 @@ impl Options {
             client: None,
             body_size: 4096,
             keep: false,
+            quickstart: false,
+            greet_pause_ms: 1000,
         };
         let mut args = Args::new(raw);
         while let Some(arg) = args.next_arg()? {
@@ -50,6 +56,8 @@ impl Options {
                 "client" => o.client = Some(PathBuf::from(args.value()?)),
                 "body-size" => o.body_size = args.parsed()?,
                 "keep" => o.keep = true,
+                "quickstart" => o.quickstart = true,
+                "greet-pause-ms" => o.greet_pause_ms = args.parsed()?,
                 _ => return Err(unknown_flag(&name)),
             }
         }
@@ -64,6 +72,11 @@ impl Options {
         if o.deliveries == 0 || o.deliveries > MAX_DELIVERIES {
             return Err(UsageError(format!(
                 "option --deliveries: 1 to {MAX_DELIVERIES}"
+            )));
+        }
+        if o.greet_pause_ms > MAX_RTT_MS {
+            return Err(UsageError(format!(
+                "option --greet-pause-ms: at most {MAX_RTT_MS}"
             )));
         }
         if o.body_size == 0 || o.body_size > MAX_BODY {
@@ -93,6 +106,11 @@ mod tests {
         };
         assert_eq!((o.rtt_ms, o.deliveries), (20, 3));
         assert_eq!(o.client, Some(PathBuf::from("/x")));
+        assert!(!o.quickstart);
+        let Ok(Parsed::Run(o)) = parse(&["--quickstart", "--greet-pause-ms", "500"]) else {
+            panic!("quickstart")
+        };
+        assert!(o.quickstart && o.greet_pause_ms == 500);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 
 mod options;
 pub mod report;
-mod tls;
+pub(crate) mod tls;
 mod wire;
 
 use std::io;

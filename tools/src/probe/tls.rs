@@ -60,11 +60,9 @@ impl ServerCertVerifier for AcceptAnyCertificate {
     }
 }
 
-/// Runs the client handshake over `tcp`.
-pub fn handshake(
-    tcp: TcpStream,
-    server_name: &str,
-) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+/// A client connection that accepts any certificate, before its handshake (the demo drives
+/// it by hand to pipeline the ClientHello).
+pub fn client_connection(server_name: &str) -> io::Result<ClientConnection> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
@@ -75,8 +73,15 @@ pub fn handshake(
     let name = ServerName::try_from(server_name.to_string())
         .or_else(|_| ServerName::try_from("localhost".to_string()))
         .map_err(|e| io::Error::other(format!("TLS server name: {e}")))?;
-    let conn = ClientConnection::new(Arc::new(config), name)
-        .map_err(|e| io::Error::other(format!("TLS: {e}")))?;
+    ClientConnection::new(Arc::new(config), name).map_err(|e| io::Error::other(format!("TLS: {e}")))
+}
+
+/// Runs the client handshake over `tcp`.
+pub fn handshake(
+    tcp: TcpStream,
+    server_name: &str,
+) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    let conn = client_connection(server_name)?;
     let mut tls = StreamOwned::new(conn, tcp);
     while tls.conn.is_handshaking() {
         tls.conn

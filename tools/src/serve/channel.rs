@@ -134,6 +134,41 @@ impl Channel {
         result
     }
 
+    /// The input received and not yet consumed (before the banner: all of it).
+    pub fn pending_input(&self) -> &[u8] {
+        &self.input[self.pos..]
+    }
+
+    /// As [`Channel::read_until`], returning as soon as a whole first line is buffered.
+    pub fn read_until_line(&mut self, deadline: Instant, cap: usize) -> io::Result<()> {
+        while !self.pending_input().contains(&b'\n') && self.buffered() < cap {
+            let before = self.buffered();
+            let step = deadline.min(Instant::now() + std::time::Duration::from_millis(20));
+            self.read_until(step, before + 1)?;
+            if Instant::now() >= deadline {
+                break;
+            }
+            if self.buffered() == before && self.peer_closed()? {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the peer has closed its side (a read would return 0), without waiting.
+    fn peer_closed(&self) -> io::Result<bool> {
+        let tcp = self.transport.tcp();
+        tcp.set_nonblocking(true)?;
+        let mut probe = [0u8; 1];
+        let result = tcp.peek(&mut probe);
+        tcp.set_nonblocking(false)?;
+        match result {
+            Ok(n) => Ok(n == 0),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Records that the banner is being written now: everything received so far is early.
     pub fn mark_banner(&mut self) {
         self.early_until = self.consumed + self.buffered() as u64;
@@ -146,10 +181,12 @@ impl Channel {
         n
     }
 
-    /// Replaces the cleartext transport by TLS. The caller has flushed and discarded input.
-    pub fn start_tls(self, config: Arc<ServerConfig>) -> io::Result<Channel> {
-        debug_assert!(self.output.is_empty() && self.buffered() == 0);
-        Ok(Channel::new(self.transport.start_tls(config)?))
+    /// Replaces the cleartext transport by TLS. The caller has flushed, and discarded the
+    /// input or taken it as `early` (the start of the TLS stream: a pipelined ClientHello).
+    pub fn start_tls(mut self, config: Arc<ServerConfig>, early: &[u8]) -> io::Result<Channel> {
+        debug_assert!(self.output.is_empty());
+        self.discard_buffered();
+        Ok(Channel::new(self.transport.start_tls(config, early)?))
     }
 
     /// Sends what is queued and closes the connection; errors are of no interest by now.

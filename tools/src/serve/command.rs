@@ -5,6 +5,12 @@
 pub enum Command {
     Helo(String),
     Ehlo(String),
+    /// `QHLO name [cookie]` (SMTP QUICKSTART, experimental): EHLO that may come before
+    /// the banner, with the cookie of an earlier greeting.
+    Qhlo {
+        name: String,
+        cookie: Option<String>,
+    },
     StartTls,
     Auth {
         mechanism: String,
@@ -42,6 +48,7 @@ pub fn parse(line: &str) -> Command {
     match verb.to_ascii_uppercase().as_str() {
         "HELO" => greeting(rest).map_or(Command::Syntax("HELO needs a domain"), Command::Helo),
         "EHLO" => greeting(rest).map_or(Command::Syntax("EHLO needs a domain"), Command::Ehlo),
+        "QHLO" => qhlo(rest),
         "STARTTLS" => no_arguments(rest, Command::StartTls),
         "AUTH" => auth(rest),
         "MAIL" => mail(rest),
@@ -59,6 +66,21 @@ pub fn parse(line: &str) -> Command {
 fn greeting(rest: &str) -> Option<String> {
     let name = rest.split_whitespace().next()?;
     Some(name.to_string())
+}
+
+fn qhlo(rest: &str) -> Command {
+    let mut words = rest.split_whitespace();
+    let Some(name) = words.next() else {
+        return Command::Syntax("QHLO needs a domain");
+    };
+    let cookie = words.next().map(str::to_string);
+    if words.next().is_some() {
+        return Command::Syntax("QHLO takes a domain and at most one cookie");
+    }
+    Command::Qhlo {
+        name: name.to_string(),
+        cookie,
+    }
 }
 
 fn no_arguments(rest: &str, command: Command) -> Command {

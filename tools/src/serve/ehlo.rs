@@ -31,6 +31,9 @@ pub fn keywords(options: &Options, tls_active: bool) -> Vec<String> {
         out.push(format!("LIMITS RCPTMAX={max}"));
     }
     out.push("HELP".to_string());
+    if options.quickstart {
+        out.push(pipeconnect::server::quickstart::QUICKSTART_KEYWORD.to_string());
+    }
     out
 }
 

@@ -4,6 +4,9 @@
 //!
 //! ```text
 //! conn=<n> accepted
+//! conn=<n> prebanner t_ms=<ms> class=<class> reason=<reason> commands=<k> bytes=<b> incomplete=<0|1>
+//! conn=<n> qhlo t_ms=<ms> cookie=<valid|invalid|none>
+//! conn=<n> pipelined_tls t_ms=<ms> bytes=<b>
 //! conn=<n> banner t_ms=<ms>
 //! t_ms=<ms> conn=<n> tls=<0|1> early=<0|1> cmd=<command line>
 //! conn=<n> message id=<id> bytes=<size> rcpts=<count>
@@ -17,6 +20,18 @@
 //! conn=<n> refused               too many concurrent connections: 421, close
 //! ```
 //!
+//! - `prebanner` is written once per connection, just before the banner (or before the 554
+//!   of a sync error): what the library's pre-banner classifier made of the input that had
+//!   arrived by then (`pipeconnect::server::prebanner`). `class` is `nothing`, `early_flight`,
+//!   `banner_first` or `pregreet`; `reason` one of its lower-case reason names (`none`,
+//!   `not_offered`, `helo_first`, `not_smtp`, `after_starttls`, ...); `k` the complete
+//!   commands of the flight; `b` the bytes looked at; `incomplete=1` when the input ended
+//!   inside a line or a BDAT body.
+//! - `qhlo` (only with `--quickstart on`, and only when the first line before the banner is
+//!   `QHLO`): whether its cookie was this sink's for this client and capability list; a
+//!   `valid` cookie ends the greet pause at once (`banner t_ms` shows it).
+//! - `pipelined_tls` (only with `--quickstart on`): `b` bytes had come behind STARTTLS before
+//!   its 220 and were read as the start of the TLS handshake (a pipelined ClientHello).
 //! - `n` numbers connections from 1 in the order they were accepted.
 //! - `ms` is whole milliseconds since this connection was accepted: for a command, when its
 //!   first byte was read from the connection (so an early command's time is before the
@@ -39,6 +54,8 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Mutex, PoisonError};
+
+use pipeconnect::server::Verdict;
 
 /// Where log lines go; shared by every connection thread.
 pub struct Log {
@@ -67,6 +84,20 @@ impl Log {
 
     pub fn command(&self, conn: u64, t_ms: u128, tls: bool, early: bool, line: &[u8]) {
         self.line(command_line(conn, t_ms, tls, early, line));
+    }
+
+    pub fn prebanner(&self, conn: u64, t_ms: u128, v: &Verdict) {
+        self.line(prebanner_line(conn, t_ms, v));
+    }
+
+    pub fn qhlo(&self, conn: u64, t_ms: u128, cookie: &str) {
+        self.line(format!("conn={conn} qhlo t_ms={t_ms} cookie={cookie}"));
+    }
+
+    pub fn pipelined_tls(&self, conn: u64, t_ms: u128, bytes: usize) {
+        self.line(format!(
+            "conn={conn} pipelined_tls t_ms={t_ms} bytes={bytes}"
+        ));
     }
 
     pub fn message(&self, conn: u64, id: u64, bytes: u64, rcpts: u32) {
@@ -102,6 +133,18 @@ fn append(path: &Path) -> io::Result<File> {
         .append(true)
         .open(path)
         .map_err(|e| io::Error::new(e.kind(), format!("cannot open log {}: {e}", path.display())))
+}
+
+/// Formats a `prebanner` line.
+pub fn prebanner_line(conn: u64, t_ms: u128, v: &Verdict) -> String {
+    format!(
+        "conn={conn} prebanner t_ms={t_ms} class={} reason={} commands={} bytes={} incomplete={}",
+        v.class.name(),
+        v.reason.name(),
+        v.commands,
+        v.bytes,
+        u8::from(v.incomplete)
+    )
 }
 
 /// The longest prefix of an over-long line that is logged.
@@ -154,6 +197,19 @@ mod tests {
         assert_eq!(
             command_line(1, 0, true, false, b"MAIL FROM:<a@b>"),
             "t_ms=0 conn=1 tls=1 early=0 cmd=MAIL FROM:<a@b>"
+        );
+    }
+
+    #[test]
+    fn prebanner_line_format() {
+        let v = pipeconnect::server::prebanner::classify(
+            true,
+            Default::default(),
+            b"EHLO c\r\nMAIL FROM:<a>\r\nRCPT",
+        );
+        assert_eq!(
+            prebanner_line(2, 5, &v),
+            "conn=2 prebanner t_ms=5 class=early_flight reason=none commands=2 bytes=27 incomplete=1"
         );
     }
 

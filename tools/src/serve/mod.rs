@@ -8,6 +8,7 @@ mod data;
 mod ehlo;
 mod log;
 mod options;
+mod qhlo;
 mod reply;
 mod session;
 mod tls;
@@ -37,6 +38,8 @@ pub struct Shared {
     /// Present when STARTTLS is on.
     pub tls: Option<Arc<ServerConfig>>,
     pub log: Log,
+    /// Present with `--quickstart on`.
+    pub qhlo: Option<qhlo::QhloKeys>,
     message_ids: AtomicU64,
 }
 
@@ -60,11 +63,16 @@ fn serve(options: Options) -> io::Result<()> {
         true => Some(tls::server_config(&options.hostname)?),
         false => None,
     };
+    let qhlo = match options.quickstart {
+        true => Some(qhlo::QhloKeys::new()?),
+        false => None,
+    };
     let listener = bind_and_announce(&options.listen)?;
     let shared = Arc::new(Shared {
         options,
         tls,
         log,
+        qhlo,
         message_ids: AtomicU64::new(0),
     });
     let limiter = Limiter::new(MAX_CONCURRENT);

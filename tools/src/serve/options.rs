@@ -8,7 +8,7 @@ use crate::cli::{unexpected_positional, unknown_flag, Arg, Args, Parsed, UsageEr
 pub const USAGE: &str = "usage: pipeconnect serve [--listen 127.0.0.1:PORT] [--hostname NAME] \
 [--pipeconnect on|off] [--pipelining on|off] [--chunking on|off] [--starttls on|off] \
 [--auth-plain on|off] [--size N] [--limits-rcptmax N] [--reject-rcpt ADDR]... \
-[--tempfail-rcpt ADDR]... [--banner-delay-ms N] [--banner-code N] [--log FILE] \
+[--tempfail-rcpt ADDR]... [--banner-delay-ms N] [--pregreet log|reject] [--quickstart on|off] [--banner-code N] [--log FILE] \
 [--max-connections N]";
 
 /// The size limit for a message when `--size` is not given (not advertised).
@@ -42,6 +42,12 @@ pub struct Options {
     pub banner_delay: Duration,
     /// The banner's reply code: 2xx serves, 4xx says goodbye, 5xx refuses service (only QUIT works).
     pub banner_code: u16,
+    /// A pregreet violation from a client offered PIPECONNECT is answered 554 and closed
+    /// (`--pregreet reject`); by default it is logged and served, as Exim does.
+    pub pregreet_reject: bool,
+    /// SMTP QUICKSTART, experimental: capabilities and a QHLO cookie in a multi-line
+    /// greeting, QHLO accepted, and no greet pause for a client whose QHLO cookie is valid.
+    pub quickstart: bool,
     /// Log file; stderr when absent.
     pub log: Option<PathBuf>,
     /// Stop accepting after this many connections and exit once they are finished.
@@ -64,6 +70,8 @@ impl Default for Options {
             tempfail_rcpt: Vec::new(),
             banner_delay: Duration::ZERO,
             banner_code: 220,
+            pregreet_reject: false,
+            quickstart: false,
             log: None,
             max_connections: None,
         }
@@ -99,6 +107,8 @@ impl Options {
                     options.banner_delay = Duration::from_millis(args.parsed()?);
                 }
                 "banner-code" => options.banner_code = banner_code(args.parsed()?)?,
+                "pregreet" => options.pregreet_reject = pregreet(&args.value()?)?,
+                "quickstart" => options.quickstart = args.on_off()?,
                 "log" => options.log = Some(PathBuf::from(args.value()?)),
                 "max-connections" => {
                     options.max_connections = Some(positive(args.parsed()?, "max-connections")?);
@@ -138,6 +148,16 @@ fn positive(n: u64, flag: &str) -> Result<u64, UsageError> {
     Ok(n)
 }
 
+fn pregreet(value: &str) -> Result<bool, UsageError> {
+    match value {
+        "log" => Ok(false),
+        "reject" => Ok(true),
+        _ => Err(UsageError(format!(
+            "option --pregreet: '{value}' is neither log nor reject"
+        ))),
+    }
+}
+
 fn banner_code(code: u16) -> Result<u16, UsageError> {
     if !(200..=599).contains(&code) || (300..400).contains(&code) {
         return Err(UsageError(format!(
@@ -163,6 +183,8 @@ mod tests {
         assert!(o.pipeconnect && o.pipelining && o.chunking);
         assert!(!o.starttls && !o.auth_plain);
         assert_eq!(o.banner_code, 220);
+        assert!(!o.pregreet_reject);
+        assert!(!o.quickstart, "QUICKSTART is off unless asked for");
         assert_eq!(o.message_limit(), DEFAULT_MESSAGE_LIMIT);
         assert_eq!(o.rcpt_limit(), MAX_RCPTS);
     }
@@ -193,6 +215,8 @@ mod tests {
             "554",
             "--max-connections",
             "3",
+            "--pregreet",
+            "reject",
         ])
         .unwrap() else {
             panic!("help")
@@ -208,6 +232,7 @@ mod tests {
         assert_eq!(o.banner_delay, Duration::from_millis(40));
         assert_eq!(o.banner_code, 554);
         assert_eq!(o.max_connections, Some(3));
+        assert!(o.pregreet_reject);
     }
 
     #[test]
@@ -218,6 +243,7 @@ mod tests {
         assert!(parse(&["--banner-code", "99"]).is_err());
         assert!(parse(&["--size", "0"]).is_err());
         assert!(parse(&["--hostname", "a b"]).is_err());
+        assert!(parse(&["--pregreet", "drop"]).is_err());
         assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
     }
 

@@ -4,6 +4,9 @@ use std::io::{self, ErrorKind};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
+use pipeconnect::server::quickstart::{greeting_text, keywords_fingerprint};
+use pipeconnect::server::{Class, Prebanner, PrebannerLimits, Verdict};
+
 use super::auth;
 use super::channel::{Channel, Line};
 use super::command::{self, Command};
@@ -30,12 +33,14 @@ pub fn run(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) {
 
 fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io::Result<()> {
     tcp.set_nodelay(true)?;
+    let peer = tcp.peer_addr()?.ip().to_string();
     tcp.set_read_timeout(Some(IDLE_TIMEOUT))?;
     tcp.set_write_timeout(Some(IDLE_TIMEOUT))?;
     let mut channel = Channel::new(Transport::Plain(tcp));
     let mut session = Session {
         shared,
         conn,
+        peer,
         accepted_at,
         mode: Mode::Serving,
         greeting: Greeting::None,
@@ -47,11 +52,11 @@ fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io
         loop {
             match session.next_command(&mut channel) {
                 Ok(Next::Continue) => {}
-                Ok(Next::StartTls) => {
+                Ok(Next::StartTls(early)) => {
                     let Some(config) = shared.tls.clone() else {
                         break;
                     };
-                    channel = channel.start_tls(config)?;
+                    channel = channel.start_tls(config, &early)?;
                     session.restart_after_tls();
                 }
                 Ok(Next::Close) => break,
@@ -75,7 +80,9 @@ fn host(shared: &Shared) -> &str {
 /// What the connection does after a command.
 enum Next {
     Continue,
-    StartTls,
+    /// With the bytes that came behind STARTTLS, for the TLS stream (QUICKSTART's
+    /// pipelined ClientHello), or none.
+    StartTls(Vec<u8>),
     Close,
 }
 
@@ -108,6 +115,8 @@ struct Transaction {
 struct Session<'a> {
     shared: &'a Shared,
     conn: u64,
+    /// The client's address, for QHLO cookies.
+    peer: String,
     accepted_at: Instant,
     mode: Mode,
     greeting: Greeting,
@@ -126,22 +135,48 @@ impl Session<'_> {
     ///
     /// With PIPECONNECT on, input that is already there is read first, so that its lines are
     /// known to be early. With it off, such input is a synchronization error (Exim's check for
-    /// early talkers): 554 and close.
+    /// early talkers): 554 and close. Either way the library's pre-banner classifier says what
+    /// the input was, in the log; with `--pregreet reject`, a pregreet violation from a client
+    /// offered PIPECONNECT is also a 554 and close.
     fn greet(&mut self, channel: &mut Channel) -> io::Result<bool> {
         let options = &self.shared.options;
         let banner_at = self.accepted_at + options.banner_delay;
-        if options.early_input_allowed() {
-            // Read early input while the banner waits, so the log knows when it arrived.
-            channel.read_until(banner_at, EARLY_INPUT_CAP)?;
-            std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+        let offered = options.early_input_allowed();
+        let mut prebanner =
+            Prebanner::new(offered, PrebannerLimits::default()).with_quickstart(options.quickstart);
+        if offered {
+            // Read early input while the banner waits, so the log knows when it arrived. A
+            // client whose QHLO cookie is valid ends the greet pause at once.
+            if self.shared.qhlo.is_some() {
+                channel.read_until_line(banner_at, EARLY_INPUT_CAP)?;
+                if !self.qhlo_recognised(channel) {
+                    channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+                    std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+                }
+            } else {
+                channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+                std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+            }
             channel.read_available(EARLY_INPUT_CAP)?;
         } else {
             std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
             if channel.input_pending()? {
+                // Read what is there only to say in the log what it was.
+                channel.read_available(EARLY_INPUT_CAP)?;
+                prebanner.feed(channel.pending_input());
+                self.log_prebanner(&prebanner.verdict());
                 channel.queue(&single(554, "SMTP synchronization error"));
                 self.shared.log.syncerror(self.conn, self.t_ms());
                 return Ok(false);
             }
+        }
+        prebanner.feed(channel.pending_input());
+        let verdict = prebanner.verdict();
+        self.log_prebanner(&verdict);
+        if verdict.class == Class::Pregreet && options.pregreet_reject {
+            channel.queue(&single(554, "SMTP synchronization error"));
+            self.shared.log.syncerror(self.conn, self.t_ms());
+            return Ok(false);
         }
         channel.mark_banner();
         let code = options.banner_code;
@@ -153,7 +188,14 @@ impl Session<'_> {
             ),
             _ => format!("{} no SMTP service here", host(self.shared)),
         };
-        channel.queue(&single(code, &text));
+        match (&self.shared.qhlo, code) {
+            (Some(keys), 220) => {
+                let words = ehlo::keywords(options, false);
+                let cookie = keys.cookie(&self.peer, keywords_fingerprint(&words));
+                channel.queue(&greeting_text(&text, &words, cookie.as_deref()));
+            }
+            _ => channel.queue(&single(code, &text)),
+        }
         self.shared.log.banner(self.conn, self.t_ms());
         match code / 100 {
             2 => Ok(true),
@@ -163,6 +205,34 @@ impl Session<'_> {
                 Ok(true)
             }
         }
+    }
+
+    /// Whether the first line waiting is `QHLO name cookie` with this sink's cookie for
+    /// this client and its current capabilities (logged either way when it is QHLO).
+    fn qhlo_recognised(&self, channel: &Channel) -> bool {
+        let Some(keys) = &self.shared.qhlo else {
+            return false;
+        };
+        let input = channel.pending_input();
+        let Some(end) = input.iter().position(|&b| b == b'\n') else {
+            return false;
+        };
+        let line = String::from_utf8_lossy(&input[..end]);
+        let Command::Qhlo { cookie, .. } = command::parse(line.trim_end_matches('\r')) else {
+            return false;
+        };
+        let fingerprint = keywords_fingerprint(&ehlo::keywords(&self.shared.options, false));
+        let verdict = match cookie {
+            None => "none",
+            Some(c) if keys.valid(&self.peer, fingerprint, &c) => "valid",
+            Some(_) => "invalid",
+        };
+        self.shared.log.qhlo(self.conn, self.t_ms(), verdict);
+        verdict == "valid"
+    }
+
+    fn log_prebanner(&self, v: &Verdict) {
+        self.shared.log.prebanner(self.conn, self.t_ms(), v);
     }
 
     fn restart_after_tls(&mut self) {
@@ -189,6 +259,10 @@ impl Session<'_> {
         match command {
             Command::Helo(name) => Ok(self.helo(channel, &name)),
             Command::Ehlo(name) => Ok(self.ehlo(channel, &name)),
+            Command::Qhlo { name, .. } if self.shared.options.quickstart => {
+                Ok(self.ehlo(channel, &name))
+            }
+            Command::Qhlo { .. } => Ok(self.error(channel, 500, "Unrecognized command")),
             Command::StartTls => self.starttls(channel),
             Command::Auth { mechanism, initial } => self.auth(channel, &mechanism, initial),
             Command::Mail { size, .. } => Ok(self.mail(channel, size)),
@@ -249,15 +323,26 @@ impl Session<'_> {
     }
 
     /// 220, then the handshake (done by the caller). Cleartext input already received after the
-    /// STARTTLS line is thrown away, as RFC 3207 requires.
+    /// STARTTLS line is thrown away, as RFC 3207 requires; with `--quickstart on` it is
+    /// instead the start of the TLS stream (a ClientHello pipelined behind STARTTLS): read
+    /// by TLS only, never as SMTP commands.
     fn starttls(&mut self, channel: &mut Channel) -> io::Result<Next> {
         if !self.shared.options.starttls || self.shared.tls.is_none() || channel.is_tls() {
             return Ok(self.error(channel, 503, "STARTTLS not advertised"));
         }
         channel.queue(&single(220, "Ready to start TLS"));
         channel.flush()?;
+        let early = match self.shared.options.quickstart {
+            true => channel.pending_input().to_vec(),
+            false => Vec::new(),
+        };
+        if !early.is_empty() {
+            self.shared
+                .log
+                .pipelined_tls(self.conn, self.t_ms(), early.len());
+        }
         channel.discard_buffered();
-        Ok(Next::StartTls)
+        Ok(Next::StartTls(early))
     }
 
     fn auth(

@@ -29,10 +29,12 @@ impl Transport {
         matches!(self, Transport::Tls(_))
     }
 
-    /// Runs the server side of a TLS handshake over the cleartext connection.
+    /// Runs the server side of a TLS handshake over the cleartext connection. `early` is
+    /// what the client sent behind its STARTTLS before the 220 (a pipelined ClientHello,
+    /// QUICKSTART): read as the start of the TLS stream, never as SMTP. Empty otherwise.
     ///
     /// The socket's timeouts bound the handshake. On failure the connection is finished.
-    pub fn start_tls(self, config: Arc<ServerConfig>) -> io::Result<Transport> {
+    pub fn start_tls(self, config: Arc<ServerConfig>, early: &[u8]) -> io::Result<Transport> {
         let mut tcp = match self {
             Transport::Plain(tcp) => tcp,
             Transport::Tls(_) => {
@@ -40,8 +42,16 @@ impl Transport {
             }
         };
         let mut conn = ServerConnection::new(config).map_err(io::Error::other)?;
+        let mut io = Prefixed {
+            early,
+            tcp: &mut tcp,
+        };
         while conn.is_handshaking() {
-            conn.complete_io(&mut tcp)?;
+            conn.complete_io(&mut io)?;
+        }
+        if !io.early.is_empty() {
+            // More than the handshake came before the 220: nothing may ride along.
+            return Err(io::Error::other("bytes after the pipelined TLS handshake"));
         }
         while conn.wants_write() {
             conn.write_tls(&mut tcp)?;
@@ -74,6 +84,34 @@ impl Transport {
                 Ok(n) => budget = budget.saturating_sub(n),
             }
         }
+    }
+}
+
+/// The TCP stream, with bytes already received read first.
+struct Prefixed<'a> {
+    early: &'a [u8],
+    tcp: &'a mut TcpStream,
+}
+
+impl Read for Prefixed<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.early.is_empty() {
+            return self.tcp.read(buf);
+        }
+        let n = self.early.len().min(buf.len());
+        buf[..n].copy_from_slice(&self.early[..n]);
+        self.early = &self.early[n..];
+        Ok(n)
+    }
+}
+
+impl Write for Prefixed<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.tcp.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.tcp.flush()
     }
 }
 

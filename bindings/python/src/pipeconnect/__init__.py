@@ -19,6 +19,8 @@ from ._enums import (
     Extension,
     ParseFlags,
     Phase,
+    PrebannerClass,
+    PrebannerReason,
     Reason,
     ReplyContext,
     SharedFlags,
@@ -52,6 +54,8 @@ from .key import Key
 from . import policy
 from .policy import Command, Settings, Situation
 from .session import Event, Intent, Session, SessionCommand, Summary
+from . import server
+from .server import Prebanner, PrebannerVerdict
 
 __version__ = "0.2.0"
 
@@ -120,4 +124,9 @@ __all__ = [
     "SessionCommand",
     "Event",
     "Summary",
+    "server",
+    "Prebanner",
+    "PrebannerVerdict",
+    "PrebannerClass",
+    "PrebannerReason",
 ]

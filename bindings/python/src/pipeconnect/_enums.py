@@ -32,6 +32,11 @@ __all__ = [
     "SessionCommandFlags",
     "EventFlags",
     "SummaryFlags",
+    "PrebannerClass",
+    "PrebannerReason",
+    "PrebannerOptionFlags",
+    "PrebannerVerdictFlags",
+    "QhloSize",
 ]
 
 
@@ -267,6 +272,60 @@ class DetailFlags(IntFlag):
     HAS_INDEX = 1
 
 
+
+class PrebannerClass(IntEnum):
+    """What a server should do with input found before its banner
+    (``PIPECONNECT_PREBANNER_CLASS_*``)."""
+
+    NOTHING = 0
+    EARLY_FLIGHT = 1
+    BANNER_FIRST = 2
+    PREGREET = 3
+
+
+class PrebannerReason(IntEnum):
+    """Why pre-banner input got its class (``PIPECONNECT_PREBANNER_REASON_*``)."""
+
+    NONE = 0
+    NOT_OFFERED = 1
+    HELO_FIRST = 2
+    COMMAND_FIRST = 3
+    NOT_SMTP = 4
+    BAD_SYNTAX = 5
+    OUT_OF_ORDER = 6
+    LINE_TOO_LONG = 7
+    BODY_BEFORE_REPLY = 8
+    AFTER_STARTTLS = 9
+    AFTER_AUTH_CHALLENGE = 10
+    AFTER_QUIT = 11
+    NOT_EARLY_COMMAND = 12
+    BODY_TOO_LARGE = 13
+    TOO_MANY_COMMANDS = 14
+    TOO_MUCH_INPUT = 15
+
+
+class PrebannerOptionFlags(IntFlag):
+    """Flags of the pre-banner classifier's options (``PIPECONNECT_PREBANNER_OPTION_*``)."""
+
+    NONE = 0
+    OFFERED = 1
+    QUICKSTART = 2
+
+
+class QhloSize(IntEnum):
+    """Sizes of the QUICKSTART QHLO cookie and its secret (``PIPECONNECT_QHLO_*``)."""
+
+    COOKIE_LEN = 32
+    SECRET_LEN = 32
+
+
+class PrebannerVerdictFlags(IntFlag):
+    """Flags of a pre-banner verdict (``PIPECONNECT_PREBANNER_VERDICT_*``)."""
+
+    NONE = 0
+    INCOMPLETE = 1
+    DECIDED = 2
+
 class SizeLimit(IntEnum):
     """The header's size limits (``PIPECONNECT_`` prefix dropped)."""
 
@@ -318,6 +377,11 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_EVENT_": EventFlags,
     "PIPECONNECT_SUMMARY_": SummaryFlags,
     "PIPECONNECT_DETAIL_": DetailFlags,
+    "PIPECONNECT_PREBANNER_CLASS_": PrebannerClass,
+    "PIPECONNECT_PREBANNER_REASON_": PrebannerReason,
+    "PIPECONNECT_PREBANNER_OPTION_": PrebannerOptionFlags,
+    "PIPECONNECT_PREBANNER_VERDICT_": PrebannerVerdictFlags,
+    "PIPECONNECT_QHLO_": QhloSize,
 }
 
 #: C enum name in the header -> the Python enum with its members (``PIPECONNECT_``

@@ -83,7 +83,12 @@ class pipeconnect_session(Structure):
     """Opaque: one connection's bookkeeping."""
 
 
+class pipeconnect_prebanner(Structure):
+    """Opaque: one connection's pre-banner input classifier."""
+
+
 CACHE_P = POINTER(pipeconnect_cache)
+PREBANNER_P = POINTER(pipeconnect_prebanner)
 SESSION_P = POINTER(pipeconnect_session)
 CAPS_P = POINTER(pipeconnect_caps)
 KEY_P = POINTER(pipeconnect_key)
@@ -316,6 +321,31 @@ class pipeconnect_error_detail(_Sized):
     ]
 
 
+class pipeconnect_prebanner_options(_Sized):
+    """``struct pipeconnect_prebanner_options``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("flags", U32),
+        ("max_commands", c_uint32),
+        ("max_bytes", c_uint64),
+        ("max_body", c_uint64),
+    ]
+
+
+class pipeconnect_prebanner_verdict(_Sized):
+    """``struct pipeconnect_prebanner_verdict``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("class_", U32),
+        ("reason", U32),
+        ("commands", c_uint32),
+        ("flags", U32),
+        ("bytes", c_uint64),
+    ]
+
+
 #: C struct name -> ctypes layout; a test compiles a C program against the header to
 #: compare sizes and field offsets with these.
 STRUCTS: Dict[str, Any] = {
@@ -334,6 +364,8 @@ STRUCTS: Dict[str, Any] = {
     "pipeconnect_event": pipeconnect_event,
     "pipeconnect_summary": pipeconnect_summary,
     "pipeconnect_error_detail": pipeconnect_error_detail,
+    "pipeconnect_prebanner_options": pipeconnect_prebanner_options,
+    "pipeconnect_prebanner_verdict": pipeconnect_prebanner_verdict,
 }
 
 _u8_p = POINTER(c_uint8)
@@ -418,6 +450,20 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_session_quit": (RESULT, (SESSION_P,)),
     "pipeconnect_session_server_caps": (RESULT, (SESSION_P, POINTER(CAPS_P))),
     "pipeconnect_session_free": (None, (SESSION_P,)),
+    # server side
+    "pipeconnect_server_prebanner_new": (RESULT, (POINTER(pipeconnect_prebanner_options), POINTER(PREBANNER_P))),
+    "pipeconnect_server_prebanner_feed": (RESULT, (PREBANNER_P, _u8_p, c_size_t)),
+    "pipeconnect_server_prebanner_verdict": (RESULT, (PREBANNER_P, POINTER(pipeconnect_prebanner_verdict))),
+    "pipeconnect_server_classify": (RESULT, (POINTER(pipeconnect_prebanner_options), _u8_p, c_size_t, POINTER(pipeconnect_prebanner_verdict))),
+    "pipeconnect_server_prebanner_free": (None, (PREBANNER_P,)),
+    "pipeconnect_server_class_name": (c_char_p, (U32,)),
+    "pipeconnect_server_reason_name": (c_char_p, (U32,)),
+    # SMTP QUICKSTART (experimental)
+    "pipeconnect_quickstart_parse_greeting": (RESULT, (_u8_p, c_size_t, PARSE_FLAGS, POINTER(CAPS_P))),
+    "pipeconnect_quickstart_greeting_cookie": (RESULT, (_u8_p, c_size_t, c_char_p, c_size_t, _size_p)),
+    "pipeconnect_server_qhlo_cookie": (RESULT, (_u8_p, c_size_t, c_char_p, c_uint64, c_char_p, c_size_t, _size_p)),
+    "pipeconnect_server_qhlo_cookie_valid": (RESULT, (_u8_p, c_size_t, c_char_p, c_uint64, c_char_p, POINTER(c_bool))),
+    "pipeconnect_server_qhlo_epoch_secret": (RESULT, (_u8_p, c_size_t, c_uint64, _u8_p, c_size_t)),
 }
 # fmt: on
 

@@ -1,5 +1,6 @@
 //! SHA-256 and HMAC-SHA256 (FIPS 180-4, RFC 2104), for the shared tier's checksums and
-//! signatures. Small and pure; checked against the standard test vectors below.
+//! signatures and the experimental QHLO cookie (one implementation for both, so the
+//! library's dependencies stay libc, parking_lot and lru). Small and pure; checked against the standard test vectors below.
 
 const K: [u32; 64] = [
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
