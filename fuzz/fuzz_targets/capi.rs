@@ -252,7 +252,12 @@ fuzz_target!(|data: &[u8]| unsafe {
             // QUIT where the session allows it (BAD_STATE otherwise), then its line.
             if pipeconnect_session_quit(s) == PIPECONNECT_OK {
                 let mut n = 0usize;
-                no_panic(pipeconnect_session_flight(s, cmds.as_mut_ptr(), cap, &mut n));
+                no_panic(pipeconnect_session_flight(
+                    s,
+                    cmds.as_mut_ptr(),
+                    cap,
+                    &mut n,
+                ));
             }
         }
         let mut sum: pipeconnect_summary = std::mem::zeroed();

@@ -10,8 +10,8 @@ use libfuzzer_sys::fuzz_target;
 use pipeconnect::ffi::key::PIPECONNECT_KEY_STRING_MAX;
 use pipeconnect::key::normalise;
 use pipeconnect::{PeerKey, TlsState};
-use std::net::{IpAddr, Ipv6Addr};
 use pipeconnect_fuzz::Cursor;
+use std::net::{IpAddr, Ipv6Addr};
 
 fn check(key: &PeerKey) {
     let bytes = key.canonical_bytes();

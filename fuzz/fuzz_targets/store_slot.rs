@@ -161,7 +161,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = cache.held_down(&key);
     let abandoned = cache.stats().writes_abandoned;
     if cache.note_early_refused(&key) && cache.stats().writes_abandoned == abandoned {
-        assert!(cache.held_down(&key).is_some(), "a hold-down entered and not found");
+        assert!(
+            cache.held_down(&key).is_some(),
+            "a hold-down entered and not found"
+        );
     }
     cache.note_early_success(&key);
     let caps = Capabilities::parse_ehlo(
