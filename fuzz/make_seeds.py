@@ -43,7 +43,7 @@ out("caps", "legacy", b"\x02" + b"250-mx\r\n250-X_PIPE_CONNECT\r\n250 PIPELINING
 rec = bytes([2, 0x7]) + struct.pack("<I", 7) + struct.pack("<Q", 1000) + struct.pack("<III", 1, 2, 0) \
     + struct.pack("<Q", 0x1234) + bytes([2]) + b"\x05PLAIN\x05LOGIN"
 # A hold-down record, encoding version 1: step 2, no successes, began, ends.
-hold = bytes([1, 0, 0, 0]) + struct.pack("<II", 2, 0) + struct.pack("<QQ", 1700000000, 4000000000)
+hold = bytes([1, 0, 0, 0]) + struct.pack("<III", 2, 0, 0) + struct.pack("<QQ", 1700000000, 4000000000)
 out("caps", "record", b"\x01" + rec)
 
 # key: from text, narrowed; from canonical bytes.

@@ -142,6 +142,15 @@ fuzz_target!(|data: &[u8]| {
     }
     std::fs::write(&path, &file).expect("write store");
     let cache = Cache::open_file(&path, &options).expect("a valid header opens");
+    if std::env::var_os("FUZZ_DEBUG").is_some() {
+        // Whether the layout mirrored here still matches the store's: run the seeds
+        // with FUZZ_DEBUG=1 and see their records listed.
+        eprintln!(
+            "ways {ways}: entries {:?} hold-downs {:?}",
+            cache.entries(),
+            cache.hold_downs()
+        );
+    }
     for (k, e, _) in cache.entries() {
         // What was listed decoded; looking it up must not crash (it may be expired).
         let _ = cache.lookup(&k);
