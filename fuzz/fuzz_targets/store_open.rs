@@ -90,6 +90,7 @@ fuzz_target!(|data: &[u8]| {
                 ParseOptions::default(),
             )
             .unwrap();
+            // The shared counters are the file's (any value; sums wrap): compare, not order.
             let abandoned = cache.stats().writes_abandoned;
             cache.learn(&key, caps.clone());
             match cache.lookup(&key) {
@@ -99,7 +100,7 @@ fuzz_target!(|data: &[u8]| {
                     assert!(cache.lookup(&key).is_none(), "forgotten key still found");
                 }
                 None => assert!(
-                    cache.stats().writes_abandoned > abandoned,
+                    cache.stats().writes_abandoned != abandoned,
                     "a learned key not found, and no write abandoned"
                 ),
             }

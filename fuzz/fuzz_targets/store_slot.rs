@@ -181,12 +181,13 @@ fuzz_target!(|data: &[u8]| {
         ParseOptions::default(),
     )
     .unwrap();
+    // The shared counters are the file's (any value; sums wrap): compare, not order.
     let abandoned = cache.stats().writes_abandoned;
     cache.learn(&key, caps.clone());
     match cache.lookup(&key) {
         Some(e) => assert_eq!(e.caps, caps),
         None => assert!(
-            cache.stats().writes_abandoned > abandoned,
+            cache.stats().writes_abandoned != abandoned,
             "a learned key not found, and no write abandoned"
         ),
     }
