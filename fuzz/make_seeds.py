@@ -37,8 +37,13 @@ out("reply", "limits", b"\x00\x10\x04\x00\x01" + sl(b"\x01") + b"250-x\r\n250 y\
 # caps: parse an EHLO reply; decode a record.
 out("caps", "ehlo", b"\x00" + EHLO)
 out("caps", "legacy", b"\x02" + b"250-mx\r\n250-X_PIPE_CONNECT\r\n250 PIPELINING\r\n")
-rec = bytes([1]) + struct.pack("<I", 7) + struct.pack("<Q", 1000) + struct.pack("<III", 1, 2, 3) \
+# A capability record, encoding version 2 (docs/FILE_STORE.md): version, presence bits
+# (SIZE, MAILMAX, RCPTMAX; RCPTDOMAINMAX absent and 0), extension flags, SIZE, the three
+# LIMITS, fingerprint, AUTH count and names.
+rec = bytes([2, 0x7]) + struct.pack("<I", 7) + struct.pack("<Q", 1000) + struct.pack("<III", 1, 2, 0) \
     + struct.pack("<Q", 0x1234) + bytes([2]) + b"\x05PLAIN\x05LOGIN"
+# A hold-down record, encoding version 1: step 2, no successes, began, ends.
+hold = bytes([1, 0, 0, 0]) + struct.pack("<III", 2, 0, 0) + struct.pack("<QQ", 1700000000, 4000000000)
 out("caps", "record", b"\x01" + rec)
 
 # key: from text, narrowed; from canonical bytes.
@@ -100,11 +105,11 @@ def checksum(words):
     return h
 
 
-# store_open: a valid empty store of 1 set x 2 ways (format version 1), and a truncated one.
+# store_open: a valid empty store of 1 set x 2 ways (format version 2), and a truncated one.
 SLOT_SIZE = 768
 sets, ways = 1, 2
 size = 4096 + sets * (64 + ways * SLOT_SIZE)
-hdr = b"PIPECSTO" + struct.pack("<IIIIIIII", 1, 4096, sets, ways, SLOT_SIZE, 64, 296, 370) \
+hdr = b"PIPECSTO" + struct.pack("<IIIIIIII", 2, 4096, sets, ways, SLOT_SIZE, 64, 296, 371) \
     + struct.pack("<QQ", 1700000000, size)
 words = [struct.unpack("<Q", hdr[i:i + 8])[0] for i in range(0, 56, 8)]
 hdr += struct.pack("<Q", checksum(words))
@@ -112,11 +117,21 @@ store = hdr + bytes(size - len(hdr))
 out("store_open", "empty_1x2", b"\x03" + store)
 out("store_open", "truncated", b"\x03" + store[:3000])
 out("store_open", "rebuild", b"\x07" + store[:100])
+# The same file as format version 1 left it: refused (Version), rebuilt with mode bit 4.
+v1 = bytearray(store)
+v1[8:12] = struct.pack("<I", 1)
+v1[36:40] = struct.pack("<I", 370)
+v1[56:64] = struct.pack("<Q", checksum([struct.unpack("<Q", bytes(v1[i:i + 8]))[0] for i in range(0, 56, 8)]))
+out("store_open", "format1", b"\x03" + bytes(v1))
+out("store_open", "format1_rebuild", b"\x07" + bytes(v1))
 
 # store_slot: 2 ways, the first a real key with a valid record, the second fuzzer bytes.
 slot = bytes([1]) + sl(rec) + struct.pack("<QQ", 5, 1700000000)
 other = bytes([0]) + sl(canon + rec) + u16(len(canon)) + struct.pack("<QQ", 1, 2)
 out("store_slot", "record", b"\x01" + slot + other)
+# A hold-down record for the real key (flags 0x81: kind hold-down, its tagged digest).
+held = bytes([0x81]) + sl(hold) + struct.pack("<QQ", 5, 1700000000)
+out("store_slot", "hold_down", b"\x01" + held + other)
 
 # capi: a key, an EHLO reply learned, a session fed a whole early conversation.
 capi = b"\x28" + sl(b"192.0.2.1") + u16(25) + sl(b"client.example.net") + u16(100)

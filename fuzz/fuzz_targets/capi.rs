@@ -9,6 +9,7 @@
 use libfuzzer_sys::fuzz_target;
 use pipeconnect::ffi::cache::*;
 use pipeconnect::ffi::caps::*;
+use pipeconnect::ffi::detail::pipeconnect_error_detail;
 use pipeconnect::ffi::key::*;
 use pipeconnect::ffi::policy::*;
 use pipeconnect::ffi::result::pipeconnect_result::{self, *};
@@ -75,7 +76,7 @@ fuzz_target!(|data: &[u8]| unsafe {
     if r == PIPECONNECT_OK {
         assert!(written < buf_len && buf[written] == 0);
     } else if r == PIPECONNECT_ERR_BUFFER_TOO_SMALL {
-        assert!(written >= buf_len && written < 320);
+        assert!(written >= buf_len && written < PIPECONNECT_KEY_STRING_MAX);
     }
 
     // Capabilities.
@@ -144,6 +145,7 @@ fuzz_target!(|data: &[u8]| unsafe {
     let mech = CString::new("PLAIN").unwrap();
     let from = CString::new("sender@example.net").unwrap();
     let mut intent: pipeconnect_intent = std::mem::zeroed();
+    intent.struct_size = std::mem::size_of::<pipeconnect_intent>();
     intent.ehlo_name = if mode & 32 != 0 {
         name.as_ptr()
     } else {
@@ -157,11 +159,25 @@ fuzz_target!(|data: &[u8]| unsafe {
     intent.body_size = c.u32() as u64;
     intent.body_mode = c.u8() as u32 % 3;
     let mut settings: pipeconnect_settings = std::mem::zeroed();
-    settings.flags = c.u8() as u32 % 16;
+    settings.struct_size = std::mem::size_of::<pipeconnect_settings>();
+    let sb = c.u8();
+    settings.flags = sb as u32 % 16;
     settings.max_first_flight_body = c.u32() as u64;
     let mut s: *mut pipeconnect_session = null_mut();
-    let r = pipeconnect_session_begin(cache, key, &intent, &settings, &mut s);
+    let mut why: pipeconnect_error_detail = std::mem::zeroed();
+    why.struct_size = std::mem::size_of::<pipeconnect_error_detail>();
+    let r = pipeconnect_session_begin(
+        cache,
+        key,
+        &intent,
+        &settings,
+        &mut s,
+        if sb & 0x10 != 0 { &mut why } else { null_mut() },
+    );
     no_panic(r);
+    if r != PIPECONNECT_OK {
+        assert!(s.is_null(), "an output written on error");
+    }
     if mode & 128 != 0 {
         pipeconnect_cache_free(cache);
         cache = null_mut();
@@ -169,6 +185,7 @@ fuzz_target!(|data: &[u8]| unsafe {
     if r == PIPECONNECT_OK {
         let cap = 1 + c.u8() as usize % 8;
         let mut cmds: Vec<pipeconnect_session_command> = vec![std::mem::zeroed(); cap];
+        cmds[0].struct_size = std::mem::size_of::<pipeconnect_session_command>();
         let line_len = c.u16() as usize % 700;
         let mut line = vec![0 as c_char; line_len];
         let lens = c.slice(32);
@@ -209,6 +226,7 @@ fuzz_target!(|data: &[u8]| unsafe {
             let r = pipeconnect_session_feed(s, owned.as_ptr(), owned.len(), &mut events);
             no_panic(r);
             let mut ev: pipeconnect_event = std::mem::zeroed();
+            ev.struct_size = std::mem::size_of::<pipeconnect_event>();
             while pipeconnect_session_next_event(s, &mut ev) == PIPECONNECT_OK {
                 if ev.text_len > 0 {
                     let t = std::slice::from_raw_parts(ev.text, ev.text_len);
@@ -230,7 +248,20 @@ fuzz_target!(|data: &[u8]| unsafe {
             pipeconnect_session_reason(s, &mut allowed, &mut reason),
             PIPECONNECT_OK
         );
+        if sb & 0x20 != 0 {
+            // QUIT where the session allows it (BAD_STATE otherwise), then its line.
+            if pipeconnect_session_quit(s) == PIPECONNECT_OK {
+                let mut n = 0usize;
+                no_panic(pipeconnect_session_flight(
+                    s,
+                    cmds.as_mut_ptr(),
+                    cap,
+                    &mut n,
+                ));
+            }
+        }
         let mut sum: pipeconnect_summary = std::mem::zeroed();
+        sum.struct_size = std::mem::size_of::<pipeconnect_summary>();
         assert_eq!(pipeconnect_session_finish(s, &mut sum), PIPECONNECT_OK);
         pipeconnect_session_free(s);
     }

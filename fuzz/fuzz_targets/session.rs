@@ -5,13 +5,15 @@
 //! Invariants checked on every event:
 //! - replies are matched in order: each event answers the oldest command taken and not
 //!   yet answered (the banner first), with that command's kind;
-//! - MESSAGE_ACCEPTED only on the reply to the end of data or BDAT LAST, only with a 2xx
-//!   code, only after a 2xx to MAIL (and for DATA, a 354), and at most once;
+//! - MESSAGE_ACCEPTED only on the reply to the end of data or BDAT LAST, only with the
+//!   code 250, only after a 250 to MAIL (and for DATA, a 354), and at most once;
 //! - memory stays bounded: queued events and commands never exceed what the intent's
 //!   commands can produce, and event text stays within EVENT_TEXT_MAX;
 //! - the summary says the message was accepted exactly when an event did;
-//! - (with `STRICT_TAKEN`) no reply answers a command the caller had not taken (so had
-//!   not sent) when the bytes were fed.
+//! - no reply answers a command the caller had not taken (so had not sent) when the
+//!   bytes were fed (finding S1, fixed: such a reply is `UnexpectedReply`);
+//! - QUIT, planned where the session allows it, is answered like any other command;
+//!   a 221 to an unplanned QUIT comes only once nothing else is awaited.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -28,13 +30,6 @@ use pipeconnect::{Cache, CacheConfig, Capabilities, ParseOptions, PeerKey, TlsSt
 use pipeconnect_fuzz::{splits, Cursor};
 use std::collections::VecDeque;
 use std::sync::Arc;
-
-/// Finding S1 (docs/TESTING.md): today the session matches replies in one buffer to
-/// commands it released during that same feed, before the caller could take them (and
-/// reports MESSAGE_ACCEPTED for a BDAT LAST never sent). Set to `true` once the session
-/// refuses such replies; until then the target takes those commands after the feed and
-/// checks everything else.
-const STRICT_TAKEN: bool = false;
 
 /// `FUZZ_DEBUG=1`: print every command taken, every feed and every event.
 fn debug() -> bool {
@@ -84,8 +79,6 @@ struct Checker {
     starttls_ok: bool,
     /// The highest seq taken so far.
     taken_max: usize,
-    /// Commands answered before they were taken (finding S1).
-    answered: std::collections::BTreeSet<usize>,
     /// For the queued events, oldest first: how many came from one feed, and
     /// `taken_max` when that feed was made.
     marks: VecDeque<(usize, usize)>,
@@ -117,25 +110,26 @@ impl Checker {
             }
         };
         let untaken = ev.seq > sent_upto;
-        let two = ev.code / 100 == 2;
         match ev.kind {
-            CommandKind::Mail if two => self.mail_ok = true,
+            CommandKind::Mail if ev.code == 250 => self.mail_ok = true,
             CommandKind::Data if ev.code == 354 => self.data_354 = true,
             CommandKind::StartTls if ev.code == 220 => self.starttls_ok = true,
             _ => {}
         }
-        if STRICT_TAKEN {
-            assert!(!untaken, "a reply to a command not taken when fed: {ev:?}");
-        } else if untaken {
-            // Finding S1: the command may never be handed out at all. Note it answered
-            // and check nothing else about it.
-            if !ev.has(EVENT_AUTH_CHALLENGE) {
-                self.answered.insert(ev.seq);
-                self.taken.retain(|c| c.seq != ev.seq);
-            }
-            self.accepted |= ev.has(EVENT_MESSAGE_ACCEPTED);
+        // A 221 once the session is done and nothing is awaited is taken as the reply to
+        // a QUIT the caller sent without planning it (src/session/quit.rs): the one
+        // reply that may answer no command handed out.
+        if untaken
+            && ev.kind == CommandKind::Quit
+            && ev.code == 221
+            && !self.banner_due
+            && self.taken.is_empty()
+        {
+            assert!(!ev.has(EVENT_MESSAGE_ACCEPTED), "accepted on QUIT: {ev:?}");
             return;
         }
+        // Finding S1 (fixed): a reply to a command not yet handed out is refused.
+        assert!(!untaken, "a reply to a command not taken when fed: {ev:?}");
         let kind = if self.banner_due {
             assert_eq!(ev.seq, 0, "the first reply answers the banner: {ev:?}");
             assert_eq!(ev.kind, CommandKind::Banner);
@@ -153,14 +147,13 @@ impl Checker {
             }
             cmd.kind
         };
-        if ev.has(EVENT_MESSAGE_ACCEPTED) && !untaken {
+        if ev.has(EVENT_MESSAGE_ACCEPTED) {
             assert!(
                 matches!(kind, CommandKind::Body | CommandKind::BdatLast),
                 "accepted on {kind:?}"
             );
-            // The issue asks for 250 exactly; the library takes any 2xx today.
-            assert!(two, "accepted on code {}", ev.code);
-            assert!(self.mail_ok, "accepted without a 2xx to MAIL");
+            assert_eq!(ev.code, 250, "accepted on code {}", ev.code);
+            assert!(self.mail_ok, "accepted without a 250 to MAIL");
             if kind == CommandKind::Body {
                 assert!(self.data_354, "accepted body without a 354 to DATA");
             }
@@ -171,9 +164,6 @@ impl Checker {
 
     fn take(&mut self, s: &mut Session) {
         for cmd in s.next_commands() {
-            if self.answered.contains(&cmd.seq) {
-                continue;
-            }
             self.took += 1;
             self.taken_max = self.taken_max.max(cmd.seq);
             if debug() {
@@ -263,7 +253,6 @@ fuzz_target!(|data: &[u8]| {
         starttls_ok: false,
         taken_max: 0,
         marks: VecDeque::new(),
-        answered: Default::default(),
     };
     let bound_events = 1 + rcpt_count + 16 + AUTH_CHALLENGES_MAX as usize;
     let bound_cmds = rcpt_count + 16;
@@ -293,7 +282,8 @@ fuzz_target!(|data: &[u8]| {
                     let _ = s.tls_started();
                     ck.starttls_ok = false;
                 } else {
-                    break;
+                    // QUIT: refused (BadState) until nothing more can follow it.
+                    let _ = s.quit();
                 }
                 continue;
             }
@@ -310,10 +300,6 @@ fuzz_target!(|data: &[u8]| {
             }
             assert!(s.pending_events() <= bound_events, "events grow");
             assert!(s.pending_commands() <= bound_cmds, "commands grow");
-            if !STRICT_TAKEN {
-                // Commands released and answered within this feed (finding S1).
-                ck.take(&mut s);
-            }
             if op & 0x20 == 0 {
                 while let Some(ev) = s.next_event() {
                     ck.event(&ev);

@@ -68,11 +68,14 @@ fi
 cargo build -p pipeconnect-tools
 tool="$root/target/debug/pipeconnect"
 
-# The soname is libpipeconnect.so.0: a folder of links makes the build look installed.
+# A folder of links under the library's soname (read from the library: it follows the
+# version, libpipeconnect.so.0.2 for 0.2.x) makes the build look installed.
 linkdir="$work/lib"
 mkdir -p "$linkdir"
+soname=$(readelf -d "$lib/libpipeconnect.so" | sed -n 's/.*(SONAME).*\[\(.*\)\].*/\1/p')
+[ -n "$soname" ] || { echo "test-sanitize: FAILED: $lib/libpipeconnect.so has no soname" >&2; exit 1; }
 ln -sf "$lib/libpipeconnect.so" "$linkdir/libpipeconnect.so"
-ln -sf "$lib/libpipeconnect.so" "$linkdir/libpipeconnect.so.0"
+ln -sf "$lib/libpipeconnect.so" "$linkdir/$soname"
 
 SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all"
 compile() { # out, sources...

@@ -96,7 +96,12 @@ impl HoldDownStore for FileBackend {
                     self.count(p.set, layout::C_EVICTIONS);
                     Some(w)
                 }
-                (None, None, None) => None,
+                (None, None, None) => {
+                    // Every way is held by a writer that may still be alive: give up,
+                    // and count it, as a capability write does.
+                    self.count(p.set, layout::C_ABANDONED);
+                    None
+                }
             };
             if let Some(w) = target {
                 let stamp = self.tick(p.set);
