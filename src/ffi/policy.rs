@@ -494,25 +494,18 @@ pub unsafe extern "C" fn pipeconnect_policy_early_flight_cached(
                 return Err(Failure::new(R::PIPECONNECT_ERR_TLS_STATE_MISMATCH).field("key"));
             }
             let entry = cache.cache.lookup(&key.inner);
-            let mut f = early_flight_for_key(
+            let f = early_flight_for_key(
                 entry.as_ref().map(|e| &e.caps),
                 key.inner.tls(),
                 &situation,
                 &settings,
                 &cmds,
             )?;
-            // Hold-down (docs/RULES.md 3.10): after STARTTLS, EHLO alone is not early.
-            let least = if situation.phase == ConnPhase::AfterStartTls {
-                2
-            } else {
-                1
-            };
-            if f.allowed >= least && cache.cache.held_down(&key.inner).is_some() {
+            let f = crate::policy::hold_down_gate(f, situation.phase, || {
+                cache.cache.held_down(&key.inner).is_some()
+            });
+            if f.reason == StopReason::HeldDown {
                 cache.cache.note_early_skipped(&key.inner);
-                f = crate::policy::Flight {
-                    allowed: 0,
-                    reason: StopReason::HeldDown,
-                };
             }
             Ok(write_flight(f, allowed_out, reason_out))
         },

@@ -468,6 +468,26 @@ pub fn used_extensions(flight: &[Command]) -> u32 {
     bits
 }
 
+/// The hold-down rule (docs/RULES.md §3.10) over a planned flight: when the flight would
+/// be early and `held` says the server is held down, nothing goes early and the reason is
+/// [`StopReason::HeldDown`]. After STARTTLS the EHLO goes at once anyway, so there early
+/// means more than the EHLO. `held` is asked only when the flight would be early; the
+/// caller counts a skip when the reason comes back `HeldDown`.
+pub fn hold_down_gate(flight: Flight, phase: ConnPhase, held: impl FnOnce() -> bool) -> Flight {
+    let least = if phase == ConnPhase::AfterStartTls {
+        2
+    } else {
+        1
+    };
+    if flight.allowed >= least && held() {
+        return Flight {
+            allowed: 0,
+            reason: StopReason::HeldDown,
+        };
+    }
+    flight
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

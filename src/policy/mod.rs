@@ -20,9 +20,9 @@ pub mod outcome;
 pub use command::{validate_sequence, Command, CommandKind, SequenceProblem, SEQUENCE_MAX};
 pub use ehlo::{check_ehlo, EhloCheck};
 pub use flight::{
-    auth_pipelinable, early_flight, early_flight_for_key, used_extensions, ConnPhase, Flight,
-    Invalidation, PolicyError, Settings, Situation, StopReason, DEFAULT_MAX_FIRST_FLIGHT_BODY,
-    ONE_ROUND_TRIP_MECHANISMS,
+    auth_pipelinable, early_flight, early_flight_for_key, hold_down_gate, used_extensions,
+    ConnPhase, Flight, Invalidation, PolicyError, Settings, Situation, StopReason,
+    DEFAULT_MAX_FIRST_FLIGHT_BODY, ONE_ROUND_TRIP_MECHANISMS,
 };
 pub use outcome::{
     outcome, positive_code, valid_reply_code, CacheAction, Outcome, ReplyContext, Verdict,

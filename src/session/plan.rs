@@ -9,8 +9,8 @@ use crate::caps::{Capabilities, Extension};
 use crate::key::PeerKey;
 use crate::policy::flight::positive;
 use crate::policy::{
-    auth_pipelinable, early_flight, used_extensions, Command, CommandKind, ConnPhase, Flight,
-    Situation, StopReason,
+    auth_pipelinable, early_flight, hold_down_gate, used_extensions, Command, CommandKind,
+    ConnPhase, Flight, Situation, StopReason,
 };
 
 impl Session {
@@ -68,20 +68,11 @@ impl Session {
     /// A server in a hold-down (docs/RULES.md §3.10) gets no early flight: the phase
     /// starts classic with reason `HeldDown`, and the skip is counted.
     fn hold_down_gate(&self, key: &PeerKey, flight: Flight) -> Flight {
-        // After STARTTLS the EHLO goes at once anyway: early means more than EHLO.
-        let least = if self.phase == ConnPhase::AfterStartTls {
-            2
-        } else {
-            1
-        };
-        if flight.allowed >= least && self.cache.held_down(key).is_some() {
+        let f = hold_down_gate(flight, self.phase, || self.cache.held_down(key).is_some());
+        if f.reason == StopReason::HeldDown {
             self.cache.note_early_skipped(key);
-            return Flight {
-                allowed: 0,
-                reason: StopReason::HeldDown,
-            };
         }
-        flight
+        f
     }
 
     /// The commands of the current phase, as the policy sees them.
