@@ -201,6 +201,9 @@ typedef struct pipeconnect_prebanner pipeconnect_prebanner;
 // overlap (different sessions, and the cache they share, may be used from any threads).
 typedef struct pipeconnect_session pipeconnect_session;
 
+// One connection's early-pipelining state, for an MTA that does its own I/O. Opaque.
+typedef struct pipeconnect_tracker pipeconnect_tracker;
+
 // Flags of `pipeconnect_hold_down.flags`, combined with `|`.
 typedef uint32_t pipeconnect_hold_down_flags;
 
@@ -683,6 +686,87 @@ typedef struct pipeconnect_store_options {
     uint32_t reserved;
 } pipeconnect_store_options;
 
+// Flags of a `pipeconnect_tracker_request`, OR-ed.
+typedef uint32_t pipeconnect_tracker_flags;
+
+// What the MTA means to send on a connection, for `pipeconnect_tracker_begin()`.
+// Zero-initialise, set `struct_size`, `server`, `port` and what applies.
+typedef struct pipeconnect_tracker_request {
+    // `sizeof(pipeconnect_tracker_request)`, set by the caller.
+    size_t struct_size;
+    // The server's numeric address, NUL-terminated (`"192.0.2.1"`, `"2001:db8::1"`).
+    const char *server;
+    // The server's port.
+    uint16_t port;
+    // A `PIPECONNECT_PHASE_*` value: cleartext, after STARTTLS (the handshake done), or
+    // TLS on connect. The cache key's TLS state follows from it.
+    pipeconnect_phase phase;
+    // `PIPECONNECT_TRACKER_*` bits.
+    pipeconnect_tracker_flags flags;
+    // Recipients of the transaction (0: none goes early; more than 4093: classic).
+    uint32_t rcpt_count;
+    // The size the MTA declares with `MAIL FROM ... SIZE=` (0: none).
+    uint64_t message_size;
+    // `PIPECONNECT_EXT_*` bits whose cached facts the MTA builds its early MAIL and RCPT
+    // parameters from (8BITMIME, SMTPUTF8, DSN, SIZE): when the real EHLO reply changes
+    // any of them, the step says reconnect.
+    pipeconnect_ext relies_on;
+    // `PIPECONNECT_EXT_*` bits the message cannot go without: classic
+    // (`PIPECONNECT_REASON_EXTENSION_MISSING`) unless all are cached.
+    pipeconnect_ext required;
+    // EHLO keywords the MTA discards for this server, separated by commas or white space
+    // (Postfix's `smtp_discard_ehlo_keywords`), or NULL. Unknown words are skipped.
+    const char *ignored_keywords;
+    // The local address the MTA binds to, or NULL, as for `pipeconnect_key_set_local()`.
+    const char *local;
+    // The EHLO name, or NULL, as for `pipeconnect_key_set_ehlo_name()`: only when the
+    // MTA's other keys carry one.
+    const char *ehlo_name;
+} pipeconnect_tracker_request;
+
+// How a connection goes: one of `PIPECONNECT_TRACKER_MODE_*`.
+typedef uint32_t pipeconnect_tracker_mode;
+
+// The tracker's plan, written by `pipeconnect_tracker_begin()`. Set `struct_size`.
+typedef struct pipeconnect_tracker_plan {
+    // `sizeof(pipeconnect_tracker_plan)`, set by the caller.
+    size_t struct_size;
+    // A `PIPECONNECT_TRACKER_MODE_*` value.
+    pipeconnect_tracker_mode mode;
+    // When classic, why (`pipeconnect_reason_name()` for logs); otherwise
+    // `PIPECONNECT_REASON_END_OF_SEQUENCE`.
+    pipeconnect_reason reason;
+    // How many commands go now (0 when classic).
+    size_t command_count;
+    // The cached extensions less the ignored ones (0 without an entry): build the early
+    // commands' parameters from these, as from a live EHLO reply.
+    pipeconnect_ext extensions;
+    // The cached SIZE limit; 0 when none applies.
+    uint64_t size_limit;
+} pipeconnect_tracker_plan;
+
+// What the MTA does after a reply: one of `PIPECONNECT_TRACKER_ACTION_*`.
+typedef uint32_t pipeconnect_tracker_action;
+
+// The tracker's answer to one reply, written by `pipeconnect_tracker_reply()`. Set
+// `struct_size`.
+typedef struct pipeconnect_tracker_step {
+    // `sizeof(pipeconnect_tracker_step)`, set by the caller.
+    size_t struct_size;
+    // A `PIPECONNECT_TRACKER_ACTION_*` value: PROCEED, RECONNECT or DEFER.
+    pipeconnect_tracker_action action;
+    // The reply's meaning under the rules (`PIPECONNECT_VERDICT_*`).
+    pipeconnect_verdict verdict;
+    // `PIPECONNECT_EVENT_*` bits: `CACHE_STORED`, `CACHE_INVALIDATED`, `EARLY_STOPPED`,
+    // `OUT_OF_STEP`, `MESSAGE_ACCEPTED`, `CONNECTION_DONE`, `EARLY`, `FOLLOWS_FAILURE`.
+    pipeconnect_event_flags flags;
+    // After a 250 to EHLO: the extensions it advertised less the ignored ones; 0
+    // otherwise.
+    pipeconnect_ext extensions;
+    // After a 250 to EHLO: its SIZE limit; 0 when none applies.
+    uint64_t size_limit;
+} pipeconnect_tracker_step;
+
 // No hold-downs for this handle: no refusal is recorded and no record holds an early
 // flight back.
 #define PIPECONNECT_HOLD_DOWN_OFF (1 << 0)
@@ -877,6 +961,10 @@ typedef struct pipeconnect_store_options {
 // The server refused an early flight not long ago and is held down: classic until the
 // hold-down ends (set by a session; see `pipeconnect_hold_down`).
 #define PIPECONNECT_REASON_HELD_DOWN 18
+
+// The message needs an extension the cached reply does not offer (the `required` field
+// of `pipeconnect_tracker_request`): classic (set by a tracker).
+#define PIPECONNECT_REASON_EXTENSION_MISSING 19
 
 // The reply is the one hoped for: go on.
 #define PIPECONNECT_VERDICT_CONTINUE 0
@@ -1117,6 +1205,51 @@ typedef struct pipeconnect_store_options {
 // user is opened when its group is this one, the process is a member of it, and others
 // may not write it. Without it, only the file's owner (and root) may open a file.
 #define PIPECONNECT_STORE_GROUP_MODE (1 << 3)
+
+// Early flights may go to this server (the MTA's host list, like Exim's
+// `hosts_pipe_connect`). Without it the connection is classic and the tracker only
+// learns.
+#define PIPECONNECT_TRACKER_EARLY_ALLOWED 1
+
+// Read the legacy keywords `PIPE_CONNECT` and `X_PIPE_CONNECT` as PIPECONNECT.
+#define PIPECONNECT_TRACKER_LEGACY_KEYWORDS 2
+
+// Relaxed invalidation (as `PIPECONNECT_SETTINGS_RELAXED`).
+#define PIPECONNECT_TRACKER_RELAXED 4
+
+// After STARTTLS: the cleartext phase of this connection had an early flight (the
+// encrypted phase may have one only then).
+#define PIPECONNECT_TRACKER_CLEARTEXT_EARLY_USED 8
+
+// In cleartext, the MTA uses STARTTLS when the server offers it: the early flight is
+// then EHLO and STARTTLS.
+#define PIPECONNECT_TRACKER_STARTTLS_IF_OFFERED 16
+
+// In cleartext, the MTA refuses to deliver without STARTTLS: when the cached reply does
+// not offer it, the connection is classic (`PIPECONNECT_REASON_STARTTLS_NOT_OFFERED`).
+#define PIPECONNECT_TRACKER_STARTTLS_REQUIRED 32
+
+// Classic: wait for the banner (after STARTTLS: send EHLO and wait for its reply).
+#define PIPECONNECT_TRACKER_MODE_CLASSIC 0
+
+// Send EHLO, MAIL, one RCPT per recipient and DATA now, before reading any reply.
+#define PIPECONNECT_TRACKER_MODE_TRANSACTION 1
+
+// Send EHLO and STARTTLS now; after the handshake, begin a tracker for the encrypted
+// phase with `PIPECONNECT_TRACKER_CLEARTEXT_EARLY_USED`.
+#define PIPECONNECT_TRACKER_MODE_STARTTLS 2
+
+// Handle the reply as the MTA always does (a rejected recipient is still rejected).
+#define PIPECONNECT_TRACKER_ACTION_PROCEED 0
+
+// The early flight failed before the server accepted anything: close the connection and
+// connect to the same address again at once without early pipelining. No bounce, no
+// deferral; the entry is gone (and the server held down when it refused the flight).
+#define PIPECONNECT_TRACKER_ACTION_RECONNECT 1
+
+// Out of step after the body may have reached the server: close the connection and keep
+// the message queued for a later try (resending now could deliver it twice).
+#define PIPECONNECT_TRACKER_ACTION_DEFER 2
 
 #ifdef __cplusplus
 extern "C" {
@@ -2072,6 +2205,67 @@ enum pipeconnect_result pipeconnect_cache_open(const char *path,
                                                const struct pipeconnect_store_options *options,
                                                struct pipeconnect_cache **cache_out,
                                                struct pipeconnect_error_detail *detail_out);
+
+// Begin tracking one connection (or one TLS phase of it) to `request->server`: look the
+// server up in `cache` and plan what goes before any reply. `*plan_out` says the mode:
+// classic (and why), an early transaction (send EHLO, MAIL, the RCPTs and DATA now, in
+// that order, building their parameters from `plan_out->extensions` and
+// `size_limit`), or an early STARTTLS (send EHLO and STARTTLS now). `*tracker_out` is a
+// new tracker in every mode: pass it each reply with `pipeconnect_tracker_reply()`,
+// free it with `pipeconnect_tracker_free()`. After STARTTLS and the handshake, begin a
+// new tracker with phase `PIPECONNECT_PHASE_AFTER_STARTTLS`.
+//
+// `PIPECONNECT_ERR_INVALID_ARGUMENT` for unknown flags, phases or extension bits;
+// `PIPECONNECT_ERR_INVALID_ADDRESS` (or the key's other errors) for a bad `server`,
+// `local` or `ehlo_name`. `detail_out` may be NULL; otherwise (its `struct_size` set) it
+// names the field at fault. The cache may be freed before the tracker. Thread-safe
+// (each tracker belongs to one thread at a time).
+//
+// # Safety
+// `cache` is a live handle; `request` is readable for its `struct_size`, its strings
+// NULL or NUL-terminated; `tracker_out` is writable; `plan_out` is writable for its
+// `struct_size`; `detail_out` is NULL or writable for its `struct_size` bytes.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_tracker_begin(const struct pipeconnect_cache *cache,
+                                                  const struct pipeconnect_tracker_request *request,
+                                                  struct pipeconnect_tracker **tracker_out,
+                                                  struct pipeconnect_tracker_plan *plan_out,
+                                                  struct pipeconnect_error_detail *detail_out);
+
+// Tell the tracker the reply `code` (100 to 599) that the MTA read for `answered` (a
+// `PIPECONNECT_CMD_*`: BANNER for the greeting, BODY for the end-of-data reply), and get
+// what to do in `*step_out`. `text` is the whole reply as the MTA holds it, `len` bytes,
+// its lines with their codes, ended by CRLF or LF, the last line end optional; it is
+// read only for a 250 to EHLO (NULL with `len` 0 is allowed) and need not be
+// NUL-terminated.
+//
+// Pass every reply to EHLO (early or classic: the tracker compares it with the cache
+// and learns it), and after an early flight the banner and the replies to the early
+// commands, in the order read. The tracker keeps the cache right itself. Act on
+// `step_out->action`: PROCEED (as the MTA always does), RECONNECT (close and connect to
+// the same address again at once, classic) or DEFER (close, keep the message queued).
+//
+// `PIPECONNECT_ERR_INVALID_ARGUMENT` for an unknown command kind or a code outside 100
+// to 599; an EHLO reply that cannot be read is no error: after an early flight the step
+// says reconnect, otherwise nothing is learned.
+//
+// # Safety
+// `tracker` is a live tracker used by no other thread; `text` is readable for `len`
+// bytes (NULL when `len` is 0); `step_out` is writable for its `struct_size`.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_tracker_reply(struct pipeconnect_tracker *tracker,
+                                                  pipeconnect_command_kind answered,
+                                                  uint32_t code,
+                                                  const uint8_t *text,
+                                                  size_t len,
+                                                  struct pipeconnect_tracker_step *step_out);
+
+// Release a tracker. NULL is allowed.
+//
+// # Safety
+// `tracker` is NULL or a tracker from this library not yet freed, not in use by another
+// thread, and not used afterwards.
+void pipeconnect_tracker_free(struct pipeconnect_tracker *tracker);
 
 // The loaded library's version as a static NUL-terminated string, "MAJOR.MINOR.PATCH".
 // Compare with `PIPECONNECT_VERSION_STRING` from the header to detect a mismatch

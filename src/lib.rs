@@ -24,6 +24,7 @@ mod sanitizer_canary;
 pub mod server;
 pub mod session;
 pub mod sha256;
+pub mod tracker;
 pub mod version;
 
 /// The C header as cbindgen generated it from this build's sources. The committed copy in

@@ -40,3 +40,17 @@ fn header_compiles_as_cpp_with_warnings_as_errors() {
     );
     common::run_ok(&mut Command::new(dir.join("t")));
 }
+
+#[test]
+fn tracker_from_c_plans_judges_and_keeps_the_cache_right() {
+    let o = common::run_c_test("test_tracker");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}
+
+#[test]
+fn null_for_every_pointer_of_the_tracker_is_an_error_result() {
+    let o = common::run_c_test("test_null_tracker");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(" passed, 0 failed"), "{out}");
+}

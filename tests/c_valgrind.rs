@@ -71,3 +71,9 @@ fn server_api_is_memcheck_clean() {
     memcheck("test_server");
     memcheck("test_null_server");
 }
+
+#[test]
+fn tracker_api_is_memcheck_clean() {
+    memcheck("test_tracker");
+    memcheck("test_null_tracker");
+}

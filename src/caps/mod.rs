@@ -88,7 +88,7 @@ impl Extension {
     ];
 
     /// The bit of this extension.
-    pub fn bit(self) -> u32 {
+    pub const fn bit(self) -> u32 {
         self as u32
     }
 

@@ -22,6 +22,7 @@ pub mod session;
 pub mod shared;
 pub mod sized;
 pub mod store;
+pub mod tracker;
 pub mod version;
 
 use detail::{pipeconnect_error_detail, Failure};

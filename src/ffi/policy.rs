@@ -192,6 +192,9 @@ pub const PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT: pipeconnect_reason =
 /// The server refused an early flight not long ago and is held down: classic until the
 /// hold-down ends (set by a session; see `pipeconnect_hold_down`).
 pub const PIPECONNECT_REASON_HELD_DOWN: pipeconnect_reason = 18;
+/// The message needs an extension the cached reply does not offer (the `required` field
+/// of `pipeconnect_tracker_request`): classic (set by a tracker).
+pub const PIPECONNECT_REASON_EXTENSION_MISSING: pipeconnect_reason = 19;
 
 /// What the MTA should do about a reply: one of `PIPECONNECT_VERDICT_*`.
 pub type pipeconnect_verdict = u32;
@@ -307,6 +310,16 @@ pub(crate) unsafe fn settings_from_c(p: *const pipeconnect_settings) -> Result<S
     })
 }
 
+/// A `PIPECONNECT_PHASE_*` value as the core's phase.
+pub(crate) fn phase_from_c(phase: pipeconnect_phase) -> Option<ConnPhase> {
+    match phase {
+        PIPECONNECT_PHASE_CLEARTEXT => Some(ConnPhase::Cleartext),
+        PIPECONNECT_PHASE_AFTER_STARTTLS => Some(ConnPhase::AfterStartTls),
+        PIPECONNECT_PHASE_TLS_ON_CONNECT => Some(ConnPhase::TlsOnConnect),
+        _ => None,
+    }
+}
+
 /// The caller's situation, read through its `struct_size`.
 ///
 /// # Safety
@@ -315,12 +328,7 @@ unsafe fn situation_from_c(p: *const pipeconnect_situation) -> Result<Situation,
     // SAFETY: see the function's contract.
     let s = unsafe { read_in(p) }?;
     let bad = |field: &'static str| Failure::new(R::PIPECONNECT_ERR_INVALID_ARGUMENT).field(field);
-    let phase = match s.phase {
-        PIPECONNECT_PHASE_CLEARTEXT => ConnPhase::Cleartext,
-        PIPECONNECT_PHASE_AFTER_STARTTLS => ConnPhase::AfterStartTls,
-        PIPECONNECT_PHASE_TLS_ON_CONNECT => ConnPhase::TlsOnConnect,
-        _ => return Err(bad("situation.phase")),
-    };
+    let phase = phase_from_c(s.phase).ok_or_else(|| bad("situation.phase"))?;
     let known = PIPECONNECT_SITUATION_CLEARTEXT_EARLY_USED
         | PIPECONNECT_SITUATION_EHLO_NAME_KNOWN
         | PIPECONNECT_SITUATION_EARLY_WITHDRAWN;
@@ -724,6 +732,7 @@ mod tests {
             PIPECONNECT_REASON_SIZE_EXCEEDED,
             PIPECONNECT_REASON_BODY_TOO_LARGE_FOR_ONE_FLIGHT,
             PIPECONNECT_REASON_HELD_DOWN,
+            PIPECONNECT_REASON_EXTENSION_MISSING,
         ];
         for (c, r) in reasons.iter().zip(StopReason::ALL) {
             assert_eq!(*c, r as u32);

@@ -181,11 +181,15 @@ pub enum StopReason {
     /// until the hold-down ends (docs/RULES.md, "Hold-down"). Set by the session, never
     /// by [`early_flight`], which knows nothing of the cache.
     HeldDown = 18,
+    /// The message needs an extension the cached reply does not offer (SMTPUTF8 for an
+    /// internationalised address): classic, so the MTA decides on the live EHLO reply.
+    /// Set by the tracker, never by [`early_flight`], which knows nothing of messages.
+    ExtensionMissing = 19,
 }
 
 impl StopReason {
     /// Every reason, in numeric order.
-    pub const ALL: [StopReason; 19] = [
+    pub const ALL: [StopReason; 20] = [
         StopReason::EndOfSequence,
         StopReason::NotAllowed,
         StopReason::EhloNameUnknown,
@@ -205,6 +209,7 @@ impl StopReason {
         StopReason::SizeExceeded,
         StopReason::BodyTooLargeForOneFlight,
         StopReason::HeldDown,
+        StopReason::ExtensionMissing,
     ];
 
     /// The reason with this C value.
@@ -239,6 +244,7 @@ impl StopReason {
             StopReason::SizeExceeded => "SIZE_EXCEEDED\0",
             StopReason::BodyTooLargeForOneFlight => "BODY_TOO_LARGE_FOR_ONE_FLIGHT\0",
             StopReason::HeldDown => "HELD_DOWN\0",
+            StopReason::ExtensionMissing => "EXTENSION_MISSING\0",
         }
     }
 
@@ -246,6 +252,7 @@ impl StopReason {
     pub fn is_classic(self) -> bool {
         ((self as u32) >= 1 && (self as u32) <= StopReason::PipeconnectWithdrawn as u32)
             || self == StopReason::HeldDown
+            || self == StopReason::ExtensionMissing
     }
 }
 

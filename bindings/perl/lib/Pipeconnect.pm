@@ -18,7 +18,7 @@ our $ENV_LIBRARY = 'PIPECONNECT_LIBRARY';
 # --- Struct layouts (LP64 C layout: each field at its natural alignment) -------------
 
 my %FIELD_TYPE = (
-    size_t => ['J', 8], u64 => ['Q', 8], u32 => ['L', 4], i32 => ['l', 4],
+    size_t => ['J', 8], u64 => ['Q', 8], u32 => ['L', 4], i32 => ['l', 4], u16 => ['S', 2],
     ptr    => ['J', 8], str => ['J', 8],
 );
 
@@ -57,6 +57,13 @@ our %STRUCT_FIELDS = (
         max_body => 'u64'],
     pipeconnect_prebanner_verdict => [class_ => 'u32', reason => 'u32', commands => 'u32',
         flags => 'u32', bytes => 'u64'],
+    pipeconnect_tracker_request => [server => 'str', port => 'u16', phase => 'u32', flags => 'u32',
+        rcpt_count => 'u32', message_size => 'u64', relies_on => 'u32', required => 'u32',
+        ignored_keywords => 'str', local => 'str', ehlo_name => 'str'],
+    pipeconnect_tracker_plan => [mode => 'u32', reason => 'u32', command_count => 'size_t',
+        extensions => 'u32', size_limit => 'u64'],
+    pipeconnect_tracker_step => [action => 'u32', verdict => 'u32', flags => 'u32',
+        extensions => 'u32', size_limit => 'u64'],
     pipeconnect_error_detail => [result => 'i32', os_errno => 'i32', index => 'size_t', flags => 'u32',
         field => 'chars64', message => 'chars256'],
 );
@@ -230,6 +237,9 @@ our %FUNCTIONS = (
     pipeconnect_session_quit => [['opaque'], 'sint32'],
     pipeconnect_session_server_caps => [['opaque', 'opaque*'], 'sint32'],
     pipeconnect_session_free => [['opaque'], 'void'],
+    pipeconnect_tracker_begin => [['opaque', 'opaque', 'opaque*', 'opaque', 'opaque'], 'sint32'],
+    pipeconnect_tracker_reply => [['opaque', 'uint32', 'uint32', 'opaque', 'size_t', 'opaque'], 'sint32'],
+    pipeconnect_tracker_free => [['opaque'], 'void'],
 );
 
 our ($FFI, %C, $LIBRARY_PATH);

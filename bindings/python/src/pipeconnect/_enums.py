@@ -37,6 +37,9 @@ __all__ = [
     "PrebannerOptionFlags",
     "PrebannerVerdictFlags",
     "QhloSize",
+    "TrackerFlags",
+    "TrackerMode",
+    "TrackerAction",
 ]
 
 
@@ -175,11 +178,12 @@ class Reason(IntEnum):
     SIZE_EXCEEDED = 16
     BODY_TOO_LARGE_FOR_ONE_FLIGHT = 17
     HELD_DOWN = 18
+    EXTENSION_MISSING = 19
 
     @property
     def is_classic(self) -> bool:
-        """Whether this reason means no early flight at all (values 1 to 7, and 18)."""
-        return 1 <= int(self) <= 7 or int(self) == 18
+        """Whether this reason means no early flight at all (values 1 to 7, 18 and 19)."""
+        return 1 <= int(self) <= 7 or int(self) in (18, 19)
 
 
 class Verdict(IntEnum):
@@ -326,6 +330,34 @@ class PrebannerVerdictFlags(IntFlag):
     INCOMPLETE = 1
     DECIDED = 2
 
+class TrackerFlags(IntFlag):
+    """Flags of a tracker request (``PIPECONNECT_TRACKER_*``)."""
+
+    NONE = 0
+    EARLY_ALLOWED = 1
+    LEGACY_KEYWORDS = 2
+    RELAXED = 4
+    CLEARTEXT_EARLY_USED = 8
+    STARTTLS_IF_OFFERED = 16
+    STARTTLS_REQUIRED = 32
+
+
+class TrackerMode(IntEnum):
+    """How a tracked connection goes (``PIPECONNECT_TRACKER_MODE_*``)."""
+
+    CLASSIC = 0
+    TRANSACTION = 1
+    STARTTLS = 2
+
+
+class TrackerAction(IntEnum):
+    """What to do after a reply (``PIPECONNECT_TRACKER_ACTION_*``)."""
+
+    PROCEED = 0
+    RECONNECT = 1
+    DEFER = 2
+
+
 class SizeLimit(IntEnum):
     """The header's size limits (``PIPECONNECT_`` prefix dropped)."""
 
@@ -382,6 +414,9 @@ HEADER_CONSTANTS: Dict[str, Type[Union[IntEnum, IntFlag]]] = {
     "PIPECONNECT_PREBANNER_OPTION_": PrebannerOptionFlags,
     "PIPECONNECT_PREBANNER_VERDICT_": PrebannerVerdictFlags,
     "PIPECONNECT_QHLO_": QhloSize,
+    "PIPECONNECT_TRACKER_": TrackerFlags,
+    "PIPECONNECT_TRACKER_MODE_": TrackerMode,
+    "PIPECONNECT_TRACKER_ACTION_": TrackerAction,
 }
 
 #: C enum name in the header -> the Python enum with its members (``PIPECONNECT_``

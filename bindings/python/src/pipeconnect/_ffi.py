@@ -87,8 +87,13 @@ class pipeconnect_prebanner(Structure):
     """Opaque: one connection's pre-banner input classifier."""
 
 
+class pipeconnect_tracker(Structure):
+    """Opaque: one connection tracked for an MTA that does its own I/O."""
+
+
 CACHE_P = POINTER(pipeconnect_cache)
 PREBANNER_P = POINTER(pipeconnect_prebanner)
+TRACKER_P = POINTER(pipeconnect_tracker)
 SESSION_P = POINTER(pipeconnect_session)
 CAPS_P = POINTER(pipeconnect_caps)
 KEY_P = POINTER(pipeconnect_key)
@@ -346,6 +351,51 @@ class pipeconnect_prebanner_verdict(_Sized):
     ]
 
 
+class pipeconnect_tracker_request(_Sized):
+    """``struct pipeconnect_tracker_request``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("server", c_char_p),
+        ("port", c_uint16),
+        ("phase", U32),
+        ("flags", U32),
+        ("rcpt_count", c_uint32),
+        ("message_size", c_uint64),
+        ("relies_on", EXT),
+        ("required", EXT),
+        ("ignored_keywords", c_char_p),
+        ("local", c_char_p),
+        ("ehlo_name", c_char_p),
+    ]
+
+
+class pipeconnect_tracker_plan(_Sized):
+    """``struct pipeconnect_tracker_plan``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("mode", U32),
+        ("reason", U32),
+        ("command_count", c_size_t),
+        ("extensions", EXT),
+        ("size_limit", c_uint64),
+    ]
+
+
+class pipeconnect_tracker_step(_Sized):
+    """``struct pipeconnect_tracker_step``."""
+
+    _fields_ = [
+        ("struct_size", c_size_t),
+        ("action", U32),
+        ("verdict", U32),
+        ("flags", U32),
+        ("extensions", EXT),
+        ("size_limit", c_uint64),
+    ]
+
+
 #: C struct name -> ctypes layout; a test compiles a C program against the header to
 #: compare sizes and field offsets with these.
 STRUCTS: Dict[str, Any] = {
@@ -366,6 +416,9 @@ STRUCTS: Dict[str, Any] = {
     "pipeconnect_error_detail": pipeconnect_error_detail,
     "pipeconnect_prebanner_options": pipeconnect_prebanner_options,
     "pipeconnect_prebanner_verdict": pipeconnect_prebanner_verdict,
+    "pipeconnect_tracker_request": pipeconnect_tracker_request,
+    "pipeconnect_tracker_plan": pipeconnect_tracker_plan,
+    "pipeconnect_tracker_step": pipeconnect_tracker_step,
 }
 
 _u8_p = POINTER(c_uint8)
@@ -450,6 +503,10 @@ FUNCTIONS: Dict[str, Tuple[Any, Tuple[Any, ...]]] = {
     "pipeconnect_session_quit": (RESULT, (SESSION_P,)),
     "pipeconnect_session_server_caps": (RESULT, (SESSION_P, POINTER(CAPS_P))),
     "pipeconnect_session_free": (None, (SESSION_P,)),
+    # tracker: for an MTA that writes its own commands and reads its own replies
+    "pipeconnect_tracker_begin": (RESULT, (CACHE_P, POINTER(pipeconnect_tracker_request), POINTER(TRACKER_P), POINTER(pipeconnect_tracker_plan), DETAIL_P)),
+    "pipeconnect_tracker_reply": (RESULT, (TRACKER_P, U32, c_uint32, _u8_p, c_size_t, POINTER(pipeconnect_tracker_step))),
+    "pipeconnect_tracker_free": (None, (TRACKER_P,)),
     # server side
     "pipeconnect_server_prebanner_new": (RESULT, (POINTER(pipeconnect_prebanner_options), POINTER(PREBANNER_P))),
     "pipeconnect_server_prebanner_feed": (RESULT, (PREBANNER_P, _u8_p, c_size_t)),
