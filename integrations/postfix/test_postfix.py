@@ -136,7 +136,7 @@ class PostfixCase(unittest.TestCase):
         self.deliver(n=2)
         log = self.pf.log()
         self.assertEqual(self.pf.count(EARLY % self.port), 1, log)
-        self.assertRegex(log, r"early flight to .* failed: greeting: 554 .*reconnecting")
+        self.assertRegex(log, r"early flight to .* failed: BANNER: 554 .*reconnecting")
         self.assertIn(eh.SYNC_ERROR_REPLY, log)
         self.assertEqual(self.pf.count(r" status=sent "), 2)
         self.assertEqual(self.pf.count(r" status=(deferred|bounced) "), 0)
@@ -224,12 +224,29 @@ class PostfixCase(unittest.TestCase):
             self.deliver(n=2)                          # early: 250 to DATA
             log = self.pf.wait_log(r"status=deferred", 1)
             self.assertEqual(self.pf.count(EARLY % self.port), 1, log)
-            self.assertRegex(log, r"failed: reply out of step: 250 .*reconnecting")
+            self.assertRegex(log, r"failed: DATA: 250 .*reconnecting")
             self.assertEqual(self.pf.count(r" status=sent "), 1, log)
             self.assertEqual(self.pf.count(r" status=bounced "), 0, log)
             self.assertEqual(len(self.pf.queue_ids()), 1, "still queued")
             self.assertEqual(server.messages, 1)
             self.assertEqual(server.connections, 3)  # learn, early, classic (421)
+        finally:
+            server.stop()
+
+
+    def test_out_of_step_after_the_body_defers_without_a_second_copy(self):
+        server = ScriptedServer(self.port, after_body=True)
+        server.start()
+        try:
+            self.start_postfix()
+            self.deliver(n=1)                          # learns, delivered
+            self.deliver(n=2)                          # early: 354 to the end of data
+            log = self.pf.wait_log(r"status=deferred", 1)
+            self.assertRegex(log, r"failed: BODY: 354 .*out of step after the message body")
+            time.sleep(1.0)
+            self.assertEqual(server.connections, 2, "no immediate resend after the body")
+            self.assertEqual(self.pf.count(r" status=sent "), 1, log)
+            self.assertEqual(len(self.pf.queue_ids()), 1, "still queued")
         finally:
             server.stop()
 
@@ -240,8 +257,9 @@ class ScriptedServer(threading.Thread):
     EHLO = (b"250-fake.test.example\r\n250-PIPELINING\r\n250-PIPECONNECT\r\n"
             b"250-8BITMIME\r\n250 SIZE 1000000\r\n")
 
-    def __init__(self, port):
+    def __init__(self, port, after_body=False):
         super().__init__(daemon=True)
+        self.after_body = after_body
         self.sock = socket.socket()
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", port))
@@ -292,6 +310,14 @@ class ScriptedServer(threading.Thread):
                     return
                 else:
                     conn.sendall(b"250 ok\r\n")
+        elif n == 2 and self.after_body:
+            time.sleep(0.2)                       # the early flight arrives first
+            conn.sendall(b"220 fake.test.example ESMTP\r\n" + self.EHLO +
+                         b"250 ok\r\n250 ok\r\n354 go\r\n")
+            while f.readline() not in (b".\r\n", b""):
+                pass
+            conn.sendall(b"354 out of step after the body\r\n")
+            time.sleep(0.5)
         elif n == 2:
             time.sleep(0.2)                       # the early flight arrives first
             conn.sendall(b"220 fake.test.example ESMTP\r\n" + self.EHLO +
