@@ -144,3 +144,23 @@ capi += struct.pack("<I", 0)
 capi += b"\x03" + u16(600) + sl(b"\x05\x09\x02")
 capi += b"220 hi\r\n" + EHLO + b"250 ok\r\n250 ok\r\n250 ok\r\n250 ok\r\n"
 out("capi", "early_session", capi)
+
+# tracker: an entry in cleartext, a request, then the replies an MTA would pass.
+CACHED = 0x8000 | 0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x40  # PIPELINING PIPECONNECT STARTTLS SIZE 8BITMIME DSN
+
+
+def tracker_seed(flags, replies, keywords=b"", mode=0):
+    s = bytes([mode]) + u16(CACHED) + u16(0) + sl(keywords)
+    s += bytes([flags, 0, 2]) + struct.pack("<I", 0x1A0) + u16(0) + struct.pack("<I", 1000)
+    for kind, code_index, text in replies:
+        s += bytes([kind, code_index])
+        s += b"\x03" if text is None else b"\x01" + u16(CACHED)
+    return s
+
+
+TRANSACTION = [(0, 0, None), (1, 1, "ehlo"), (4, 1, None), (5, 1, None), (5, 10, None),
+               (6, 3, None), (8, 1, None)]
+out("tracker", "early_transaction", tracker_seed(1, TRANSACTION))
+out("tracker", "early_starttls", tracker_seed(1 | 16, [(0, 0, None), (1, 1, "ehlo"), (2, 0, None)]))
+out("tracker", "refused", tracker_seed(1, [(0, 11, None), (1, 1, "ehlo")]))
+out("tracker", "ignored", tracker_seed(1, TRANSACTION, keywords=b"dsn, silent-discard", mode=64))

@@ -11,7 +11,7 @@ set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here"
 SECS=${FUZZ_SECONDS:-15}
-TARGETS=${FUZZ_TARGETS:-"reply caps key session store_open store_slot capi"}
+TARGETS=${FUZZ_TARGETS:-"reply caps key session store_open store_slot capi tracker"}
 
 skip() {
     if [ "${CI:-}" = true ]; then
