@@ -88,24 +88,50 @@ fuzz_target!(|data: &[u8]| unsafe {
     // The cache, with an entry in either TLS state from fuzzer-chosen extensions.
     let mut cache: *mut pipeconnect_cache = null_mut();
     assert_eq!(pipeconnect_cache_new(16, 0, &mut cache), PIPECONNECT_OK);
-    let server = CString::new(if mode & 1 != 0 { "2001:db8::25" } else { "192.0.2.25" }).unwrap();
+    let server = CString::new(if mode & 1 != 0 {
+        "2001:db8::25"
+    } else {
+        "192.0.2.25"
+    })
+    .unwrap();
     for tls in [PIPECONNECT_TLS_CLEARTEXT, PIPECONNECT_TLS_ENCRYPTED] {
         let bits = c.u16();
         if bits & 0x8000 == 0 {
             continue;
         }
         let mut key: *mut pipeconnect_key = null_mut();
-        assert_eq!(pipeconnect_key_new(server.as_ptr(), 25, tls, &mut key), PIPECONNECT_OK);
+        assert_eq!(
+            pipeconnect_key_new(server.as_ptr(), 25, tls, &mut key),
+            PIPECONNECT_OK
+        );
         let reply = ehlo_reply(bits, "\r\n", false);
-        no_panic(pipeconnect_cache_learn(cache, key, reply.as_ptr(), reply.len(), 0));
+        no_panic(pipeconnect_cache_learn(
+            cache,
+            key,
+            reply.as_ptr(),
+            reply.len(),
+            0,
+        ));
         pipeconnect_key_free(key);
     }
 
     // The request.
     let keywords = cstring(c.slice(64));
-    let flags = if mode & 2 != 0 { c.u32() } else { c.u8() as u32 & 0x3f };
-    let phase = if mode & 4 != 0 { c.u32() } else { c.u8() as u32 % 2 };
-    let rcpt_count = if mode & 8 != 0 { c.u32() } else { c.u8() as u32 % 8 };
+    let flags = if mode & 2 != 0 {
+        c.u32()
+    } else {
+        c.u8() as u32 & 0x3f
+    };
+    let phase = if mode & 4 != 0 {
+        c.u32()
+    } else {
+        c.u8() as u32 % 2
+    };
+    let rcpt_count = if mode & 8 != 0 {
+        c.u32()
+    } else {
+        c.u8() as u32 % 8
+    };
     let relies_on = c.u32() & if mode & 16 != 0 { u32::MAX } else { 0x3fff };
     let required = c.u16() as u32 & if mode & 32 != 0 { 0xffff } else { 0 };
     let req = pipeconnect_tracker_request {
@@ -118,11 +144,19 @@ fuzz_target!(|data: &[u8]| unsafe {
         message_size: c.u32() as u64,
         relies_on,
         required,
-        ignored_keywords: if mode & 64 != 0 { keywords.as_ptr() } else { std::ptr::null() },
+        ignored_keywords: if mode & 64 != 0 {
+            keywords.as_ptr()
+        } else {
+            std::ptr::null()
+        },
         local: std::ptr::null(),
         ehlo_name: std::ptr::null(),
     };
-    let ignored = if mode & 64 != 0 { keyword_bits(keywords.to_str().unwrap_or("")) } else { 0 };
+    let ignored = if mode & 64 != 0 {
+        keyword_bits(keywords.to_str().unwrap_or(""))
+    } else {
+        0
+    };
     let mut tracker: *mut pipeconnect_tracker = null_mut();
     let mut plan = pipeconnect_tracker_plan {
         struct_size: std::mem::size_of::<pipeconnect_tracker_plan>(),
@@ -157,15 +191,27 @@ fuzz_target!(|data: &[u8]| unsafe {
         }
         m => panic!("unknown mode {m}"),
     }
-    assert_eq!(plan.extensions & ignored, 0, "an ignored extension in the plan");
+    assert_eq!(
+        plan.extensions & ignored,
+        0,
+        "an ignored extension in the plan"
+    );
     let classic = plan.mode == PIPECONNECT_TRACKER_MODE_CLASSIC;
 
     // The replies.
     let mut settled: Option<u32> = None;
     while !c.is_empty() {
         let pick = c.u8();
-        let kind = if pick & 0x80 != 0 { c.u32() } else { pick as u32 % 10 };
-        let code = if pick & 0x40 != 0 { c.u16() as u32 } else { CODES[c.u8() as usize % CODES.len()] };
+        let kind = if pick & 0x80 != 0 {
+            c.u32()
+        } else {
+            pick as u32 % 10
+        };
+        let code = if pick & 0x40 != 0 {
+            c.u16() as u32
+        } else {
+            CODES[c.u8() as usize % CODES.len()]
+        };
         let text: Vec<u8> = match c.u8() % 4 {
             0 => c.slice(512).to_vec(),
             1 => ehlo_reply(c.u16(), "\n", true),
@@ -180,7 +226,11 @@ fuzz_target!(|data: &[u8]| unsafe {
             extensions: 0,
             size_limit: 0,
         };
-        let ptr = if text.is_empty() { std::ptr::null() } else { text.as_ptr() };
+        let ptr = if text.is_empty() {
+            std::ptr::null()
+        } else {
+            text.as_ptr()
+        };
         let r = pipeconnect_tracker_reply(tracker, kind, code, ptr, text.len(), &mut step);
         no_panic(r);
         let valid = kind <= PIPECONNECT_CMD_QUIT && (100..=599).contains(&code);
@@ -209,7 +259,11 @@ fuzz_target!(|data: &[u8]| unsafe {
                 settled = Some(step.action);
             }
         }
-        assert_eq!(step.extensions & ignored, 0, "an ignored extension in a step");
+        assert_eq!(
+            step.extensions & ignored,
+            0,
+            "an ignored extension in a step"
+        );
     }
     pipeconnect_tracker_free(tracker);
     pipeconnect_cache_free(cache);
