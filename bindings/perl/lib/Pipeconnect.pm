@@ -683,5 +683,37 @@ sub server_caps {
 }
 sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_session_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
 
+package Pipeconnect::Tracker;
+
+# For an MTA that writes its own commands and reads its own replies:
+# Pipeconnect::Tracker->begin($cache, server => '192.0.2.1', port => 25, rcpt_count => 1,
+#     flags => PIPECONNECT_TRACKER_EARLY_ALLOWED, phase, message_size, relies_on, required,
+#     ignored_keywords). $t->plan is { mode, reason, command_count, extensions, size_limit }.
+sub begin {
+    my ($class, $cache, %req) = @_;
+    my @keep;
+    $req{port} //= 25;
+    my $rbuf = Pipeconnect::_pack('pipeconnect_tracker_request', \%req, \@keep);
+    my $pbuf = Pipeconnect::_pack('pipeconnect_tracker_plan', {});
+    my $detail = Pipeconnect::_detail_buf();
+    my $p;
+    Pipeconnect::_check($C{pipeconnect_tracker_begin}->call($cache->ptr, Pipeconnect::_buf_ptr($rbuf), \$p,
+        Pipeconnect::_buf_ptr($pbuf), Pipeconnect::_buf_ptr($detail)), 'tracker_begin', $detail);
+    return bless { ptr => $p, cache => $cache, plan => Pipeconnect::_unpack('pipeconnect_tracker_plan', $pbuf) }, $class;
+}
+sub ptr { $_[0]{ptr} }
+sub plan { $_[0]{plan} }
+# $t->reply($kind, $code, $text): { action, verdict, flags, extensions, size_limit }.
+sub reply {
+    my ($self, $kind, $code, $text) = @_;
+    $text //= '';
+    my $buf = Pipeconnect::_pack('pipeconnect_tracker_step', {});
+    my $tbuf = "$text\0";
+    Pipeconnect::_check($C{pipeconnect_tracker_reply}->call($self->{ptr}, $kind, $code,
+        Pipeconnect::_buf_ptr($tbuf), length $text, Pipeconnect::_buf_ptr($buf)), 'tracker_reply');
+    return Pipeconnect::_unpack('pipeconnect_tracker_step', $buf);
+}
+sub DESTROY { my ($self) = @_; my $free = $C{pipeconnect_tracker_free}; $free->call(delete $self->{ptr}) if $free && $self->{ptr} }
+
 package Pipeconnect;
 1;

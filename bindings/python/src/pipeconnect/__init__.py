@@ -29,6 +29,9 @@ from ._enums import (
     SizeLimit,
     SummaryFlags,
     TlsState,
+    TrackerAction,
+    TrackerFlags,
+    TrackerMode,
     Verdict,
 )
 from ._errors import (
@@ -56,6 +59,7 @@ from .policy import Command, Settings, Situation
 from .session import Event, Intent, Session, SessionCommand, Summary
 from . import server
 from .server import Prebanner, PrebannerVerdict
+from .tracker import Plan, Step, Tracker
 
 __version__ = "0.2.0"
 
@@ -129,4 +133,10 @@ __all__ = [
     "PrebannerVerdict",
     "PrebannerClass",
     "PrebannerReason",
+    "Tracker",
+    "Plan",
+    "Step",
+    "TrackerFlags",
+    "TrackerMode",
+    "TrackerAction",
 ]
