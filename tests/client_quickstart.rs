@@ -341,3 +341,49 @@ fn a_stale_cookie_gets_the_greet_pause_and_the_message_once() {
     assert!(conn_lines(&log, 2).contains("cookie=valid"), "{log}");
     assert_eq!(messages(&log), 2, "each message exactly once:\n{log}");
 }
+
+#[test]
+fn the_quickstart_demo_has_rows_for_pc_deliver() {
+    let o = Command::new(tools_bin())
+        .args([
+            "demo",
+            "--quickstart",
+            "--deliveries",
+            "1",
+            "--rtt-ms",
+            "40",
+        ])
+        .args(["--greet-pause-ms", "400", "--client"])
+        .arg(common::pc_deliver())
+        .output()
+        .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", show(&o));
+    // way, waits to MAIL, waits to the final 250: as the demo's own client.
+    for (way, to_mail, to_final) in [("pcd-qs-greeting", 1, 2), ("pcd-qs-cookie", 0, 1)] {
+        let row = stdout
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(way))
+            .unwrap_or_else(|| panic!("no row for {way}:\n{stdout}"));
+        let cols: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(cols[1].parse::<u32>().unwrap(), to_mail, "{row}");
+        assert_eq!(cols[2].parse::<u32>().unwrap(), to_final, "{row}");
+    }
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("summary: "))
+        .expect("summary line");
+    let ms = |name: &str| -> f64 {
+        summary
+            .split_whitespace()
+            .find_map(|f| f.strip_prefix(&format!("{name}_ms=")))
+            .unwrap_or_else(|| panic!("{name} in {summary}"))
+            .parse()
+            .unwrap()
+    };
+    assert!(ms("pcd-qs-greeting") >= 400.0, "{summary}");
+    assert!(
+        ms("pcd-qs-cookie") < 300.0,
+        "the cookie skips the pause: {summary}"
+    );
+}

@@ -295,7 +295,9 @@ static int send_released(attempt *a)
                     ok = out_add(&a->out, o->message, o->message_len) == 0;
                 if (o->verbose)
                     fprintf(stderr, "> %.*s%s\n", (int)(len >= 2 ? len - 2 : len), line,
-                            c->flags & PIPECONNECT_SESSION_COMMAND_EARLY ? "   (early)" : "");
+                            !(c->flags & PIPECONNECT_SESSION_COMMAND_EARLY) ? ""
+                            : a->greeting_first ? "   (at once, after the greeting)"
+                                                : "   (early)");
             }
             if (!ok) {
                 detail(a->r, "out of memory");
@@ -352,7 +354,8 @@ static int handle_events(attempt *a)
          * saw it was taken then). */
         if (a->qs && !a->greeting_first && ev.kind == PIPECONNECT_CMD_BANNER && ev.code == 220)
             keep_cookie(a, ev.raw, ev.raw_len);
-        if (a->qhlo_sent && ev.kind == PIPECONNECT_CMD_EHLO && ev.code / 100 != 2) {
+        if (a->qhlo_sent && ev.kind == PIPECONNECT_CMD_EHLO && ev.code / 100 != 2 &&
+            a->conn.tls == NULL) {
             /* QHLO refused (a server that does not know it: 500 or 502). The session has
              * dropped the entry and advises a reconnect; the cookie goes too. */
             if (pipeconnect_cache_forget_qhlo_cookie(a->cache, a->key) == PIPECONNECT_OK &&
