@@ -52,6 +52,11 @@
 // address (45), ` as ` and a 255-byte EHLO name (259): 361 characters and the NUL.
 #define PIPECONNECT_KEY_STRING_MAX 362
 
+// The longest QHLO cookie the cache keeps, in bytes (without the NUL). A buffer of
+// `PIPECONNECT_QHLO_COOKIE_MAX + 1` bytes holds any cookie
+// `pipeconnect_cache_qhlo_cookie()` gives.
+#define PIPECONNECT_QHLO_COOKIE_MAX 128
+
 // The length of a QHLO cookie (hex digits, without the NUL).
 #define PIPECONNECT_QHLO_COOKIE_LEN 32
 
@@ -1702,6 +1707,50 @@ const char *pipeconnect_verdict_name(pipeconnect_verdict verdict);
 // `"BODY"`): a static NUL-terminated string, never NULL (`"UNKNOWN"` for an unknown
 // value). Thread-safe.
 const char *pipeconnect_command_name(pipeconnect_command_kind kind);
+
+// Experimental (SMTP QUICKSTART). Keep `cookie` (a NUL-terminated string: the value of a
+// greeting's `QHLO=<cookie>` line, from `pipeconnect_quickstart_greeting_cookie()`) for
+// `key`'s server, replacing the one kept before, so that the next connection, in this
+// process or another one using the same store file, may send `QHLO <name> <cookie>`
+// before the banner. The cookie is kept beside the key's capabilities with the same TTL,
+// in the cleartext state whatever the key's state; it never enters their fingerprint, and
+// never goes to a shared tier. A cookie of 0 or more than `PIPECONNECT_QHLO_COOKIE_MAX`
+// bytes, or with a byte that is not printable ASCII, is `PIPECONNECT_ERR_INVALID_ARGUMENT`
+// (nothing kept); so is a key whose EHLO name is longer than 242 bytes.
+//
+// # Safety
+// `cache` and `key` are live handles; `cookie` is a NUL-terminated string.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_cache_learn_qhlo_cookie(const struct pipeconnect_cache *cache,
+                                                            const struct pipeconnect_key *key,
+                                                            const char *cookie);
+
+// Experimental (SMTP QUICKSTART). The QHLO cookie kept for `key`'s server, NUL-terminated,
+// into `buf` of `buf_len` bytes (`*written`: its length without the NUL); a buffer of
+// `PIPECONNECT_QHLO_COOKIE_MAX + 1` bytes is always large enough.
+// `PIPECONNECT_NOT_FOUND` (nothing written) when none is kept or it has expired. A
+// client sends it as `QHLO <name> <cookie>` in place of the EHLO of an early flight, and
+// only where the library releases one (the cookie licenses nothing by itself).
+//
+// # Safety
+// `cache` and `key` are live handles; `buf` is writable for `buf_len` bytes; `written` is
+// writable.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_cache_qhlo_cookie(const struct pipeconnect_cache *cache,
+                                                      const struct pipeconnect_key *key,
+                                                      char *buf,
+                                                      size_t buf_len,
+                                                      size_t *written);
+
+// Experimental (SMTP QUICKSTART). Drop the QHLO cookie kept for `key`'s server (say, after
+// the server refused QHLO): `PIPECONNECT_OK` if there was one, `PIPECONNECT_NOT_FOUND`
+// if not.
+//
+// # Safety
+// `cache` and `key` are live handles.
+PIPECONNECT_MUST_USE
+enum pipeconnect_result pipeconnect_cache_forget_qhlo_cookie(const struct pipeconnect_cache *cache,
+                                                             const struct pipeconnect_key *key);
 
 // A static, NUL-terminated English sentence saying what `result` means. Never NULL: an
 // unknown value gets "unknown result". The string must not be freed. Thread-safe.

@@ -21,6 +21,13 @@
  *
  * The session keeps the cache right by itself: it learns every EHLO reply, and removes
  * or rewrites the entry when the server's replies say so.
+ *
+ * SMTP QUICKSTART (experimental, --quickstart; docs/RULES.md Part 6) adds three calls
+ * around that loop, and changes no rule of it: a greeting that carries capabilities is
+ * parsed (pipeconnect_quickstart_parse_greeting()) and learned like an EHLO reply, its
+ * cookie kept (pipeconnect_cache_learn_qhlo_cookie()); an early flight's EHLO line is sent
+ * as `QHLO name cookie` when a cookie is kept (pipeconnect_cache_qhlo_cookie()). See
+ * quickstart_greeting_first() and send_released().
  */
 #define _GNU_SOURCE 1
 
@@ -171,8 +178,15 @@ static char *plain_response(const char *user, const char *pass)
 
 /* ---- one connection ---- */
 
+/* The longest greeting read before the session sees it (QUICKSTART). */
+#define GREETING_MAX 8192
+/* "QHLO " name (at most 255) " " cookie (at most PIPECONNECT_QHLO_COOKIE_MAX) CRLF NUL. */
+#define EHLO_LINE_MAX (5 + 255 + 1 + PIPECONNECT_QHLO_COOKIE_MAX + 3)
+
 typedef struct attempt {
     const pc_delivery_opts *o;
+    const pipeconnect_cache *cache;
+    const pipeconnect_key *key;
     pc_delivery_result *r;
     pipeconnect_session *s;
     pc_conn conn;
@@ -188,7 +202,17 @@ typedef struct attempt {
     double t_accepted;
     double deadline;       /* the delivery's end (shared by both connections) */
     double reply_deadline; /* the reply awaited now must be complete by then */
+    /* QUICKSTART: the line that replaces the early flight's EHLO ("" for none), whether
+     * it went, and bytes read (the greeting) before the session was given them. */
+    int qs;              /* QUICKSTART on for this connection */
+    int greeting_first;  /* the greeting was read before the session was given it */
+    char qhlo[EHLO_LINE_MAX];
+    int qhlo_sent;
+    unsigned char pre[GREETING_MAX];
+    size_t pre_len;
 } attempt;
+
+static void keep_cookie(attempt *a, const unsigned char *greeting, size_t len);
 
 /* A new wait begins (a write went out, or a reply came in): the next reply must be
  * complete within reply_timeout_ms, and never after the delivery's deadline. The limit
@@ -255,13 +279,25 @@ static int send_released(attempt *a)
                     detail(a->r, "command_line: %s", pipeconnect_result_message(rc));
                     return -1;
                 }
+                /* QUICKSTART: the early flight's EHLO goes as QHLO (with the cookie kept
+                 * for this server, if any); the server answers it as it answers EHLO, so
+                 * the session reads the reply as the EHLO reply. */
+                if (c->kind == PIPECONNECT_CMD_EHLO &&
+                    (c->flags & PIPECONNECT_SESSION_COMMAND_EARLY) && a->qhlo[0] != '\0' &&
+                    !a->qhlo_sent && a->conn.tls == NULL) {
+                    len = strlen(a->qhlo);
+                    memcpy(line, a->qhlo, len + 1);
+                    a->qhlo_sent = 1;
+                }
                 ok = out_add(&a->out, line, len) == 0;
                 /* BDAT LAST: the body follows its line at once, in the same write. */
                 if (ok && c->kind == PIPECONNECT_CMD_BDAT_LAST)
                     ok = out_add(&a->out, o->message, o->message_len) == 0;
                 if (o->verbose)
                     fprintf(stderr, "> %.*s%s\n", (int)(len >= 2 ? len - 2 : len), line,
-                            c->flags & PIPECONNECT_SESSION_COMMAND_EARLY ? "   (early)" : "");
+                            !(c->flags & PIPECONNECT_SESSION_COMMAND_EARLY) ? ""
+                            : a->greeting_first ? "   (at once, after the greeting)"
+                                                : "   (early)");
             }
             if (!ok) {
                 detail(a->r, "out of memory");
@@ -314,6 +350,18 @@ static int handle_events(attempt *a)
             log_event(&ev);
         if (ev.kind == PIPECONNECT_CMD_BDAT_LAST || ev.kind == PIPECONNECT_CMD_BODY)
             a->body_answered = 1;
+        /* QUICKSTART: each greeting brings a fresh cookie (one read before the session
+         * saw it was taken then). */
+        if (a->qs && !a->greeting_first && ev.kind == PIPECONNECT_CMD_BANNER && ev.code == 220)
+            keep_cookie(a, ev.raw, ev.raw_len);
+        if (a->qhlo_sent && ev.kind == PIPECONNECT_CMD_EHLO && ev.code / 100 != 2 &&
+            a->conn.tls == NULL) {
+            /* QHLO refused (a server that does not know it: 500 or 502). The session has
+             * dropped the entry and advises a reconnect; the cookie goes too. */
+            if (pipeconnect_cache_forget_qhlo_cookie(a->cache, a->key) == PIPECONNECT_OK &&
+                o->verbose)
+                fprintf(stderr, "pc-deliver: QHLO refused (%u): cookie forgotten\n", ev.code);
+        }
         if (ev.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED) {
             /* The server took the message. Behind an earlier failure on this connection
              * (FOLLOWS_FAILURE: say, a message pipelined behind a refused AUTH and
@@ -449,6 +497,111 @@ static void quit(attempt *a)
     }
 }
 
+/* ---- SMTP QUICKSTART (experimental) ---- */
+
+/* The length of the first complete reply in buf (through its last line's LF), or 0. */
+static size_t reply_end(const unsigned char *buf, size_t len)
+{
+    size_t start = 0, i;
+    for (i = 0; i < len; i++) {
+        if (buf[i] != '\n')
+            continue;
+        /* A line "ddd-..." goes on; "ddd ..." or "ddd" ends the reply. */
+        if (i - start < 4 || buf[start + 3] != '-')
+            return i + 1;
+        start = i + 1;
+    }
+    return 0;
+}
+
+/* Whether a greeting lists the QUICKSTART keyword on a line after its first. */
+static int greeting_has_quickstart(const unsigned char *g, size_t len)
+{
+    static const char kw[] = "QUICKSTART";
+    size_t start = 0, i, k;
+    int first = 1;
+    for (i = 0; i < len; i++) {
+        if (g[i] != '\n')
+            continue;
+        if (!first && i - start >= 4 + sizeof kw - 1) {
+            const unsigned char *w = g + start + 4;
+            for (k = 0; k < sizeof kw - 1; k++)
+                if ((w[k] & ~0x20) != (unsigned char)kw[k])
+                    break;
+            if (k == sizeof kw - 1 &&
+                (w[k] == '\r' || w[k] == '\n' || w[k] == ' ' || w[k] == '='))
+                return 1;
+        }
+        first = 0;
+        start = i + 1;
+    }
+    return 0;
+}
+
+/* A greeting's QHLO=<cookie>, if any, kept in the cache for this server (replacing the one
+ * kept before): the server gives a fresh one with every greeting. */
+static void keep_cookie(attempt *a, const unsigned char *greeting, size_t len)
+{
+    char cookie[PIPECONNECT_QHLO_COOKIE_MAX + 1];
+    size_t n = 0;
+    if (pipeconnect_quickstart_greeting_cookie(greeting, len, cookie, sizeof cookie, &n) !=
+        PIPECONNECT_OK)
+        return;
+    if (pipeconnect_cache_learn_qhlo_cookie(a->cache, a->key, cookie) == PIPECONNECT_OK &&
+        a->o->verbose)
+        fprintf(stderr, "pc-deliver: QHLO cookie kept from the greeting\n");
+}
+
+/* QUICKSTART with nothing to send before the banner: connect and read the greeting before
+ * the session is given it. When it carries capabilities (a multi-line 220 listing
+ * QUICKSTART), they are learned like an EHLO reply, under the same key and rules, and its
+ * cookie is kept. The greeting stays in a->pre for the session. Returns 1 when the
+ * capabilities were cached (the caller begins a new session, which now plans the flight
+ * at once), 0 when not, -1 when the connection failed. */
+static int quickstart_greeting_first(attempt *a)
+{
+    char err[200];
+    size_t end = 0;
+    pipeconnect_caps *caps = NULL;
+    pipeconnect_result rc;
+
+    if (pc_conn_connect(&a->conn, err, sizeof err) != 0) {
+        conn_failed(a, err);
+        return -1;
+    }
+    a->waiting = 1;
+    a->r->waits++;
+    a->greeting_first = 1;
+    while (end == 0 && a->pre_len < sizeof a->pre) {
+        ssize_t got = pc_conn_read(&a->conn, a->pre + a->pre_len, sizeof a->pre - a->pre_len,
+                                   err, sizeof err);
+        if (got <= 0) {
+            if (got == 0) {
+                detail(a->r, "the server closed the connection");
+                a->broken = 1;
+            } else {
+                conn_failed(a, err);
+            }
+            return -1;
+        }
+        a->pre_len += (size_t)got;
+        end = reply_end(a->pre, a->pre_len);
+    }
+    arm(a); /* a complete reply: the next one gets its own time */
+    if (end == 0 || a->pre[0] != '2' || a->pre[1] != '2' || a->pre[2] != '0' ||
+        !greeting_has_quickstart(a->pre, end))
+        return 0;
+    if (pipeconnect_quickstart_parse_greeting(a->pre, end, 0, &caps) != PIPECONNECT_OK)
+        return 0;
+    rc = pipeconnect_cache_learn_caps(a->cache, a->key, caps);
+    pipeconnect_caps_free(caps);
+    keep_cookie(a, a->pre, end);
+    if (a->o->verbose)
+        fprintf(stderr, "pc-deliver: capabilities in the greeting (QUICKSTART): %s\n",
+                rc == PIPECONNECT_OK ? "cached" : pipeconnect_result_message(rc));
+    return rc == PIPECONNECT_OK;
+}
+
 /* One connection. t0: when the delivery's first connect started. *summary gets the
  * session's summary; returns 0, or -1 when the session could not even begin. */
 static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o,
@@ -469,6 +622,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
     memset(&a, 0, sizeof a);
     a.o = o;
     a.r = r;
+    a.cache = cache;
     a.conn.fd = -1;
     a.deadline = deadline;
     memset(summary, 0, sizeof *summary);
@@ -482,6 +636,7 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
         detail(r, "key_new(%s): %s", o->server_ip, pipeconnect_result_message(rc));
         goto out;
     }
+    a.key = key;
 
     memset(&intent, 0, sizeof intent);
     intent.struct_size = sizeof intent;
@@ -541,8 +696,47 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
         conn_failed(&a, err);
         goto finish;
     }
+    /* QUICKSTART (never on the classic reconnect). */
+    if (o->quickstart && allow_early && o->mode != PC_MODE_CLASSIC) {
+        char cookie[PIPECONNECT_QHLO_COOKIE_MAX + 1];
+        size_t n = 0;
+        a.qs = 1;
+        r->quickstart = "none";
+        if (allowed == 0) {
+            /* Nothing to send before the banner: the greeting may carry the capabilities. */
+            int learned = quickstart_greeting_first(&a);
+            if (learned < 0)
+                goto finish;
+            if (learned) {
+                /* Begin again: the session now finds the capabilities and releases the
+                 * flight at once; it is given the greeting before any other reply. */
+                pipeconnect_session_free(a.s);
+                a.s = NULL;
+                rc = pipeconnect_session_begin(cache, key, &intent, &settings, &a.s, &why);
+                if (rc != PIPECONNECT_OK) {
+                    detail(r, "session_begin: %s (%s)", why.message, why.field);
+                    a.broken = 1;
+                    goto finish;
+                }
+                if (pipeconnect_session_reason(a.s, &allowed, &reason) == PIPECONNECT_OK)
+                    r->reason = pipeconnect_reason_name(reason);
+                if (allowed > 0) {
+                    snprintf(a.qhlo, sizeof a.qhlo, "QHLO %s\r\n", o->ehlo);
+                    r->quickstart = "greeting";
+                }
+            }
+        } else if (pipeconnect_cache_qhlo_cookie(cache, key, cookie, sizeof cookie, &n) ==
+                       PIPECONNECT_OK &&
+                   strlen(o->ehlo) <= 255) {
+            /* An early flight, and a cookie from an earlier greeting: QHLO in place of
+             * EHLO lets the server skip its greet pause. */
+            snprintf(a.qhlo, sizeof a.qhlo, "QHLO %s %s\r\n", o->ehlo, cookie);
+            r->quickstart = "cookie";
+        }
+    }
     for (;;) {
         unsigned char buf[4096];
+        const unsigned char *in = buf;
         ssize_t got;
         size_t events = 0;
         bool done = false;
@@ -551,27 +745,34 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
             break;
         if (pipeconnect_session_is_done(a.s, &done) != PIPECONNECT_OK || done)
             break;
-        /* Classic (nothing to send before the banner): connect now. */
-        if (pc_conn_connect(&a.conn, err, sizeof err) != 0) {
-            conn_failed(&a, err);
-            break;
-        }
-        if (!a.waiting) {
-            a.waiting = 1;
-            r->waits++;
-        }
-        got = pc_conn_read(&a.conn, buf, sizeof buf, err, sizeof err);
-        if (got <= 0) {
-            if (got == 0) {
-                detail(r, "the server closed the connection");
-                a.broken = 1;
-            } else {
+        if (a.pre_len > 0) {
+            /* QUICKSTART: the greeting read already, given to the session now. */
+            in = a.pre;
+            got = (ssize_t)a.pre_len;
+            a.pre_len = 0;
+        } else {
+            /* Classic (nothing to send before the banner): connect now. */
+            if (pc_conn_connect(&a.conn, err, sizeof err) != 0) {
                 conn_failed(&a, err);
+                break;
             }
-            break;
+            if (!a.waiting) {
+                a.waiting = 1;
+                r->waits++;
+            }
+            got = pc_conn_read(&a.conn, buf, sizeof buf, err, sizeof err);
+            if (got <= 0) {
+                if (got == 0) {
+                    detail(r, "the server closed the connection");
+                    a.broken = 1;
+                } else {
+                    conn_failed(&a, err);
+                }
+                break;
+            }
         }
         /* The bytes exactly as read: the session splits them into replies. */
-        rc = pipeconnect_session_feed(a.s, buf, (size_t)got, &events);
+        rc = pipeconnect_session_feed(a.s, in, (size_t)got, &events);
         /* A complete reply: the next one gets its own time (partial lines do not). */
         if (events > 0)
             arm(&a);
@@ -591,8 +792,14 @@ static int run_attempt(const pipeconnect_cache *cache, const pc_delivery_opts *o
 finish:
     r->tfo_used = r->tfo_used || a.conn.tfo_used;
     r->timed_out = a.timed_out;
-    if (pipeconnect_session_finish(a.s, summary) != PIPECONNECT_OK)
+    if (a.s == NULL || pipeconnect_session_finish(a.s, summary) != PIPECONNECT_OK)
         summary->verdict = PIPECONNECT_VERDICT_TEMPFAIL;
+    /* QUICKSTART: a connection that sent QHLO and failed early drops the cookie with the
+     * entry; the reconnect is classic. A flight after the greeting sent nothing early. */
+    if (a.qhlo_sent && summary->verdict == PIPECONNECT_VERDICT_RECONNECT &&
+        pipeconnect_cache_forget_qhlo_cookie(cache, key) == PIPECONNECT_OK && o->verbose)
+        fprintf(stderr, "pc-deliver: QHLO connection failed early: cookie forgotten\n");
+    r->after_greeting = a.qhlo_sent && a.greeting_first;
     if (a.accepted) {
         r->ms = a.t_accepted - t0;
         r->t_accepted = a.t_accepted;
@@ -622,6 +829,7 @@ enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts
 
     memset(r, 0, sizeof *r);
     r->ms = -1;
+    r->quickstart = "off";
     r->result = PC_ERROR;
     t0 = now_ms();
     r->t_start = t0;
@@ -657,6 +865,10 @@ enum pc_result pc_deliver(const pipeconnect_cache *cache, const pc_delivery_opts
     }
     r->early = (sum.flags & (PIPECONNECT_SUMMARY_CLEARTEXT_EARLY |
                              PIPECONNECT_SUMMARY_ENCRYPTED_EARLY)) != 0;
+    /* QHLO right after a capability greeting: the session planned it as an early flight,
+     * but nothing went before the banner. */
+    if (r->after_greeting && !r->reconnected)
+        r->early = 0;
     r->rcpt_accepted = sum.rcpt_accepted;
     r->rcpt_rejected = sum.rcpt_rejected;
     r->rcpt_deferred = sum.rcpt_deferred;

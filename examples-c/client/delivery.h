@@ -56,6 +56,13 @@ typedef struct pc_delivery_opts {
      * is already there). The delivery's outcome never depends on it. */
     int quit_wait_ms;
     int verbose;
+    /* SMTP QUICKSTART (experimental, off unless asked for; docs/RULES.md Part 6): with
+     * nothing cached, read the greeting first and, when it carries the capabilities
+     * (QUICKSTART), learn them and its QHLO cookie and send QHLO and the transaction at
+     * once; with a cached cookie, send QHLO with it in place of the early flight's EHLO.
+     * Only in early and oneflight modes, and only where the library releases an early
+     * flight. */
+    int quickstart;
 } pc_delivery_opts;
 
 typedef struct pc_delivery_result {
@@ -83,6 +90,12 @@ typedef struct pc_delivery_result {
     const char *reason;
     /* The last failure, for humans. */
     char detail[256];
+    /* QUICKSTART (with opts.quickstart): "none" (EHLO as usual), "greeting" (capabilities
+     * and cookie learned from the greeting, QHLO right after it) or "cookie" (QHLO with
+     * the cached cookie before the banner); "off" without opts.quickstart. */
+    const char *quickstart;
+    /* The (last) connection sent QHLO right after a capability greeting, nothing before it. */
+    int after_greeting;
 } pc_delivery_result;
 
 /* Deliver once: one connection, or two when the library advises a reconnect without

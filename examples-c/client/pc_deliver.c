@@ -6,10 +6,11 @@
  *              [--starttls] [--auth-plain USER:PASS] [--count K] [--tfo] [--json]
  *              [--relaxed] [--reply-timeout-ms N] [--delivery-timeout-ms N]
  *              [--quit-wait-ms N] [--timestamps] [--no-hold-down] [--verbose]
- *              [--shared redis://HOST:PORT [--shared-prefix P]]
+ *              [--shared redis://HOST:PORT [--shared-prefix P]] [--quickstart]
  *
  * One output line per delivery on stdout:
  *   delivery n=<i> mode=<m> early=<0|1> waits=<w> ms=<float> result=<r> reconnected=<0|1>
+ * (with --quickstart, then quickstart=<none|greeting|cookie>)
  * Exit status: 0 when every delivery was accepted, 75 (EX_TEMPFAIL) when the others all
  * failed temporarily (retry later), 1 when one was rejected or failed otherwise, 2 for a
  * bad command line.
@@ -46,7 +47,7 @@ static const char usage[] =
     "                  [--json] [--relaxed] [--reply-timeout-ms N]\n"
     "                  [--delivery-timeout-ms N] [--quit-wait-ms N] [--timestamps]\n"
     "                  [--no-hold-down] [--shared URL [--shared-prefix P]]\n"
-    "                  [--verbose]\n";
+    "                  [--quickstart] [--verbose]\n";
 
 static void die_usage(const char *fmt, const char *arg)
 {
@@ -254,6 +255,9 @@ int main(int argc, char **argv)
             shared_prefix = VALUE();
         } else if (strcmp(a, "--no-hold-down") == 0) {
             no_hold_down = 1;
+        } else if (strcmp(a, "--quickstart") == 0) {
+            /* SMTP QUICKSTART, experimental (README.md). */
+            o.quickstart = 1;
         } else if (strcmp(a, "--verbose") == 0 || strcmp(a, "-v") == 0) {
             o.verbose = 1;
         } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -272,6 +276,8 @@ int main(int argc, char **argv)
         die_usage("%s", "--from and at least one --to are required");
     if (count < 1)
         die_usage("%s", "--count must be at least 1");
+    if (o.quickstart && o.mode == PC_MODE_CLASSIC)
+        die_usage("%s", "--quickstart needs --mode early or oneflight (it is an early flight)");
     if (o.reply_timeout_ms < 1)
         die_usage("%s", "--reply-timeout-ms must be at least 1");
     if (o.delivery_timeout_ms < 1)
@@ -385,6 +391,10 @@ int main(int argc, char **argv)
             json_string(r.reason ? r.reason : "");
             printf(",\"detail\":");
             json_string(r.detail);
+            if (o.quickstart) {
+                printf(",\"quickstart\":");
+                json_string(r.quickstart);
+            }
             if (timestamps)
                 printf(",\"t_start\":%.6f,\"t_accepted\":%.6f", r.t_start / 1000.0,
                        r.t_accepted / 1000.0);
@@ -393,6 +403,8 @@ int main(int argc, char **argv)
             printf("delivery n=%d mode=%s early=%d waits=%u ms=%.3f result=%s reconnected=%d",
                    i, pc_mode_name(o.mode), r.early, r.waits, r.ms, pc_result_name(r.result),
                    r.reconnected);
+            if (o.quickstart)
+                printf(" quickstart=%s", r.quickstart);
             /* CLOCK_MONOTONIC seconds (Python's time.monotonic() on Linux): when the
              * delivery began and when its final 250 was read (0 when none). */
             if (timestamps)

@@ -9,6 +9,7 @@ pub mod backend;
 pub mod file;
 pub mod hold_down;
 pub mod memory;
+pub mod qhlo_cookie;
 #[cfg(feature = "shared-redis")]
 pub mod shared;
 

@@ -315,6 +315,19 @@ impl Capabilities {
         bits
     }
 
+    /// A record that holds other data than a reply's capabilities in the AUTH names, told
+    /// apart by its fingerprint `tag` (the cache's QHLO cookie: `cache::qhlo_cookie`).
+    pub(crate) fn tagged_record(auth: AuthNames, tag: u64) -> Capabilities {
+        Capabilities {
+            flags: 0,
+            size: None,
+            limits: Limits::default(),
+            auth,
+            auth_truncated: false,
+            fingerprint: tag,
+        }
+    }
+
     /// A fixed, versioned encoding of at most [`ENCODED_MAX`] bytes. Whether SIZE
     /// carried a number and which LIMITS values were advertised are explicit presence
     /// bits, so every value a server may send (`SIZE 18446744073709551615`,

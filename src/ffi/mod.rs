@@ -16,6 +16,7 @@ pub mod caps;
 pub mod detail;
 pub mod key;
 pub mod policy;
+pub mod qhlo_cookie;
 pub mod result;
 pub mod server;
 pub mod session;

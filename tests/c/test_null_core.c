@@ -81,6 +81,15 @@ int main(void) {
     NULL_ROW(pipeconnect_cache_lookup, pipeconnect_cache_lookup(c, k, NULL));
     NULL_ROW(pipeconnect_cache_forget, pipeconnect_cache_forget(NULL, k));
     NULL_ROW(pipeconnect_cache_forget, pipeconnect_cache_forget(c, NULL));
+    NULL_ROW(pipeconnect_cache_learn_qhlo_cookie, pipeconnect_cache_learn_qhlo_cookie(NULL, k, "ab"));
+    NULL_ROW(pipeconnect_cache_learn_qhlo_cookie, pipeconnect_cache_learn_qhlo_cookie(c, NULL, "ab"));
+    NULL_ROW(pipeconnect_cache_learn_qhlo_cookie, pipeconnect_cache_learn_qhlo_cookie(c, k, NULL));
+    NULL_ROW(pipeconnect_cache_qhlo_cookie, pipeconnect_cache_qhlo_cookie(NULL, k, buf, sizeof buf, &n));
+    NULL_ROW(pipeconnect_cache_qhlo_cookie, pipeconnect_cache_qhlo_cookie(c, NULL, buf, sizeof buf, &n));
+    NULL_ROW(pipeconnect_cache_qhlo_cookie, pipeconnect_cache_qhlo_cookie(c, k, NULL, sizeof buf, &n));
+    NULL_ROW(pipeconnect_cache_qhlo_cookie, pipeconnect_cache_qhlo_cookie(c, k, buf, sizeof buf, NULL));
+    NULL_ROW(pipeconnect_cache_forget_qhlo_cookie, pipeconnect_cache_forget_qhlo_cookie(NULL, k));
+    NULL_ROW(pipeconnect_cache_forget_qhlo_cookie, pipeconnect_cache_forget_qhlo_cookie(c, NULL));
     NULL_ROW(pipeconnect_cache_clear, pipeconnect_cache_clear(NULL));
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(NULL, &st));
     NULL_ROW(pipeconnect_cache_get_stats, pipeconnect_cache_get_stats(c, NULL));

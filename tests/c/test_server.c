@@ -215,6 +215,53 @@ static void quickstart(void) {
                                                         strlen(greeting), got, sizeof got, &n),
                  PIPECONNECT_OK);
     CHECK(strcmp(got, cookie) == 0);
+    /* The client keeps the cookie in the cache, beside the capabilities, untouched by them. */
+    {
+        char kept[PIPECONNECT_QHLO_COOKIE_MAX + 1], tiny[4], longer[PIPECONNECT_QHLO_COOKIE_MAX + 2];
+        pipeconnect_key *tls_key = NULL;
+        pipeconnect_caps *again = NULL;
+        uint64_t fp3 = 0;
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, key, kept, sizeof kept, &n),
+                     PIPECONNECT_NOT_FOUND);
+        CHECK_RESULT(pipeconnect_cache_learn_qhlo_cookie(cache, key, got), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, key, kept, sizeof kept, &n),
+                     PIPECONNECT_OK);
+        CHECK(n == strlen(cookie) && strcmp(kept, cookie) == 0);
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, key, tiny, sizeof tiny, &n),
+                     PIPECONNECT_ERR_BUFFER_TOO_SMALL);
+        /* The same cookie for the encrypted state: it goes before the banner. */
+        CHECK_RESULT(pipeconnect_key_new("192.0.2.25", 25, PIPECONNECT_TLS_ENCRYPTED, &tls_key),
+                     PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, tls_key, kept, sizeof kept, &n),
+                     PIPECONNECT_OK);
+        CHECK(strcmp(kept, cookie) == 0);
+        /* The capabilities and their fingerprint are as learned. */
+        CHECK_RESULT(pipeconnect_cache_lookup(cache, key, &again), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_caps_fingerprint(again, &fp3), PIPECONNECT_OK);
+        CHECK(fp3 == fp);
+        pipeconnect_caps_free(again);
+        /* Refused: a space, empty, too long. */
+        CHECK_RESULT(pipeconnect_cache_learn_qhlo_cookie(cache, key, "a b"),
+                     PIPECONNECT_ERR_INVALID_ARGUMENT);
+        CHECK_RESULT(pipeconnect_cache_learn_qhlo_cookie(cache, key, ""),
+                     PIPECONNECT_ERR_INVALID_ARGUMENT);
+        memset(longer, 'c', sizeof longer - 1);
+        longer[sizeof longer - 1] = 0;
+        CHECK_RESULT(pipeconnect_cache_learn_qhlo_cookie(cache, key, longer),
+                     PIPECONNECT_ERR_INVALID_ARGUMENT);
+        longer[PIPECONNECT_QHLO_COOKIE_MAX] = 0;
+        CHECK_RESULT(pipeconnect_cache_learn_qhlo_cookie(cache, key, longer), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, key, kept, sizeof kept, &n),
+                     PIPECONNECT_OK);
+        CHECK(n == PIPECONNECT_QHLO_COOKIE_MAX);
+        /* Forgetting the capabilities leaves the cookie; forgetting the cookie drops it. */
+        CHECK_RESULT(pipeconnect_cache_forget(cache, key), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_forget_qhlo_cookie(cache, key), PIPECONNECT_OK);
+        CHECK_RESULT(pipeconnect_cache_forget_qhlo_cookie(cache, key), PIPECONNECT_NOT_FOUND);
+        CHECK_RESULT(pipeconnect_cache_qhlo_cookie(cache, key, kept, sizeof kept, &n),
+                     PIPECONNECT_NOT_FOUND);
+        pipeconnect_key_free(tls_key);
+    }
     CHECK_RESULT(pipeconnect_quickstart_greeting_cookie((const uint8_t *)"220 mx\r\n", 8, got,
                                                         sizeof got, &n),
                  PIPECONNECT_NOT_FOUND);

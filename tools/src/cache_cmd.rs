@@ -18,6 +18,7 @@
 
 use crate::cli::{Arg, Args, EXIT_USAGE};
 use pipeconnect::cache::file::{inspect, StoreOptions};
+use pipeconnect::cache::qhlo_cookie;
 use pipeconnect::caps::{Capabilities, Extension};
 use pipeconnect::key::parse_address;
 use pipeconnect::Cache;
@@ -127,6 +128,18 @@ fn dump(path: &Path) -> Result<i32, String> {
     let mut entries = cache.entries();
     entries.sort_by_key(|(k, _, _)| k.to_string());
     for (key, entry, live) in entries {
+        // A QHLO cookie (SMTP QUICKSTART, experimental) kept beside a server's entry.
+        if let Some(cookie) = qhlo_cookie::is_cookie_key(&key)
+            .then(|| qhlo_cookie::decode(&entry.caps))
+            .flatten()
+        {
+            println!(
+                "qhlo-cookie {key} age={} cookie={cookie}{}",
+                age(now.saturating_sub(entry.learned_at)),
+                if live { "" } else { " expired" }
+            );
+            continue;
+        }
         println!(
             "{key} age={} {}{}",
             age(now.saturating_sub(entry.learned_at)),

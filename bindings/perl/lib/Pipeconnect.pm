@@ -191,6 +191,9 @@ our %FUNCTIONS = (
     pipeconnect_cache_learn_caps => [['opaque', 'opaque', 'opaque'], 'sint32'],
     pipeconnect_cache_lookup => [['opaque', 'opaque', 'opaque*'], 'sint32'],
     pipeconnect_cache_forget => [['opaque', 'opaque'], 'sint32'],
+    pipeconnect_cache_learn_qhlo_cookie => [['opaque', 'opaque', 'string'], 'sint32'],
+    pipeconnect_cache_qhlo_cookie => [['opaque', 'opaque', 'opaque', 'size_t', 'size_t*'], 'sint32'],
+    pipeconnect_cache_forget_qhlo_cookie => [['opaque', 'opaque'], 'sint32'],
     pipeconnect_cache_clear => [['opaque'], 'sint32'],
     pipeconnect_cache_get_stats => [['opaque', 'opaque'], 'sint32'],
     pipeconnect_cache_set_time => [['opaque', 'uint64'], 'sint32'],
@@ -481,6 +484,24 @@ sub lookup {
 sub forget {
     my ($self, $key) = @_;
     return Pipeconnect::_check($C{pipeconnect_cache_forget}->call($self->{ptr}, $key->ptr), 'cache_forget') == 0 ? 1 : 0;
+}
+# Experimental (SMTP QUICKSTART): keep a greeting's QHLO cookie for the key's server.
+sub learn_qhlo_cookie {
+    my ($self, $key, $cookie) = @_;
+    Pipeconnect::_check($C{pipeconnect_cache_learn_qhlo_cookie}->call($self->{ptr}, $key->ptr, $cookie), 'cache_learn_qhlo_cookie');
+    return 1;
+}
+# The QHLO cookie kept for the key's server, or undef.
+sub qhlo_cookie {
+    my ($self, $key) = @_;
+    my $buf = "\0" x (Pipeconnect::Constants::PIPECONNECT_QHLO_COOKIE_MAX() + 1);
+    my $len = 0;
+    my $rc = Pipeconnect::_check($C{pipeconnect_cache_qhlo_cookie}->call($self->{ptr}, $key->ptr, Pipeconnect::_buf_ptr($buf), length $buf, \$len), 'cache_qhlo_cookie');
+    return $rc == 0 ? substr($buf, 0, $len) : undef;
+}
+sub forget_qhlo_cookie {
+    my ($self, $key) = @_;
+    return Pipeconnect::_check($C{pipeconnect_cache_forget_qhlo_cookie}->call($self->{ptr}, $key->ptr), 'cache_forget_qhlo_cookie') == 0 ? 1 : 0;
 }
 sub clear { Pipeconnect::_check($C{pipeconnect_cache_clear}->call($_[0]{ptr}), 'cache_clear'); 1 }
 sub stats {

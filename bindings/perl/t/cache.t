@@ -38,6 +38,15 @@ is($cache->lookup($key), undef, 'and an older entry is not found');
 is($cache->learn($key, $EXIM_EHLO), 1, 'learn again');
 is($cache->forget($key), 1, 'forget finds it');
 is($cache->forget($key), 0, 'forget again finds nothing');
+# The QHLO cookie (SMTP QUICKSTART, experimental), kept beside the capabilities.
+is($cache->qhlo_cookie($key), undef, 'no QHLO cookie kept yet');
+ok($cache->learn_qhlo_cookie($key, '00ff00ff'), 'a QHLO cookie is kept');
+is($cache->qhlo_cookie($key), '00ff00ff', 'and found again');
+is($cache->lookup($key), undef, 'it is no capability entry');
+eval { $cache->learn_qhlo_cookie($key, 'a b') };
+ok($@, 'a cookie with a space is refused');
+is($cache->forget_qhlo_cookie($key), 1, 'forget_qhlo_cookie finds it');
+is($cache->qhlo_cookie($key), undef, 'and it is gone');
 $cache->learn($key, $EXIM_EHLO);
 $cache->clear;
 is($cache->lookup($key), undef, 'clear empties the cache');

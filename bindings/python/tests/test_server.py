@@ -88,6 +88,15 @@ def test_quickstart_greeting_and_cookie():
     key = Key("192.0.2.25", 25)
     cache.learn_caps(key, caps)
     assert cache.lookup(key) is not None
+    assert cache.qhlo_cookie(key) is None
+    cache.learn_qhlo_cookie(key, cookie)
+    assert cache.qhlo_cookie(key) == cookie
+    assert cache.qhlo_cookie(Key("192.0.2.25", 25, 1)) == cookie
+    assert cache.lookup(key).fingerprint == own.fingerprint
+    with pytest.raises(InvalidInputError):
+        cache.learn_qhlo_cookie(key, "has space")
+    assert cache.forget_qhlo_cookie(key) and not cache.forget_qhlo_cookie(key)
+    assert cache.qhlo_cookie(key) is None
     assert qhlo_cookie_valid(secret, "192.0.2.1", own.fingerprint, cookie)
     assert not qhlo_cookie_valid(secret, "192.0.2.9", own.fingerprint, cookie)
     with pytest.raises(InvalidInputError):

@@ -24,6 +24,18 @@
 //!   banner (the sink's `--quickstart on` reads bytes behind STARTTLS as TLS); the client's
 //!   Finished, EHLO and the transaction at once: two round trips, no greet pause.
 //!
+//! and, when the C example client is there (`--client PATH`, else `pc-deliver` beside this
+//! program), the same two QUICKSTART ways through it, one process per delivery sharing a
+//! store file (the cookie kept by the library's cache, not by this program):
+//!
+//! - `pcd-qs-greeting`: `pc-deliver --quickstart` with nothing cached (a fresh store file
+//!   each time): the greeting's capabilities, then QHLO and the transaction at once;
+//! - `pcd-qs-cookie`: `pc-deliver --quickstart` with the cookie an earlier process kept:
+//!   QHLO with it and the transaction before the banner.
+//!
+//! (pc-deliver reports its waits and the time to the final 250; the waits to MAIL are the
+//! waits before its last write, and the time to MAIL is not measured: `-`.)
+//!
 //! Each way makes one learning delivery first (not counted). The table gives, per way,
 //! the waits for the server before MAIL is written and before the final 250, and the
 //! median times of both from the start of connect(). The cookie is kept by this client,
@@ -31,6 +43,8 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
+use std::path::Path;
+use std::process::Command;
 
 use rustls::{ClientConnection, StreamOwned};
 
@@ -50,6 +64,8 @@ use super::procs::{Background, Work};
 pub const WAYS: [&str; 4] = ["classic", "pipeconnect", "qs-greeting", "qs-cookie"];
 /// The STARTTLS ways (a second sink with STARTTLS), in table order.
 pub const TLS_WAYS: [&str; 3] = ["classic-tls", "pipeconnect-tls", "qs-cookie-tls"];
+/// The ways through the C client `pc-deliver --quickstart` (when it is there).
+pub const PCD_WAYS: [&str; 2] = ["pcd-qs-greeting", "pcd-qs-cookie"];
 
 const EHLO_NAME: &str = "client.demo.example";
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
@@ -444,8 +460,13 @@ pub fn render(results: &[(&str, Vec<Run>)], rtt_ms: u64, pause_ms: u64) -> Strin
         });
         let mail = median(runs.iter().map(|r| r.ms_to_mail).collect());
         let done = median(runs.iter().map(|r| r.ms_to_final).collect());
+        let mail = if mail.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{mail:.1}")
+        };
         out.push_str(&format!(
-            "{way:<15} {:>14} {:>14} {mail:>12.1} {done:>14.1}\n",
+            "{way:<15} {:>14} {:>14} {mail:>12} {done:>14.1}\n",
             first.waits_to_mail, first.waits_to_final
         ));
         summary.push_str(&format!(" {way}_ms={done:.0}"));
@@ -536,6 +557,82 @@ fn run_ways(
     Ok(results)
 }
 
+/// One `pc-deliver --quickstart` process, one delivery (oneflight); its figures. `expect`:
+/// the `quickstart=` it must report.
+fn pc_deliver(
+    client: &Path,
+    addr: SocketAddr,
+    store: &Path,
+    options: &Options,
+    expect: &str,
+) -> Result<Run, String> {
+    let out = super::procs::output_within(
+        Command::new(client)
+            .args(["--server", "127.0.0.1", "--port", &addr.port().to_string()])
+            .arg("--store")
+            .arg(store)
+            .args(["--mode", "oneflight", "--quickstart", "--ehlo", EHLO_NAME])
+            .args(["--from", "sender@demo.example", "--to", "rcpt@demo.example"])
+            .args(["--body-size", &options.body_size.to_string()]),
+        IO_TIMEOUT,
+    )?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("delivery "))
+        .ok_or_else(|| {
+            format!(
+                "pc-deliver printed no delivery line ({}): {}",
+                out.status,
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })?;
+    let field = |name: &str| {
+        line.split_whitespace()
+            .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or("")
+    };
+    if field("result") != "ok" || field("quickstart") != expect {
+        return Err(format!("pc-deliver: expected quickstart={expect}: {line}"));
+    }
+    let waits: u32 = field("waits").parse().map_err(|_| line.to_string())?;
+    Ok(Run {
+        // The transaction went with the last write, after all waits but the last.
+        waits_to_mail: waits.saturating_sub(1),
+        waits_to_final: waits,
+        ms_to_mail: f64::NAN,
+        ms_to_final: field("ms").parse().map_err(|_| line.to_string())?,
+    })
+}
+
+/// The `pc-deliver --quickstart` ways: a learning delivery, then the timed ones.
+fn run_pc_deliver(
+    client: &Path,
+    addr: SocketAddr,
+    work: &Work,
+    options: &Options,
+) -> Result<Vec<(&'static str, Vec<Run>)>, String> {
+    let mut greeting = Vec::new();
+    let mut cookie = Vec::new();
+    for i in 0..=options.deliveries {
+        // Nothing cached: a store file of its own.
+        let store = work.path(&format!("pcd-greeting-{i}.store"));
+        let run = pc_deliver(client, addr, &store, options, "greeting")?;
+        if i > 0 {
+            greeting.push(run);
+        }
+    }
+    let store = work.path("pcd-cookie.store");
+    for i in 0..=options.deliveries {
+        let expect = if i == 0 { "greeting" } else { "cookie" };
+        let run = pc_deliver(client, addr, &store, options, expect)?;
+        if i > 0 {
+            cookie.push(run);
+        }
+    }
+    Ok(vec![(PCD_WAYS[0], greeting), (PCD_WAYS[1], cookie)])
+}
+
 fn messages(log: &std::path::Path) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
@@ -568,6 +665,21 @@ pub fn run(options: &Options) -> Result<i32, String> {
     )
     .into_bytes();
     let mut results = run_ways(&WAYS, link.addr, options, &body)?;
+    let client = match &options.client {
+        Some(c) => c.clone(),
+        None => super::default_client()?,
+    };
+    let mut cleartext_ways = WAYS.len();
+    if client.is_file() {
+        results.extend(run_pc_deliver(&client, link.addr, &work, options)?);
+        cleartext_ways += PCD_WAYS.len();
+    } else {
+        println!(
+            "(no pcd-qs-* rows: the C client {} is missing; build it with \
+             `sh examples-c/client/build.sh` or give --client PATH)",
+            client.display()
+        );
+    }
     results.extend(run_ways(&TLS_WAYS, tls_link.addr, options, &body)?);
     drop((link, sink, tls_link, tls_sink));
     print!(
@@ -576,10 +688,10 @@ pub fn run(options: &Options) -> Result<i32, String> {
     );
     let per_sink = |n: usize| (options.deliveries as usize + 1) * n;
     let (got, got_tls) = (messages(&sink_log), messages(&tls_log));
-    if got != per_sink(WAYS.len()) || got_tls != per_sink(TLS_WAYS.len()) {
+    if got != per_sink(cleartext_ways) || got_tls != per_sink(TLS_WAYS.len()) {
         eprintln!(
             "pipeconnect demo: the sinks logged {got} and {got_tls} messages, expected {} and {}",
-            per_sink(WAYS.len()),
+            per_sink(cleartext_ways),
             per_sink(TLS_WAYS.len())
         );
         return Ok(1);

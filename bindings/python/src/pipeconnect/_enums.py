@@ -321,6 +321,7 @@ class QhloSize(IntEnum):
 
     COOKIE_LEN = 32
     SECRET_LEN = 32
+    COOKIE_MAX = 128
 
 
 class PrebannerVerdictFlags(IntFlag):

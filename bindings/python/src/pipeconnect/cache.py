@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Optional, Tuple, Union
 
 from . import _ffi
-from ._enums import HoldDownFlags, ParseFlags, SharedFlags, StoreFlags
+from ._enums import HoldDownFlags, ParseFlags, QhloSize, SharedFlags, StoreFlags
 from ._errors import InvalidInputError, Result
-from ._handle import SIZE_BITS, Handle, as_bytes, as_uint, check, check_detail
+from ._handle import SIZE_BITS, Handle, as_bytes, as_cstr, as_uint, check, check_detail
 from .caps import Capabilities, _buffer
 from .key import Key
 
@@ -194,6 +194,32 @@ class Cache(Handle):
     def forget(self, key: Key) -> bool:
         """Drop ``key``'s entry; True if there was one."""
         rc = _lib.pipeconnect_cache_forget(self._handle(), key._handle())
+        return check(rc, Result.NOT_FOUND) == Result.OK
+
+    def learn_qhlo_cookie(self, key: Key, cookie: str) -> None:
+        """Experimental (SMTP QUICKSTART): keep a greeting's QHLO cookie for ``key``'s
+        server (beside its capabilities, same TTL); a cookie that cannot be kept raises."""
+        rc = _lib.pipeconnect_cache_learn_qhlo_cookie(
+            self._handle(), key._handle(), as_cstr(cookie, "cookie")
+        )
+        check(rc)
+
+    def qhlo_cookie(self, key: Key) -> Optional[str]:
+        """Experimental (SMTP QUICKSTART): the QHLO cookie kept for ``key``'s server, or
+        None."""
+        buf = ctypes.create_string_buffer(QhloSize.COOKIE_MAX + 1)
+        n = ctypes.c_size_t(0)
+        rc = _lib.pipeconnect_cache_qhlo_cookie(
+            self._handle(), key._handle(), buf, len(buf), ctypes.byref(n)
+        )
+        if check(rc, Result.NOT_FOUND) == Result.NOT_FOUND:
+            return None
+        return buf.raw[: n.value].decode("ascii")
+
+    def forget_qhlo_cookie(self, key: Key) -> bool:
+        """Experimental (SMTP QUICKSTART): drop the QHLO cookie kept for ``key``'s server;
+        True if there was one."""
+        rc = _lib.pipeconnect_cache_forget_qhlo_cookie(self._handle(), key._handle())
         return check(rc, Result.NOT_FOUND) == Result.OK
 
     def clear(self) -> None:
