@@ -517,9 +517,10 @@ mod tests {
             assert!(!r.name().is_empty() && !r.name().contains('\0'));
             assert!(r.name_nul().ends_with('\0'));
         }
-        assert_eq!(StopReason::from_u32(19), None);
+        assert_eq!(StopReason::from_u32(20), None);
         assert!(StopReason::NoEntry.is_classic());
         assert!(StopReason::HeldDown.is_classic());
+        assert!(StopReason::ExtensionMissing.is_classic());
         assert!(!StopReason::EndOfSequence.is_classic());
         assert!(!StopReason::DataEndsFlight.is_classic());
     }
