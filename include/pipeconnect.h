@@ -708,7 +708,9 @@ typedef struct pipeconnect_tracker_request {
     pipeconnect_phase phase;
     // `PIPECONNECT_TRACKER_*` bits.
     pipeconnect_tracker_flags flags;
-    // Recipients of the transaction (0: none goes early; more than 4093: classic).
+    // Recipients of the transaction; 0 when no transaction goes early (the MTA says
+    // something between EHLO and MAIL, such as AUTH or XFORWARD, or sends no message):
+    // then EHLO alone may go before the banner. More than 4093: classic.
     uint32_t rcpt_count;
     // The size the MTA declares with `MAIL FROM ... SIZE=` (0: none).
     uint64_t message_size;
@@ -1243,6 +1245,10 @@ typedef struct pipeconnect_tracker_step {
 // Send EHLO and STARTTLS now; after the handshake, begin a tracker for the encrypted
 // phase with `PIPECONNECT_TRACKER_CLEARTEXT_EARLY_USED`.
 #define PIPECONNECT_TRACKER_MODE_STARTTLS 2
+
+// Send EHLO alone now, before the banner (`rcpt_count` 0: the MTA says something between
+// EHLO and MAIL, or sends no message); the rest waits for the EHLO reply.
+#define PIPECONNECT_TRACKER_MODE_EHLO 3
 
 // Handle the reply as the MTA always does (a rejected recipient is still rejected).
 #define PIPECONNECT_TRACKER_ACTION_PROCEED 0
@@ -2259,7 +2265,8 @@ enum pipeconnect_result pipeconnect_cache_open(const char *path,
 // server up in `cache` and plan what goes before any reply. `*plan_out` says the mode:
 // classic (and why), an early transaction (send EHLO, MAIL, the RCPTs and DATA now, in
 // that order, building their parameters from `plan_out->extensions` and
-// `size_limit`), or an early STARTTLS (send EHLO and STARTTLS now). `*tracker_out` is a
+// `size_limit`), an early STARTTLS (send EHLO and STARTTLS now), or an early EHLO
+// (send EHLO alone now; `rcpt_count` 0). `*tracker_out` is a
 // new tracker in every mode: pass it each reply with `pipeconnect_tracker_reply()`,
 // free it with `pipeconnect_tracker_free()`. After STARTTLS and the handshake, begin a
 // new tracker with phase `PIPECONNECT_PHASE_AFTER_STARTTLS`.

@@ -440,7 +440,43 @@ fn too_many_recipients_for_one_flight_stay_classic() {
     learn(&c, TlsState::Cleartext, EHLO_PC);
     let (_, plan) = begin(&c, &request(5000));
     assert_eq!(plan.mode, Mode::Classic);
-    let (_, plan) = begin(&c, &request(0));
+}
+
+#[test]
+fn without_a_transaction_ehlo_alone_goes_early() {
+    let c = cache();
+    learn(&c, TlsState::Cleartext, EHLO_PC);
+    learn(&c, TlsState::Encrypted, EHLO_PC_NO_TLS);
+    // AUTH or XFORWARD between EHLO and MAIL: EHLO alone before the banner.
+    let (mut t, plan) = begin(&c, &request(0));
+    assert_eq!((plan.mode, plan.commands), (Mode::Ehlo, 1));
+    assert_eq!(
+        t.on_reply(CommandKind::Banner, 220, b"").action,
+        Action::Proceed
+    );
+    let s = t.on_reply(CommandKind::Ehlo, 250, EHLO_PC.as_bytes());
+    assert_eq!(s.action, Action::Proceed);
+    assert_ne!(s.extensions & Extension::PipeConnect.bit(), 0);
+    // The MTA's own commands after the EHLO reply are its business.
+    assert_eq!(
+        t.on_reply(CommandKind::Mail, 250, b"").action,
+        Action::Proceed
+    );
+
+    // Refused like any early flight.
+    let (mut t, _) = begin(&c, &request(0));
+    assert_eq!(
+        t.on_reply(CommandKind::Banner, 554, b"").action,
+        Action::Reconnect
+    );
+    assert!(c.held_down(&key(TlsState::Cleartext)).is_some());
+
+    // After STARTTLS the EHLO goes at once anyway: classic.
+    let mut enc = request(0);
+    enc.key = key(TlsState::Encrypted);
+    enc.phase = ConnPhase::AfterStartTls;
+    enc.cleartext_early_used = true;
+    let (_, plan) = begin(&c, &enc);
     assert_eq!(
         (plan.mode, plan.reason),
         (Mode::Classic, StopReason::NotAllowed)

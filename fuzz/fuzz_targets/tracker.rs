@@ -8,7 +8,8 @@
 //! Invariants checked:
 //! - no panic reaches the boundary; an error writes no tracker;
 //! - the plan is consistent: classic exactly when no command goes; a transaction is EHLO,
-//!   MAIL, one RCPT per recipient and DATA; an early STARTTLS only in cleartext; nothing
+//!   MAIL, one RCPT per recipient and DATA; an early STARTTLS only in cleartext; EHLO alone
+//!   only without recipients and not after STARTTLS; nothing
 //!   early without EARLY_ALLOWED, or without every required extension in the plan;
 //!   ignored keywords never appear in the plan's extensions;
 //! - a reply of an unknown kind or a code outside 100..=599 is INVALID_ARGUMENT;
@@ -188,6 +189,10 @@ fuzz_target!(|data: &[u8]| unsafe {
             assert_eq!(plan.command_count, 2);
             assert!(early_allowed && phase == PIPECONNECT_PHASE_CLEARTEXT);
             assert!(plan.extensions & required == required);
+        }
+        PIPECONNECT_TRACKER_MODE_EHLO => {
+            assert_eq!(plan.command_count, 1);
+            assert!(early_allowed && rcpt_count == 0 && phase != PIPECONNECT_PHASE_AFTER_STARTTLS);
         }
         m => panic!("unknown mode {m}"),
     }

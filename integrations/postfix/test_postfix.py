@@ -128,6 +128,21 @@ class PostfixCase(unittest.TestCase):
         self.assertEqual(self.pf.count(r" status=sent "), 2)
         self.assertIn("127.0.0.1:%d/cleartext" % self.port, store_dump(self.pf))
 
+    def test_xforward_sends_ehlo_alone_early(self):
+        # XFORWARD goes between EHLO and MAIL: the early flight is EHLO alone, the
+        # transaction follows the EHLO reply (Exim offers no XFORWARD, so none is sent).
+        self.start_exim(extra_main=SLOW_GREETING)
+        self.start_postfix(extra={"smtp_send_xforward_command": "yes"})
+        self.deliver(n=1)
+        self.deliver(n=2)
+        log = self.pf.log()
+        self.assertEqual(self.pf.count(r"pipeconnect: early flight of 1 commands to "), 1, log)
+        self.assertEqual(self.pf.count(r" status=sent "), 2)
+        eh.wait_for_log(self.exim, " <= ", count=2)
+        lines = eh.accepted_lines(self.exim)
+        self.assertEqual(len(lines), 2, lines)
+        self.assertIn(" L* ", lines[1])       # EHLO before the greeting
+
     def test_withdrawn_pipeconnect_554_reconnects_classic_once(self):
         self.start_exim()
         self.start_postfix()

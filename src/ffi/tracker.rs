@@ -69,7 +69,9 @@ pub struct pipeconnect_tracker_request {
     pub phase: pipeconnect_phase,
     /// `PIPECONNECT_TRACKER_*` bits.
     pub flags: pipeconnect_tracker_flags,
-    /// Recipients of the transaction (0: none goes early; more than 4093: classic).
+    /// Recipients of the transaction; 0 when no transaction goes early (the MTA says
+    /// something between EHLO and MAIL, such as AUTH or XFORWARD, or sends no message):
+    /// then EHLO alone may go before the banner. More than 4093: classic.
     pub rcpt_count: u32,
     /// The size the MTA declares with `MAIL FROM ... SIZE=` (0: none).
     pub message_size: u64,
@@ -104,6 +106,9 @@ pub const PIPECONNECT_TRACKER_MODE_TRANSACTION: pipeconnect_tracker_mode = 1;
 /// Send EHLO and STARTTLS now; after the handshake, begin a tracker for the encrypted
 /// phase with `PIPECONNECT_TRACKER_CLEARTEXT_EARLY_USED`.
 pub const PIPECONNECT_TRACKER_MODE_STARTTLS: pipeconnect_tracker_mode = 2;
+/// Send EHLO alone now, before the banner (`rcpt_count` 0: the MTA says something between
+/// EHLO and MAIL, or sends no message); the rest waits for the EHLO reply.
+pub const PIPECONNECT_TRACKER_MODE_EHLO: pipeconnect_tracker_mode = 3;
 
 /// The tracker's plan, written by `pipeconnect_tracker_begin()`. Set `struct_size`.
 #[repr(C)]
@@ -252,7 +257,8 @@ unsafe fn request_from_c(p: *const pipeconnect_tracker_request) -> Result<Reques
 /// server up in `cache` and plan what goes before any reply. `*plan_out` says the mode:
 /// classic (and why), an early transaction (send EHLO, MAIL, the RCPTs and DATA now, in
 /// that order, building their parameters from `plan_out->extensions` and
-/// `size_limit`), or an early STARTTLS (send EHLO and STARTTLS now). `*tracker_out` is a
+/// `size_limit`), an early STARTTLS (send EHLO and STARTTLS now), or an early EHLO
+/// (send EHLO alone now; `rcpt_count` 0). `*tracker_out` is a
 /// new tracker in every mode: pass it each reply with `pipeconnect_tracker_reply()`,
 /// free it with `pipeconnect_tracker_free()`. After STARTTLS and the handshake, begin a
 /// new tracker with phase `PIPECONNECT_PHASE_AFTER_STARTTLS`.
@@ -387,6 +393,7 @@ mod tests {
             Mode::Transaction as u32
         );
         assert_eq!(PIPECONNECT_TRACKER_MODE_STARTTLS, Mode::StartTls as u32);
+        assert_eq!(PIPECONNECT_TRACKER_MODE_EHLO, Mode::Ehlo as u32);
         assert_eq!(PIPECONNECT_TRACKER_ACTION_PROCEED, Action::Proceed as u32);
         assert_eq!(
             PIPECONNECT_TRACKER_ACTION_RECONNECT,

@@ -8,8 +8,8 @@
 //!
 //! 1. [`Tracker::begin`] looks the server up in the cache and plans the connection from
 //!    what the MTA means to send ([`Request`]): classic, an early transaction (EHLO,
-//!    MAIL, one RCPT per recipient, DATA, before the banner), or an early STARTTLS (EHLO,
-//!    STARTTLS). The plan says which cached extensions the MTA may build its MAIL and
+//!    MAIL, one RCPT per recipient, DATA, before the banner), an early STARTTLS (EHLO,
+//!    STARTTLS), or an early EHLO alone (when the MTA says something between EHLO and MAIL). The plan says which cached extensions the MTA may build its MAIL and
 //!    RCPT parameters from. The rules are [`crate::policy::early_flight`]'s and the
 //!    hold-down's, all or nothing: a flight the policy would cut short stays classic.
 //! 2. [`Tracker::on_reply`] takes each reply the MTA read, with the command it answers
@@ -59,7 +59,9 @@ pub struct Request {
     pub cleartext_early_used: bool,
     /// STARTTLS, in the cleartext phase.
     pub starttls: StartTlsUse,
-    /// Recipients of the transaction; 0 when the MTA sends no transaction early.
+    /// Recipients of the transaction; 0 when the MTA sends no transaction early (it says
+    /// something between EHLO and MAIL, such as AUTH or XFORWARD, or sends no message):
+    /// then EHLO alone may go before the banner.
     pub rcpt_count: usize,
     /// The message size the MTA declares with MAIL (0: none).
     pub message_size: u64,
@@ -88,6 +90,8 @@ pub enum Mode {
     /// EHLO and STARTTLS go now; after the handshake, begin a tracker for the encrypted
     /// phase.
     StartTls = 2,
+    /// EHLO alone goes now, before the banner; the rest waits for the EHLO reply.
+    Ehlo = 3,
 }
 
 /// The tracker's plan for the connection.
@@ -208,10 +212,13 @@ impl Tracker {
         let mode = if starttls {
             cmds.push(Command::StartTls);
             Mode::StartTls
-        } else {
-            if req.rcpt_count == 0 {
+        } else if req.rcpt_count == 0 {
+            // After STARTTLS the EHLO goes at once anyway: nothing to gain.
+            if req.phase == ConnPhase::AfterStartTls {
                 return Ok(classic(StopReason::NotAllowed));
             }
+            Mode::Ehlo
+        } else {
             if req.rcpt_count > SEQUENCE_MAX - 3 {
                 return Ok(classic(StopReason::RcptmaxReached));
             }

@@ -100,6 +100,12 @@ int main(void) {
     CHECK(plan.mode == PIPECONNECT_TRACKER_MODE_STARTTLS && plan.command_count == 2);
     pipeconnect_tracker_free(t);
 
+    /* 3b. No transaction early (AUTH or XFORWARD between EHLO and MAIL): EHLO alone. */
+    r = request(0, early);
+    t = begin(cache, &r, &plan);
+    CHECK(plan.mode == PIPECONNECT_TRACKER_MODE_EHLO && plan.command_count == 1);
+    pipeconnect_tracker_free(t);
+
     /* 4. A server that no longer offers PIPECONNECT answers with Exim's 554: reconnect, the
      * entry is gone and the server held down. Later replies repeat the step. */
     r = request(1, early);

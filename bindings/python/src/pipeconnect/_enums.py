@@ -349,6 +349,7 @@ class TrackerMode(IntEnum):
     CLASSIC = 0
     TRANSACTION = 1
     STARTTLS = 2
+    EHLO = 3
 
 
 class TrackerAction(IntEnum):
