@@ -1,4 +1,4 @@
-//! QTLS on `pipeconnect serve` (SMTP QUICKSTART, experimental; docs/RULES.md 6.10): with
+//! QTLS on `pipeconnect serve` (SMTP QUICKSTART, experimental; docs/RULES.md 6.9): with
 //! `--quickstart on` and STARTTLS, `QTLS` gets no reply, the bytes behind it are the start
 //! of the TLS stream, and the greeting comes over TLS after the handshake.
 

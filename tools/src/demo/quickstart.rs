@@ -773,12 +773,17 @@ fn run_pc_deliver(
     Ok(vec![(PCD_WAYS[0], greeting), (PCD_WAYS[1], cookie)])
 }
 
-fn messages(log: &std::path::Path) -> usize {
+/// The sink's log lines that contain `needle`.
+fn log_count(log: &std::path::Path, needle: &str) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(" message id="))
+        .filter(|l| l.contains(needle))
         .count()
+}
+
+fn messages(log: &std::path::Path) -> usize {
+    log_count(log, " message id=")
 }
 
 /// Runs the QUICKSTART table; returns the exit code.
@@ -833,6 +838,17 @@ pub fn run(options: &Options) -> Result<i32, String> {
             "pipeconnect demo: the sinks logged {got} and {got_tls} messages, expected {} and {}",
             per_sink(cleartext_ways),
             per_sink(TLS_WAYS.len())
+        );
+        return Ok(1);
+    }
+    // Every qs-qtls connection sent QTLS before the banner, and the sink took it so.
+    let qtls = log_count(&tls_log, " qtls ");
+    let before_banner = log_count(&tls_log, " banner=0 ");
+    if qtls != per_sink(1) || before_banner != qtls {
+        eprintln!(
+            "pipeconnect demo: the STARTTLS sink logged {qtls} QTLS, {before_banner} of them \
+             before the banner; expected {} before the banner",
+            per_sink(1)
         );
         return Ok(1);
     }
