@@ -29,8 +29,9 @@
 //!   commands of the flight; `b` the bytes looked at; `incomplete=1` when the input ended
 //!   inside a line or a BDAT body.
 //! - `qhlo` (only with `--quickstart on`, and only when the first line before the banner is
-//!   `QHLO`): whether its cookie was this sink's for this client and capability list; a
-//!   `valid` cookie ends the greet pause at once (`banner t_ms` shows it).
+//!   `QHLO`, or after QTLS before the banner the first line over TLS): whether its cookie was
+//!   this sink's for this client and capability list (in that TLS state); a `valid` cookie
+//!   ends the greet pause at once (`banner t_ms` shows it).
 //! - `pipelined_tls` (only with `--quickstart on`): `b` bytes had come behind STARTTLS before
 //!   its 220 and were read as the start of the TLS handshake (a pipelined ClientHello).
 //! - `qtls` (only with `--quickstart on` and STARTTLS): QTLS was read, and the `b` bytes that
