@@ -22,7 +22,14 @@
 //!   transaction at once (encrypted early flight);
 //! - `qs-cookie-tls`: QHLO with the cookie, STARTTLS and the TLS ClientHello before the
 //!   banner (the sink's `--quickstart on` reads bytes behind STARTTLS as TLS); the client's
-//!   Finished, EHLO and the transaction at once: two round trips, no greet pause.
+//!   Finished, EHLO and the transaction at once: two round trips, no greet pause;
+//! - `qs-qtls`: QTLS and the ClientHello in the first write, before the banner, to a sink
+//!   whose greeting listed QTLS; no banner and no reply in cleartext: the handshake, then
+//!   the client's Finished with QHLO (with the cookie of the last greeting over TLS) and the
+//!   transaction right behind it, from the encrypted capabilities cached; the greeting comes
+//!   over TLS with the replies: two round trips, and a recognised cookie skips the greet
+//!   pause, which the sink holds in front of its greeting over TLS. (With nothing cached
+//!   for the encrypted state, the client waits for that greeting first.)
 //!
 //! and, when the C example client is there (`--client PATH`, else `pc-deliver` beside this
 //! program), the same two QUICKSTART ways through it, one process per delivery sharing a
@@ -41,7 +48,7 @@
 //! median times of both from the start of connect(). The cookie is kept by this client,
 //! not by the library's cache (which stores capabilities only).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::{Read, Write};
 use std::path::Path;
 use std::process::Command;
@@ -63,7 +70,7 @@ use super::procs::{Background, Work};
 /// The cleartext ways, in table order.
 pub const WAYS: [&str; 4] = ["classic", "pipeconnect", "qs-greeting", "qs-cookie"];
 /// The STARTTLS ways (a second sink with STARTTLS), in table order.
-pub const TLS_WAYS: [&str; 3] = ["classic-tls", "pipeconnect-tls", "qs-cookie-tls"];
+pub const TLS_WAYS: [&str; 4] = ["classic-tls", "pipeconnect-tls", "qs-cookie-tls", "qs-qtls"];
 /// The ways through the C client `pc-deliver --quickstart` (when it is there).
 pub const PCD_WAYS: [&str; 2] = ["pcd-qs-greeting", "pcd-qs-cookie"];
 
@@ -86,6 +93,8 @@ struct State {
     /// The same server, encrypted.
     key_tls: PeerKey,
     cookies: HashMap<String, String>,
+    /// The servers (cleartext keys) whose greeting or EHLO reply listed QTLS.
+    qtls: HashSet<String>,
 }
 
 /// The byte stream: cleartext, then TLS after STARTTLS.
@@ -105,9 +114,14 @@ impl Stream {
     fn write_all(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         match self {
             Stream::Plain(t) => t.write_all(bytes),
+            // Through the connection's writer, so that a Finished still queued (after QTLS)
+            // leaves in the same write as the first commands.
             Stream::Tls(t) => {
-                t.write_all(bytes)?;
-                t.flush()
+                t.conn.writer().write_all(bytes)?;
+                while t.conn.wants_write() {
+                    t.conn.write_tls(&mut t.sock)?;
+                }
+                Ok(())
             }
         }
     }
@@ -241,6 +255,52 @@ impl Conn {
                 .map_err(|e| format!("TLS handshake: {e}"))?;
         }
         self.stream = Some(Stream::Tls(Box::new(tls)));
+        Ok(())
+    }
+
+    /// The TLS handshake after QTLS went with the ClientHello: one wait for the server's
+    /// flight. Cleartext the server wrote before it read QTLS (its banner, when it had been
+    /// written already) comes first and is skipped: whole lines that start with a digit,
+    /// since a TLS record never does. From the first other byte on, everything is TLS. The
+    /// client's Finished stays queued and leaves with the first write over TLS.
+    fn start_qtls(&mut self, mut conn: ClientConnection) -> Result<(), String> {
+        let Some(Stream::Plain(mut tcp)) = self.stream.take() else {
+            return Err("QTLS on a TLS stream".into());
+        };
+        let mut in_tls = false;
+        let mut waited = false;
+        let mut chunk = [0u8; 16 * 1024];
+        loop {
+            while !in_tls && self.buf.first().is_some_and(u8::is_ascii_digit) {
+                let Some(end) = self.buf.iter().position(|&b| b == b'\n') else {
+                    break;
+                };
+                self.buf.drain(..=end);
+            }
+            if !self.buf.is_empty() && (in_tls || !self.buf[0].is_ascii_digit()) {
+                in_tls = true;
+                let mut early = &self.buf[..];
+                while !early.is_empty() {
+                    conn.read_tls(&mut early).map_err(|e| format!("TLS: {e}"))?;
+                    conn.process_new_packets()
+                        .map_err(|e| format!("TLS: {e}"))?;
+                }
+                self.buf.clear();
+                if !conn.is_handshaking() {
+                    break;
+                }
+            }
+            if !waited {
+                self.waits += 1;
+                waited = true;
+            }
+            let n = tcp.read(&mut chunk).map_err(|e| format!("read: {e}"))?;
+            if n == 0 {
+                return Err("the sink closed the connection during the handshake".into());
+            }
+            self.buf.extend_from_slice(&chunk[..n]);
+        }
+        self.stream = Some(Stream::Tls(Box::new(StreamOwned::new(conn, tcp))));
         Ok(())
     }
 
@@ -390,6 +450,43 @@ fn deliver(way: &str, addr: SocketAddr, state: &mut State, body: &[u8]) -> Resul
             c.send(&flight)?;
             c.expect(&[250, 250, 250, 250])?;
         }
+        "qs-qtls" => {
+            if !state.qtls.contains(&state.key.to_string()) {
+                return Err("the server has not listed QTLS".into());
+            }
+            // QTLS and the ClientHello, before the banner: nothing comes back in cleartext.
+            let mut tls = client_connection("localhost").map_err(|e| e.to_string())?;
+            let mut flight = b"QTLS\r\n".to_vec();
+            tls.write_tls(&mut flight)
+                .map_err(|e| format!("TLS: {e}"))?;
+            c.send(&flight)?;
+            c.start_qtls(tls)?;
+            let cached = state
+                .cache
+                .lookup(&state.key_tls)
+                .is_some_and(|e| e.caps.worth_caching());
+            if cached {
+                // The Finished, QHLO with the cookie (EHLO without one) and the transaction
+                // at once; the greeting comes with the replies.
+                let mut flight = qtls_hello(state).into_bytes();
+                waits_to_mail = c.waits;
+                ms_to_mail = c.ms();
+                flight.extend(transaction(body));
+                c.send(&flight)?;
+                let replies = c.expect(&[220, 250, 250, 250, 250])?;
+                learn_greeting(state, &replies[0])?;
+            } else {
+                // Nothing cached for the encrypted state: the greeting's capabilities first.
+                let greeting = c.expect(&[220])?;
+                learn_greeting(state, &greeting[0])?;
+                let mut flight = qtls_hello(state).into_bytes();
+                waits_to_mail = c.waits;
+                ms_to_mail = c.ms();
+                flight.extend(transaction(body));
+                c.send(&flight)?;
+                c.expect(&[250, 250, 250, 250])?;
+            }
+        }
         _ => return Err(format!("unknown way {way}")),
     }
     let run = Run {
@@ -402,8 +499,19 @@ fn deliver(way: &str, addr: SocketAddr, state: &mut State, body: &[u8]) -> Resul
     Ok(run)
 }
 
-/// The cookie of a greeting, kept for the next connection.
+/// The first command over TLS after QTLS: QHLO with the cookie of the last greeting over
+/// TLS, or EHLO when there is none.
+fn qtls_hello(state: &State) -> String {
+    match state.cookies.get(&state.key_tls.to_string()) {
+        Some(cookie) => format!("QHLO {EHLO_NAME} {cookie}\r\n"),
+        None => format!("EHLO {EHLO_NAME}\r\n"),
+    }
+}
+
+/// The cookie of a cleartext greeting, kept for the next connection, and whether it
+/// listed QTLS.
 fn keep_cookie(state: &mut State, greeting: &Reply) {
+    note_qtls(state, greeting);
     if let Ok(g) = parse_greeting(&wire(greeting), ParseOptions::default()) {
         if let Some(cookie) = g.cookie {
             state.cookies.insert(state.key.to_string(), cookie);
@@ -411,10 +519,41 @@ fn keep_cookie(state: &mut State, greeting: &Reply) {
     }
 }
 
+/// Remembers that a cleartext greeting or EHLO reply listed QTLS (a keyword the library's
+/// capabilities do not track).
+fn note_qtls(state: &mut State, reply: &Reply) {
+    let listed = reply.lines().iter().skip(1).any(|l| {
+        let word = l.split(|&b| b == b' ').next().unwrap_or(b"");
+        word.eq_ignore_ascii_case(b"QTLS")
+    });
+    if listed {
+        state.qtls.insert(state.key.to_string());
+    }
+}
+
+/// A greeting over TLS (after QTLS): its capabilities into the cache under the encrypted
+/// key, its cookie kept for the next QTLS connection.
+fn learn_greeting(state: &mut State, greeting: &Reply) -> Result<(), String> {
+    let g = parse_greeting(&wire(greeting), ParseOptions::default())
+        .map_err(|e| format!("greeting over TLS: {e:?}"))?;
+    if !g.quickstart {
+        return Err("the greeting over TLS has no QUICKSTART".into());
+    }
+    state.cache.learn(&state.key_tls, g.caps);
+    match g.cookie {
+        Some(cookie) => state.cookies.insert(state.key_tls.to_string(), cookie),
+        None => state.cookies.remove(&state.key_tls.to_string()),
+    };
+    Ok(())
+}
+
 /// An EHLO reply into the library's cache, under the cleartext or the encrypted key.
 fn learn(state: &mut State, encrypted: bool, reply: &Reply) -> Result<(), String> {
     let caps = Capabilities::from_reply(reply, ParseOptions::default())
         .map_err(|e| format!("EHLO reply: {e:?}"))?;
+    if !encrypted {
+        note_qtls(state, reply);
+    }
     let key = if encrypted {
         &state.key_tls
     } else {
@@ -541,6 +680,7 @@ fn run_ways(
         key,
         key_tls,
         cookies: HashMap::new(),
+        qtls: HashSet::new(),
     };
     let mut results = Vec::new();
     for &way in ways {
@@ -633,12 +773,17 @@ fn run_pc_deliver(
     Ok(vec![(PCD_WAYS[0], greeting), (PCD_WAYS[1], cookie)])
 }
 
-fn messages(log: &std::path::Path) -> usize {
+/// The sink's log lines that contain `needle`.
+fn log_count(log: &std::path::Path, needle: &str) -> usize {
     std::fs::read_to_string(log)
         .unwrap_or_default()
         .lines()
-        .filter(|l| l.contains(" message id="))
+        .filter(|l| l.contains(needle))
         .count()
+}
+
+fn messages(log: &std::path::Path) -> usize {
+    log_count(log, " message id=")
 }
 
 /// Runs the QUICKSTART table; returns the exit code.
@@ -693,6 +838,17 @@ pub fn run(options: &Options) -> Result<i32, String> {
             "pipeconnect demo: the sinks logged {got} and {got_tls} messages, expected {} and {}",
             per_sink(cleartext_ways),
             per_sink(TLS_WAYS.len())
+        );
+        return Ok(1);
+    }
+    // Every qs-qtls connection sent QTLS before the banner, and the sink took it so.
+    let qtls = log_count(&tls_log, " qtls ");
+    let before_banner = log_count(&tls_log, " banner=0 ");
+    if qtls != per_sink(1) || before_banner != qtls {
+        eprintln!(
+            "pipeconnect demo: the STARTTLS sink logged {qtls} QTLS, {before_banner} of them \
+             before the banner; expected {} before the banner",
+            per_sink(1)
         );
         return Ok(1);
     }

@@ -12,6 +12,9 @@ pub enum Command {
         cookie: Option<String>,
     },
     StartTls,
+    /// `QTLS` (SMTP QUICKSTART, experimental): STARTTLS without the 220; the bytes behind
+    /// it are the start of the TLS stream, and the greeting comes over TLS.
+    Qtls,
     Auth {
         mechanism: String,
         /// The initial response, as sent (`=` stands for an empty one).
@@ -50,6 +53,7 @@ pub fn parse(line: &str) -> Command {
         "EHLO" => greeting(rest).map_or(Command::Syntax("EHLO needs a domain"), Command::Ehlo),
         "QHLO" => qhlo(rest),
         "STARTTLS" => no_arguments(rest, Command::StartTls),
+        "QTLS" => no_arguments(rest, Command::Qtls),
         "AUTH" => auth(rest),
         "MAIL" => mail(rest),
         "RCPT" => rcpt(rest),
@@ -261,6 +265,8 @@ mod tests {
         assert_eq!(parse("QUIT"), Command::Quit);
         assert_eq!(parse("NOOP anything"), Command::Noop);
         assert_eq!(parse("STARTTLS"), Command::StartTls);
+        assert_eq!(parse("qtls"), Command::Qtls);
+        assert!(matches!(parse("QTLS now"), Command::Syntax(_)));
         assert!(matches!(parse("DATA now"), Command::Syntax(_)));
         assert_eq!(parse("VRFY x"), Command::Unknown);
         assert_eq!(parse(""), Command::Unknown);

@@ -4,7 +4,8 @@ use super::options::Options;
 
 /// The EHLO keywords, in the order the sink advertises them (Exim's order, PIPECONNECT inside
 /// the PIPELINING block): SIZE, 8BITMIME, PIPELINING, PIPECONNECT, AUTH PLAIN, CHUNKING,
-/// STARTTLS (only before TLS), SMTPUTF8, LIMITS, HELP.
+/// STARTTLS (only before TLS), SMTPUTF8, LIMITS, HELP; with `--quickstart on`, QUICKSTART and
+/// (with STARTTLS, before TLS) QTLS.
 pub fn keywords(options: &Options, tls_active: bool) -> Vec<String> {
     let mut out = Vec::new();
     if let Some(size) = options.size {
@@ -33,9 +34,16 @@ pub fn keywords(options: &Options, tls_active: bool) -> Vec<String> {
     out.push("HELP".to_string());
     if options.quickstart {
         out.push(pipeconnect::server::quickstart::QUICKSTART_KEYWORD.to_string());
+        if options.starttls && !tls_active {
+            out.push(QTLS_KEYWORD.to_string());
+        }
     }
     out
 }
+
+/// The keyword that offers QTLS (SMTP QUICKSTART, experimental): listed in cleartext with
+/// `--quickstart on` and STARTTLS, never over TLS.
+pub const QTLS_KEYWORD: &str = "QTLS";
 
 /// The lines of the EHLO reply: the greeting line, then the keywords.
 pub fn reply_lines(options: &Options, tls_active: bool, client: &str) -> Vec<String> {
@@ -73,6 +81,23 @@ mod tests {
             ]
         );
         assert!(!keywords(&options, true).contains(&"STARTTLS".to_string()));
+    }
+
+    #[test]
+    fn qtls_only_with_quickstart_and_starttls_in_cleartext() {
+        let options = Options {
+            starttls: true,
+            quickstart: true,
+            ..Options::default()
+        };
+        let words = keywords(&options, false);
+        assert_eq!(words[words.len() - 2..], ["QUICKSTART", "QTLS"]);
+        assert!(!keywords(&options, true).contains(&"QTLS".to_string()));
+        let no_tls = Options {
+            quickstart: true,
+            ..Options::default()
+        };
+        assert!(!keywords(&no_tls, false).contains(&"QTLS".to_string()));
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! conn=<n> prebanner t_ms=<ms> class=<class> reason=<reason> commands=<k> bytes=<b> incomplete=<0|1>
 //! conn=<n> qhlo t_ms=<ms> cookie=<valid|invalid|none>
 //! conn=<n> pipelined_tls t_ms=<ms> bytes=<b>
+//! conn=<n> qtls t_ms=<ms> banner=<0|1> bytes=<b>
 //! conn=<n> banner t_ms=<ms>
 //! t_ms=<ms> conn=<n> tls=<0|1> early=<0|1> cmd=<command line>
 //! conn=<n> message id=<id> bytes=<size> rcpts=<count>
@@ -28,10 +29,17 @@
 //!   commands of the flight; `b` the bytes looked at; `incomplete=1` when the input ended
 //!   inside a line or a BDAT body.
 //! - `qhlo` (only with `--quickstart on`, and only when the first line before the banner is
-//!   `QHLO`): whether its cookie was this sink's for this client and capability list; a
-//!   `valid` cookie ends the greet pause at once (`banner t_ms` shows it).
+//!   `QHLO`, or after QTLS before the banner the first line over TLS): whether its cookie was
+//!   this sink's for this client and capability list (in that TLS state); a `valid` cookie
+//!   ends the greet pause at once (`banner t_ms` shows it).
 //! - `pipelined_tls` (only with `--quickstart on`): `b` bytes had come behind STARTTLS before
 //!   its 220 and were read as the start of the TLS handshake (a pipelined ClientHello).
+//! - `qtls` (only with `--quickstart on` and STARTTLS): QTLS was read, and the `b` bytes that
+//!   had come behind it are the start of the TLS handshake; `banner=0` when it came before the
+//!   banner, which is then not written in cleartext at all (the greeting comes over TLS after
+//!   the handshake), `banner=1` when the cleartext banner had already been written. For
+//!   `banner=0` the `qhlo` and `prebanner` lines that follow are about the input that came
+//!   over TLS before the greeting, and `banner` is when the greeting was written over TLS.
 //! - `n` numbers connections from 1 in the order they were accepted.
 //! - `ms` is whole milliseconds since this connection was accepted: for a command, when its
 //!   first byte was read from the connection (so an early command's time is before the
@@ -97,6 +105,13 @@ impl Log {
     pub fn pipelined_tls(&self, conn: u64, t_ms: u128, bytes: usize) {
         self.line(format!(
             "conn={conn} pipelined_tls t_ms={t_ms} bytes={bytes}"
+        ));
+    }
+
+    pub fn qtls(&self, conn: u64, t_ms: u128, after_banner: bool, bytes: usize) {
+        self.line(format!(
+            "conn={conn} qtls t_ms={t_ms} banner={} bytes={bytes}",
+            u8::from(after_banner)
         ));
     }
 

@@ -48,7 +48,19 @@ fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io
         transaction: None,
         errors: 0,
     };
-    if session.greet(&mut channel)? {
+    let serving = match session.greet(&mut channel)? {
+        Greet::Close => false,
+        Greet::Serve => true,
+        Greet::Qtls(early) => {
+            let Some(config) = shared.tls.clone() else {
+                return Ok(());
+            };
+            channel = channel.start_tls(config, &early)?;
+            session.restart_after_tls();
+            session.greet_over_tls(&mut channel)?
+        }
+    };
+    if serving {
         loop {
             match session.next_command(&mut channel) {
                 Ok(Next::Continue) => {}
@@ -58,6 +70,14 @@ fn serve(tcp: TcpStream, conn: u64, accepted_at: Instant, shared: &Shared) -> io
                     };
                     channel = channel.start_tls(config, &early)?;
                     session.restart_after_tls();
+                }
+                Ok(Next::Qtls(early)) => {
+                    let Some(config) = shared.tls.clone() else {
+                        break;
+                    };
+                    channel = channel.start_tls(config, &early)?;
+                    session.restart_after_tls();
+                    session.tls_greeting(&mut channel);
                 }
                 Ok(Next::Close) => break,
                 Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
@@ -83,7 +103,22 @@ enum Next {
     /// With the bytes that came behind STARTTLS, for the TLS stream (QUICKSTART's
     /// pipelined ClientHello), or none.
     StartTls(Vec<u8>),
+    /// QTLS after the banner (QUICKSTART, experimental), with the bytes that came behind
+    /// it: the start of the TLS stream. The greeting follows the handshake, over TLS.
+    Qtls(Vec<u8>),
     Close,
+}
+
+/// How the connection goes on after the greet pause.
+enum Greet {
+    /// The banner is queued: serve commands.
+    Serve,
+    /// Close at once (a 4xx banner, a sync error, a pregreet rejected).
+    Close,
+    /// The first line before the banner was QTLS (QUICKSTART, experimental): no banner in
+    /// cleartext; TLS at once, from these bytes that came behind it, then the greeting
+    /// over TLS ([`Session::greet_over_tls`]).
+    Qtls(Vec<u8>),
 }
 
 /// Whether the banner offered service.
@@ -138,7 +173,11 @@ impl Session<'_> {
     /// early talkers): 554 and close. Either way the library's pre-banner classifier says what
     /// the input was, in the log; with `--pregreet reject`, a pregreet violation from a client
     /// offered PIPECONNECT is also a 554 and close.
-    fn greet(&mut self, channel: &mut Channel) -> io::Result<bool> {
+    ///
+    /// With `--quickstart on` and STARTTLS, a first line `QTLS` before the banner ends the
+    /// pause at once and no banner is written: the bytes behind it are the start of the TLS
+    /// handshake, and the pause, the classification and the greeting happen over TLS.
+    fn greet(&mut self, channel: &mut Channel) -> io::Result<Greet> {
         let options = &self.shared.options;
         let banner_at = self.accepted_at + options.banner_delay;
         let offered = options.early_input_allowed();
@@ -149,6 +188,9 @@ impl Session<'_> {
             // client whose QHLO cookie is valid ends the greet pause at once.
             if self.shared.qhlo.is_some() {
                 channel.read_until_line(banner_at, EARLY_INPUT_CAP)?;
+                if let Some(early) = self.qtls_first(channel)? {
+                    return Ok(Greet::Qtls(early));
+                }
                 if !self.qhlo_recognised(channel) {
                     channel.read_until(banner_at, EARLY_INPUT_CAP)?;
                     std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
@@ -158,6 +200,9 @@ impl Session<'_> {
                 std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
             }
             channel.read_available(EARLY_INPUT_CAP)?;
+            if let Some(early) = self.qtls_first(channel)? {
+                return Ok(Greet::Qtls(early));
+            }
         } else {
             std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
             if channel.input_pending()? {
@@ -167,7 +212,7 @@ impl Session<'_> {
                 self.log_prebanner(&prebanner.verdict());
                 channel.queue(&single(554, "SMTP synchronization error"));
                 self.shared.log.syncerror(self.conn, self.t_ms());
-                return Ok(false);
+                return Ok(Greet::Close);
             }
         }
         prebanner.feed(channel.pending_input());
@@ -176,7 +221,7 @@ impl Session<'_> {
         if verdict.class == Class::Pregreet && options.pregreet_reject {
             channel.queue(&single(554, "SMTP synchronization error"));
             self.shared.log.syncerror(self.conn, self.t_ms());
-            return Ok(false);
+            return Ok(Greet::Close);
         }
         channel.mark_banner();
         let code = options.banner_code;
@@ -189,26 +234,111 @@ impl Session<'_> {
             _ => format!("{} no SMTP service here", host(self.shared)),
         };
         match (&self.shared.qhlo, code) {
-            (Some(keys), 220) => {
-                let words = ehlo::keywords(options, false);
-                let cookie = keys.cookie(&self.peer, keywords_fingerprint(&words));
-                channel.queue(&greeting_text(&text, &words, cookie.as_deref()));
-            }
+            (Some(_), 220) => channel.queue(&self.quickstart_greeting(&text, false)),
             _ => channel.queue(&single(code, &text)),
         }
         self.shared.log.banner(self.conn, self.t_ms());
         match code / 100 {
-            2 => Ok(true),
-            4 => Ok(false),
+            2 => Ok(Greet::Serve),
+            4 => Ok(Greet::Close),
             _ => {
                 self.mode = Mode::Refusing;
-                Ok(true)
+                Ok(Greet::Serve)
             }
         }
     }
 
+    /// The multi-line 220 of QUICKSTART: `first`, the keywords of this TLS state, and the
+    /// cookie for this client and that keyword list.
+    fn quickstart_greeting(&self, first: &str, tls_active: bool) -> String {
+        let words = ehlo::keywords(&self.shared.options, tls_active);
+        let cookie = self
+            .shared
+            .qhlo
+            .as_ref()
+            .and_then(|keys| keys.cookie(&self.peer, keywords_fingerprint(&words)));
+        greeting_text(first, &words, cookie.as_deref())
+    }
+
+    /// When the first line waiting before the banner is `QTLS` and this sink does QTLS
+    /// (`--quickstart on`, STARTTLS, a 220 banner): consumes it and returns the bytes that
+    /// came behind it, the start of the TLS stream, which are never read as SMTP.
+    fn qtls_first(&self, channel: &mut Channel) -> io::Result<Option<Vec<u8>>> {
+        let options = &self.shared.options;
+        if self.shared.qhlo.is_none()
+            || self.shared.tls.is_none()
+            || !options.starttls
+            || options.banner_code != 220
+        {
+            return Ok(None);
+        }
+        let input = channel.pending_input();
+        let Some(end) = input.iter().position(|&b| b == b'\n') else {
+            return Ok(None);
+        };
+        if end >= MAX_LINE {
+            return Ok(None);
+        }
+        let line = String::from_utf8_lossy(&input[..end]);
+        if command::parse(line.trim_end_matches('\r')) != Command::Qtls {
+            return Ok(None);
+        }
+        // Everything received so far came before any greeting: the QTLS line is early.
+        channel.mark_banner();
+        let Some(line) = channel.read_line(MAX_LINE)? else {
+            return Ok(None);
+        };
+        self.log_command(channel, &line);
+        let early = channel.pending_input().to_vec();
+        channel.discard_buffered();
+        self.shared
+            .log
+            .qtls(self.conn, self.t_ms(), false, early.len());
+        Ok(Some(early))
+    }
+
+    /// After QTLS before the banner and the handshake: the greet pause, now in front of the
+    /// greeting over TLS. It ends at once when the first line that came over TLS is QHLO
+    /// with this sink's cookie for the encrypted keyword list; the input that came over TLS
+    /// before the greeting is classified as pre-banner input (QHLO counting as EHLO) and
+    /// logged, and with `--pregreet reject` a pregreet violation gets 554 over TLS and the
+    /// close. Returns false when the connection is to be closed.
+    fn greet_over_tls(&mut self, channel: &mut Channel) -> io::Result<bool> {
+        let options = &self.shared.options;
+        let banner_at = self.accepted_at + options.banner_delay;
+        channel.read_until_line(banner_at, EARLY_INPUT_CAP)?;
+        if !self.qhlo_recognised(channel) {
+            channel.read_until(banner_at, EARLY_INPUT_CAP)?;
+            std::thread::sleep(banner_at.saturating_duration_since(Instant::now()));
+        }
+        channel.read_available(EARLY_INPUT_CAP)?;
+        let mut prebanner =
+            Prebanner::new(options.early_input_allowed(), PrebannerLimits::default())
+                .with_quickstart(true);
+        prebanner.feed(channel.pending_input());
+        let verdict = prebanner.verdict();
+        self.log_prebanner(&verdict);
+        if verdict.class == Class::Pregreet && options.pregreet_reject {
+            channel.queue(&single(554, "SMTP synchronization error"));
+            self.shared.log.syncerror(self.conn, self.t_ms());
+            return Ok(false);
+        }
+        self.tls_greeting(channel);
+        Ok(true)
+    }
+
+    /// Queues the greeting that follows a QTLS handshake: the QUICKSTART greeting with the
+    /// encrypted keywords and their cookie.
+    fn tls_greeting(&mut self, channel: &mut Channel) {
+        channel.mark_banner();
+        let text = format!("{} ESMTP pipeconnect test sink", host(self.shared));
+        channel.queue(&self.quickstart_greeting(&text, true));
+        self.shared.log.banner(self.conn, self.t_ms());
+    }
+
     /// Whether the first line waiting is `QHLO name cookie` with this sink's cookie for
-    /// this client and its current capabilities (logged either way when it is QHLO).
+    /// this client and its current capabilities in this TLS state (logged either way when
+    /// it is QHLO).
     fn qhlo_recognised(&self, channel: &Channel) -> bool {
         let Some(keys) = &self.shared.qhlo else {
             return false;
@@ -221,7 +351,8 @@ impl Session<'_> {
         let Command::Qhlo { cookie, .. } = command::parse(line.trim_end_matches('\r')) else {
             return false;
         };
-        let fingerprint = keywords_fingerprint(&ehlo::keywords(&self.shared.options, false));
+        let words = ehlo::keywords(&self.shared.options, channel.is_tls());
+        let fingerprint = keywords_fingerprint(&words);
         let verdict = match cookie {
             None => "none",
             Some(c) if keys.valid(&self.peer, fingerprint, &c) => "valid",
@@ -264,6 +395,8 @@ impl Session<'_> {
             }
             Command::Qhlo { .. } => Ok(self.error(channel, 500, "Unrecognized command")),
             Command::StartTls => self.starttls(channel),
+            Command::Qtls if self.shared.options.quickstart => self.qtls(channel),
+            Command::Qtls => Ok(self.error(channel, 500, "Unrecognized command")),
             Command::Auth { mechanism, initial } => self.auth(channel, &mechanism, initial),
             Command::Mail { size, .. } => Ok(self.mail(channel, size)),
             Command::Rcpt { path } => Ok(self.rcpt(channel, &path)),
@@ -343,6 +476,23 @@ impl Session<'_> {
         }
         channel.discard_buffered();
         Ok(Next::StartTls(early))
+    }
+
+    /// QTLS after the banner (QUICKSTART, experimental): no reply. What the sink owed in
+    /// cleartext (the banner, replies to commands before QTLS) is written first; the input
+    /// that came behind the QTLS line is the start of the TLS stream, read by TLS only. The
+    /// greeting comes over TLS after the handshake (done by the caller).
+    fn qtls(&mut self, channel: &mut Channel) -> io::Result<Next> {
+        if !self.shared.options.starttls || self.shared.tls.is_none() || channel.is_tls() {
+            return Ok(self.error(channel, 503, "QTLS not advertised"));
+        }
+        channel.flush()?;
+        let early = channel.pending_input().to_vec();
+        channel.discard_buffered();
+        self.shared
+            .log
+            .qtls(self.conn, self.t_ms(), true, early.len());
+        Ok(Next::Qtls(early))
     }
 
     fn auth(

@@ -14,6 +14,8 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+pub mod tls;
+
 /// No test may take longer than this.
 pub const TEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// No single read or write may take longer than this.
