@@ -3,7 +3,8 @@
 //! pointer the library reads, writes and frees: a key made, narrowed and printed; an
 //! EHLO reply parsed and queried; an in-process cache learning it; one whole early
 //! session fed in small splits, with every command line formatted into caller buffers;
-//! the cache freed before the session, which keeps working. It also runs as an ordinary
+//! the cache freed before the session, which keeps working; and a tracker given replies
+//! as an MTA holds them, its cache freed first. It also runs as an ordinary
 //! test.
 use pipeconnect::ffi::cache::*;
 use pipeconnect::ffi::caps::*;
@@ -189,5 +190,100 @@ fn a_c_caller_runs_key_caps_cache_and_an_early_session_in_small_splits() {
         assert!(sum.flags & PIPECONNECT_SUMMARY_CLEARTEXT_EARLY != 0);
         assert_eq!(sum.rcpt_accepted, 2);
         pipeconnect_session_free(s);
+    }
+}
+
+/// The tracker as an MTA with its own SMTP engine calls it: learn a classic EHLO reply
+/// held LF-joined without its last line end, plan an early transaction with an ignored
+/// keyword, free the cache, then pass the replies of the flight.
+#[test]
+fn a_c_caller_tracks_a_connection_whose_replies_it_reads_itself() {
+    use pipeconnect::ffi::tracker::*;
+    const HELD: &[u8] = b"250-mx.example.org hello\n250-SIZE 1000000\n250-PIPELINING\n\
+250-PIPECONNECT\n250-DSN\n250 8BITMIME";
+    unsafe {
+        let mut cache: *mut pipeconnect_cache = null_mut();
+        assert_eq!(pipeconnect_cache_new(8, 0, &mut cache), PIPECONNECT_OK);
+        let request = |rcpts: u32, ignored: *const c_char| pipeconnect_tracker_request {
+            struct_size: std::mem::size_of::<pipeconnect_tracker_request>(),
+            server: c"192.0.2.25".as_ptr(),
+            port: 25,
+            phase: PIPECONNECT_PHASE_CLEARTEXT,
+            flags: PIPECONNECT_TRACKER_EARLY_ALLOWED,
+            rcpt_count: rcpts,
+            message_size: 300,
+            relies_on: PIPECONNECT_EXT_SIZE | PIPECONNECT_EXT_DSN,
+            required: 0,
+            ignored_keywords: ignored,
+            local: null(),
+            ehlo_name: null(),
+        };
+        let new_plan = || pipeconnect_tracker_plan {
+            struct_size: std::mem::size_of::<pipeconnect_tracker_plan>(),
+            mode: 99,
+            reason: 99,
+            command_count: 0,
+            extensions: 0,
+            size_limit: 0,
+        };
+        let reply = |t: *mut pipeconnect_tracker, kind: u32, code: u32, text: &[u8]| {
+            let mut step = pipeconnect_tracker_step {
+                struct_size: std::mem::size_of::<pipeconnect_tracker_step>(),
+                action: 99,
+                verdict: 99,
+                flags: 0,
+                extensions: 0,
+                size_limit: 0,
+            };
+            let ptr = if text.is_empty() {
+                null()
+            } else {
+                text.as_ptr()
+            };
+            assert_eq!(
+                pipeconnect_tracker_reply(t, kind, code, ptr, text.len(), &mut step),
+                PIPECONNECT_OK
+            );
+            step
+        };
+
+        // Classic: the EHLO reply is learned.
+        let mut t: *mut pipeconnect_tracker = null_mut();
+        let mut plan = new_plan();
+        let req = request(2, null());
+        assert_eq!(
+            pipeconnect_tracker_begin(cache, &req, &mut t, &mut plan, null_mut()),
+            PIPECONNECT_OK
+        );
+        assert_eq!(plan.mode, PIPECONNECT_TRACKER_MODE_CLASSIC);
+        let s = reply(t, PIPECONNECT_CMD_EHLO, 250, HELD);
+        assert!(s.flags & PIPECONNECT_EVENT_CACHE_STORED != 0);
+        pipeconnect_tracker_free(t);
+
+        // Early, with DSN discarded; the cache freed before the tracker.
+        let req = request(2, c"dsn".as_ptr());
+        let mut plan = new_plan();
+        assert_eq!(
+            pipeconnect_tracker_begin(cache, &req, &mut t, &mut plan, null_mut()),
+            PIPECONNECT_OK
+        );
+        pipeconnect_cache_free(cache);
+        assert_eq!(plan.mode, PIPECONNECT_TRACKER_MODE_TRANSACTION);
+        assert_eq!(plan.command_count, 5);
+        assert_eq!(plan.extensions & PIPECONNECT_EXT_DSN, 0);
+        for (kind, code) in [
+            (PIPECONNECT_CMD_BANNER, 220),
+            (PIPECONNECT_CMD_EHLO, 250),
+            (PIPECONNECT_CMD_MAIL, 250),
+            (PIPECONNECT_CMD_RCPT, 250),
+            (PIPECONNECT_CMD_RCPT, 550),
+            (PIPECONNECT_CMD_DATA, 354),
+        ] {
+            let s = reply(t, kind, code, HELD);
+            assert_eq!(s.action, PIPECONNECT_TRACKER_ACTION_PROCEED);
+        }
+        let s = reply(t, PIPECONNECT_CMD_BODY, 250, &[]);
+        assert!(s.flags & PIPECONNECT_EVENT_MESSAGE_ACCEPTED != 0);
+        pipeconnect_tracker_free(t);
     }
 }

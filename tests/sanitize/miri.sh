@@ -24,7 +24,7 @@ nice -n 10 cargo +nightly miri test -p pipeconnect --lib -- --skip cache::file
 # The pure integration tests too, but for the two that learn thousands of entries (many
 # minutes in Miri; the same code runs in the other cache tests).
 nice -n 10 cargo +nightly miri test -p pipeconnect --test miri_capi --test session_rules \
-    --test policy_flight --test policy_outcome --test cache_memory \
+    --test policy_flight --test policy_outcome --test cache_memory --test tracker_rules \
     -- --skip capacity_bounds_the_entries_and_evictions_are_counted \
     --skip many_threads_at_once_agree_with_one
 echo "test-miri: passed in $(($(date +%s) - start)) s"
