@@ -14,93 +14,15 @@
 //! Needs the tools crate built in the same profile (`cargo build --workspace`).
 mod common;
 
+use common::sink::{tools_bin, Sink};
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 /// The sinks' greet pause.
 const PAUSE_MS: f64 = 1000.0;
-
-fn tools_bin() -> PathBuf {
-    let p = common::lib_dir().join("pipeconnect");
-    assert!(
-        p.exists(),
-        "{} not found: build the tools crate first (cargo build --workspace)",
-        p.display()
-    );
-    p
-}
-
-/// A running `pipeconnect serve`, killed (by its pid) when dropped.
-struct Sink {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &Path, name: &str, listen: &str, args: &[&str]) -> Sink {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(tools_bin())
-            .args(["serve", "--listen", listen, "--log"])
-            .arg(&log)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start pipeconnect serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let Ok(first) = rx.recv_timeout(Duration::from_secs(10)) else {
-            let _ = child.kill();
-            panic!("pipeconnect serve printed no listening line");
-        };
-        let addr = first
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {first:?}"));
-        Sink { child, addr, log }
-    }
-
-    /// The log once it holds `conns` closed connections (bounded wait).
-    fn log_after(&self, conns: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let closed = text.lines().filter(|l| l.ends_with(" closed")).count();
-            if closed >= conns || Instant::now() > deadline {
-                return text;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-
-    /// Stops the sink and waits until its port is free again.
-    fn stop(mut self) -> SocketAddr {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        self.addr
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn conn_lines(log: &str, conn: u32) -> String {
     let tag = format!("conn={conn} ");

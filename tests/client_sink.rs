@@ -6,24 +6,11 @@
 //! Makefile does it before `cargo test`).
 mod common;
 
-use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use common::sink::{tools_bin, Sink};
 
-/// `target/<profile>/pipeconnect`.
-fn tools_bin() -> PathBuf {
-    let p = common::lib_dir().join("pipeconnect");
-    assert!(
-        p.exists(),
-        "{} not found: build the tools crate first (cargo build --workspace; make test does)",
-        p.display()
-    );
-    p
-}
+use std::collections::HashMap;
+use std::path::Path;
+use std::process::{Command, Output};
 
 /// pc-deliver, compiled once per test run against this build.
 fn client() -> &'static Path {
@@ -35,74 +22,6 @@ fn client() -> &'static Path {
 /// sink may write its banner before the client's first write arrives, and log it as not
 /// early).
 const EARLY_SINK: &[&str] = &["--banner-delay-ms", "100"];
-
-/// A running `pipeconnect serve`, killed when dropped.
-struct Sink {
-    child: Child,
-    addr: SocketAddr,
-    log: PathBuf,
-}
-
-impl Sink {
-    fn start(dir: &Path, name: &str, listen: &str, args: &[&str]) -> Sink {
-        let log = dir.join(format!("{name}.log"));
-        let mut child = Command::new(tools_bin())
-            .args(["serve", "--listen", listen, "--log"])
-            .arg(&log)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start pipeconnect serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let first = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(l) => l,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("pipeconnect serve printed no listening line");
-            }
-        };
-        let addr = first
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {first:?}"));
-        Sink { child, addr, log }
-    }
-
-    fn port(&self) -> String {
-        self.addr.port().to_string()
-    }
-
-    /// The log, after waiting (bounded) until it holds `closed` lines for `conns`
-    /// connections, so that every line of those connections is in.
-    fn log_after(&self, conns: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
-            let closed = text.lines().filter(|l| l.ends_with(" closed")).count();
-            if closed >= conns || Instant::now() > deadline {
-                return text;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The lines of connection `conn` in a sink log.
 fn conn_lines(log: &str, conn: u32) -> Vec<String> {

@@ -1,80 +1,18 @@
 //! STARTTLS on `pipeconnect serve`, with a rustls client that accepts the sink's self-signed
-//! certificate.
+//! certificate (`common/tls.rs`).
 
 mod common;
 
 use std::net::TcpStream;
-use std::sync::Arc;
 
 use common::{with_timeout, Sink, Smtp};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
-use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme, StreamOwned};
-
-/// Accepts any certificate (the sink's is self-signed and new at every start) but still checks
-/// the handshake signatures.
-#[derive(Debug)]
-struct AcceptAnyCertificate(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for AcceptAnyCertificate {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
+use rustls::{ClientConnection, StreamOwned};
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
 /// Runs the client handshake over a connection whose STARTTLS got its 220.
 fn handshake(smtp: Smtp<TcpStream>) -> Smtp<TlsStream> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .dangerous()
-        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-        .with_no_client_auth();
-    let name = ServerName::try_from("localhost").unwrap();
-    let conn = ClientConnection::new(Arc::new(config), name).unwrap();
+    let conn = common::tls::client();
     let mut tls = StreamOwned::new(conn, smtp.into_inner());
     while tls.conn.is_handshaking() {
         tls.conn.complete_io(&mut tls.sock).expect("TLS handshake");
@@ -159,15 +97,7 @@ fn quickstart_pipelined_starttls_with_the_client_hello() {
     use std::io::{Read, Write};
     with_timeout(|procs| {
         let sink = Sink::start(procs, &["--starttls", "on", "--quickstart", "on"]);
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(Arc::clone(&provider))
-            .with_safe_default_protocol_versions()
-            .unwrap()
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
-            .with_no_client_auth();
-        let name = ServerName::try_from("localhost").unwrap();
-        let mut conn = ClientConnection::new(Arc::new(config), name).unwrap();
+        let mut conn = common::tls::client();
         let mut flight = b"EHLO client.test\r\nSTARTTLS\r\n".to_vec();
         conn.write_tls(&mut flight).unwrap();
         let mut tcp = sink.connect().into_inner();
