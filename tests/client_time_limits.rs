@@ -8,10 +8,12 @@
 //! Makefile does it before `cargo test`), for the sink that teaches the cache.
 mod common;
 
+use common::sink::Sink;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::thread;
@@ -93,61 +95,6 @@ fn serve(stream: TcpStream, behaviour: Behaviour) {
     }
 }
 
-/// `target/<profile>/pipeconnect`.
-fn tools_bin() -> PathBuf {
-    let p = common::lib_dir().join("pipeconnect");
-    assert!(
-        p.exists(),
-        "{} not found: build the tools crate first (cargo build --workspace; make test does)",
-        p.display()
-    );
-    p
-}
-
-/// A running `pipeconnect serve`, killed when dropped.
-struct Sink {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Sink {
-    fn start() -> Sink {
-        let mut child = Command::new(tools_bin())
-            .args(["serve", "--listen", "127.0.0.1:0"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start pipeconnect serve");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(l)) = lines.next() {
-                let _ = tx.send(l);
-            }
-            for _ in lines {}
-        });
-        let Ok(first) = rx.recv_timeout(Duration::from_secs(10)) else {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("pipeconnect serve printed no listening line");
-        };
-        let addr = first
-            .strip_prefix("listening ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("unexpected line {first:?}"));
-        Sink { child, addr }
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn show(o: &Output) -> String {
     format!(
         "status {}\nstdout:\n{}\nstderr:\n{}",
@@ -196,7 +143,12 @@ fn assert_tempfail_at(o: &Output, took: Duration, limit: Duration) {
 /// teaches it, then the sink goes and the slow server takes its port.
 fn learned_then(dir: &Path, behaviour: Behaviour) -> (PathBuf, SlowServer) {
     let store = dir.join("pipeconnect.store");
-    let sink = Sink::start();
+    let sink = Sink::start(
+        &common::scratch("time-limits-sink"),
+        "sink",
+        "127.0.0.1:0",
+        &[],
+    );
     let port = sink.addr.port().to_string();
     let (o, _) = deliver(&port, Some(&store), &[]);
     assert!(o.status.success(), "learning: {}", show(&o));

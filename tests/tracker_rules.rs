@@ -482,3 +482,20 @@ fn without_a_transaction_ehlo_alone_goes_early() {
         (Mode::Classic, StopReason::NotAllowed)
     );
 }
+
+#[test]
+fn an_ehlo_text_longer_than_any_reply_is_unreadable_not_copied() {
+    let c = cache();
+    learn(&c, TlsState::Cleartext, EHLO_PC);
+    let (mut t, _) = begin(&c, &request(1));
+    t.on_reply(CommandKind::Banner, 220, b"");
+    // A valid reply padded past the parser's 64 KiB limit with more keyword lines.
+    let mut huge = EHLO_PC.replace("250 CHUNKING", "250-CHUNKING");
+    while huge.len() <= 70_000 {
+        huge.push_str("\n250-X-FILLER-KEYWORD");
+    }
+    huge.push_str("\n250 HELP");
+    let s = t.on_reply(CommandKind::Ehlo, 250, huge.as_bytes());
+    assert_eq!(s.action, Action::Reconnect);
+    assert!(c.lookup(&key(TlsState::Cleartext)).is_none());
+}

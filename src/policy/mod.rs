@@ -25,5 +25,6 @@ pub use flight::{
     DEFAULT_MAX_FIRST_FLIGHT_BODY, ONE_ROUND_TRIP_MECHANISMS,
 };
 pub use outcome::{
-    outcome, positive_code, valid_reply_code, CacheAction, Outcome, ReplyContext, Verdict,
+    outcome, positive_code, refuses_early_flight, valid_reply_code, CacheAction, Outcome,
+    ReplyContext, Verdict,
 };

@@ -140,6 +140,14 @@ pub fn positive_code(answered: CommandKind, code: u16) -> bool {
     }
 }
 
+/// Whether a reply that invalidates after an early flight says the server refused the
+/// flight (docs/RULES.md §3.10): a reply out of step, or a 5xx banner (Exim's
+/// `554 SMTP synchronization error`). A 421, a 4xx banner or EHLO and a strict-mode
+/// transaction failure only remove the entry. Sessions and trackers both ask this.
+pub fn refuses_early_flight(answered: CommandKind, code: u16, o: &Outcome) -> bool {
+    o.out_of_step || (answered == CommandKind::Banner && code / 100 == 5)
+}
+
 /// Whether `code` is a reply code the library accepts as input (100 to 599).
 pub fn valid_reply_code(code: u32) -> bool {
     (100..=599).contains(&code)

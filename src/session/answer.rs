@@ -7,7 +7,9 @@ use super::event::{
 };
 use super::{Expected, Message, Refusal, Session, SessionError, St, AUTH_CHALLENGES_MAX};
 use crate::policy::Verdict;
-use crate::policy::{outcome, positive_code, CacheAction, CommandKind, Outcome, ReplyContext};
+use crate::policy::{
+    outcome, positive_code, refuses_early_flight, CacheAction, CommandKind, Outcome, ReplyContext,
+};
 use crate::reply::Reply;
 
 impl Session {
@@ -96,13 +98,15 @@ impl Session {
     fn invalidate_for(&mut self, exp: &Expected, code: u16, o: &Outcome) {
         if !self.early_in_phase {
             self.invalidate();
-        } else if o.out_of_step {
-            self.early_flight_refused(Refusal::OutOfStep {
-                answered: exp.kind,
-                code,
+        } else if refuses_early_flight(exp.kind, code, o) {
+            self.early_flight_refused(if o.out_of_step {
+                Refusal::OutOfStep {
+                    answered: exp.kind,
+                    code,
+                }
+            } else {
+                Refusal::BannerRefused { code }
             });
-        } else if exp.kind == CommandKind::Banner && code / 100 == 5 {
-            self.early_flight_refused(Refusal::BannerRefused { code });
         } else {
             self.invalidate();
         }

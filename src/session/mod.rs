@@ -31,6 +31,7 @@
 //! command sent is an error ([`SessionError::UnexpectedReply`]), never growth.
 
 mod answer;
+pub(crate) mod ehlo_record;
 pub mod event;
 pub mod intent;
 mod plan;
@@ -140,8 +141,6 @@ enum Message {
 enum Refusal {
     /// A 5xx banner.
     BannerRefused { code: u16 },
-    /// The EHLO reply no longer advertises PIPECONNECT (or PIPELINING).
-    PipeconnectWithdrawn,
     /// A reply that is not the one its command calls for.
     OutOfStep { answered: CommandKind, code: u16 },
     /// A reply that answers no command sent.
@@ -532,10 +531,11 @@ impl Session {
     }
 
     /// The server showed it did not expect this phase's early flight: a 5xx banner (such
-    /// as Exim's `554 SMTP synchronization error`), an EHLO reply without PIPECONNECT or
-    /// PIPELINING where the entry had them, or a reply out of step with the commands
-    /// (including one that answers no command). Every such case comes here, and only
-    /// these: a 421, a 4xx banner or EHLO, a timeout or dropped connection (see
+    /// as Exim's `554 SMTP synchronization error`) or a reply out of step with the
+    /// commands (including one that answers no command), as
+    /// [`crate::policy::refuses_early_flight`] says. These come here; the third kind, an
+    /// EHLO reply without PIPECONNECT or PIPELINING where the entry had them, goes through
+    /// `ehlo_record::record_ehlo`, which the tracker shares. Only these refuse: a 421, a 4xx banner or EHLO, a timeout or dropped connection (see
     /// [`Session::finish`]), a malformed stream and a TLS failure do not. It removes the
     /// entry and puts the server in a hold-down (docs/RULES.md §3.10), so the next
     /// deliveries go classic for a while instead of flapping.

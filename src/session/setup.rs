@@ -1,11 +1,11 @@
 //! The replies that set a connection up: the banner, EHLO (compared with the cache and
 //! learned), STARTTLS and AUTH.
 
+use super::ehlo_record::record_ehlo;
 use super::event::{Event, EVENT_CACHE_INVALIDATED, EVENT_CACHE_STORED, EVENT_EARLY_STOPPED};
-use super::{Expected, Refusal, Session, St, StartTls};
-use crate::cache::Learned;
+use super::{Expected, Session, St, StartTls};
 use crate::caps::{Capabilities, ParseOptions};
-use crate::policy::{check_ehlo, CacheAction, CommandKind, Outcome};
+use crate::policy::{check_ehlo, CommandKind, Outcome};
 use crate::reply::Reply;
 
 impl Session {
@@ -58,28 +58,23 @@ impl Session {
         };
         let check = check_ehlo(self.cached.as_ref(), &fresh, self.used_bits);
         ev.changed_extensions = check.changed;
-        match check.cache {
-            CacheAction::Nothing => {}
-            CacheAction::Invalidate => {
-                if self.early_in_phase && check.stop_early {
-                    self.early_flight_refused(Refusal::PipeconnectWithdrawn);
-                } else {
-                    self.invalidate();
-                }
-                ev.flags |= EVENT_CACHE_INVALIDATED;
-            }
-            CacheAction::Store => match self.cache.learn(&self.phase_key(), fresh.clone()) {
-                Learned::Stored => {
-                    self.stored = true;
-                    ev.flags |= EVENT_CACHE_STORED;
-                }
-                Learned::NotCached(removed) => {
-                    if removed {
-                        self.invalidated = true;
-                        ev.flags |= EVENT_CACHE_INVALIDATED;
-                    }
-                }
-            },
+        // A reply that withdraws early pipelining after this phase's early flight is a
+        // refusal: record_ehlo also starts the hold-down.
+        let refused = self.early_in_phase && check.stop_early;
+        let done = record_ehlo(
+            &self.cache,
+            &self.phase_key(),
+            &check,
+            fresh.clone(),
+            refused,
+        );
+        if done.stored {
+            self.stored = true;
+            ev.flags |= EVENT_CACHE_STORED;
+        }
+        if done.removed {
+            self.invalidated = true;
+            ev.flags |= EVENT_CACHE_INVALIDATED;
         }
         if check.stop_early {
             self.early_withdrawn = true;

@@ -1,10 +1,13 @@
 //! The replies an MTA read, judged: [`Tracker::on_reply`].
 
 use super::{Mode, Tracker};
-use crate::cache::Learned;
 use crate::caps::{Capabilities, Extension, ParseOptions};
-use crate::policy::Verdict;
-use crate::policy::{check_ehlo, outcome, positive_code, CacheAction, CommandKind, ReplyContext};
+use crate::policy::{
+    check_ehlo, outcome, positive_code, refuses_early_flight, CacheAction, CommandKind,
+    ReplyContext, Verdict,
+};
+use crate::reply::ReplyLimits;
+use crate::session::ehlo_record::record_ehlo;
 use crate::session::event::{
     outcome_flags, EVENT_CACHE_INVALIDATED, EVENT_CACHE_STORED, EVENT_EARLY, EVENT_EARLY_STOPPED,
     EVENT_FOLLOWS_FAILURE,
@@ -70,8 +73,7 @@ impl Tracker {
             size_limit: None,
         };
         if o.cache == CacheAction::Invalidate {
-            let refusal = o.out_of_step || (answered == CommandKind::Banner && code / 100 == 5);
-            if early && refusal {
+            if early && refuses_early_flight(answered, code, &o) {
                 self.refused();
             } else {
                 self.forget();
@@ -110,21 +112,13 @@ impl Tracker {
             return;
         };
         let check = check_ehlo(self.cached.as_ref(), &fresh, self.relied);
-        match check.cache {
-            CacheAction::Nothing => {}
-            CacheAction::Invalidate => {
-                if early && check.stop_early {
-                    self.refused();
-                } else {
-                    self.forget();
-                }
-                step.flags |= EVENT_CACHE_INVALIDATED;
-            }
-            CacheAction::Store => match self.cache.learn(&self.key, fresh.clone()) {
-                Learned::Stored => step.flags |= EVENT_CACHE_STORED,
-                Learned::NotCached(true) => step.flags |= EVENT_CACHE_INVALIDATED,
-                Learned::NotCached(false) => {}
-            },
+        let refused = early && check.stop_early;
+        let done = record_ehlo(&self.cache, &self.key, &check, fresh.clone(), refused);
+        if done.stored {
+            step.flags |= EVENT_CACHE_STORED;
+        }
+        if done.removed {
+            step.flags |= EVENT_CACHE_INVALIDATED;
         }
         if check.stop_early {
             step.flags |= EVENT_EARLY_STOPPED;
@@ -144,7 +138,13 @@ impl Tracker {
 }
 
 /// Parse a reply as an MTA holds it: CRLF or LF line ends, the last one optional.
+///
+/// A text longer than a reply may be is refused before anything is copied: the parser
+/// would refuse it anyway, and a caller's length must not size an allocation.
 fn parse_held_reply(text: &[u8], opts: ParseOptions) -> Result<Capabilities, crate::Error> {
+    if text.len() > ReplyLimits::default().max_bytes {
+        return Err(crate::Error::ReplyTooLarge);
+    }
     if text.ends_with(b"\n") {
         return Capabilities::parse_ehlo(text, opts);
     }
